@@ -1,0 +1,38 @@
+import { BENCH_KEY } from './setup.js';
+
+/**
+ * The bulk scenario: `total` replies through bulk.php, `perRequest` items a request, `inFlight`
+ * requests at a time, spread over `tickets` tickets. Returns how long accepting took.
+ */
+export async function sendBulkLoad(
+  url: string,
+  { total, perRequest, inFlight, tickets }: { total: number; perRequest: number; inFlight: number; tickets: number },
+): Promise<{ accepted: number; seconds: number; failed: number }> {
+  let next = 0;
+  let accepted = 0;
+  let failed = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next < total) {
+        const first = next;
+        next += perRequest;
+        const items = Array.from({ length: Math.min(perRequest, total - first) }, (_, i) => ({
+          ticket_id: ((first + i) % tickets) + 1,
+          ticket_reply: `Bulk reply ${first + i}: checked the logs, all green again.`,
+          minutes: 1,
+        }));
+        const response = await fetch(`${url}/api/v1/tickets/replies/bulk.php`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', 'X-API-Key': BENCH_KEY },
+          body: JSON.stringify(items),
+        });
+        const body = (await response.json()) as { data?: Array<{ status?: string }> };
+        const queued = body.data?.filter((r) => r.status === 'queued').length ?? 0;
+        accepted += queued;
+        failed += items.length - queued;
+      }
+    }),
+  );
+  return { accepted, seconds: (performance.now() - started) / 1000, failed };
+}

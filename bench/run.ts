@@ -1,0 +1,183 @@
+import { Command } from 'commander';
+import { GENERATIONS, withDatabase } from '../src/demo/itflowDatabase.js';
+import { sendBulkLoad } from './bulk.js';
+import { directSqlRate } from './directSql.js';
+import { type LoadResult, runLoad } from './load.js';
+import { readScenario } from './read.js';
+import { type BenchService, clearRedisPrefix, startBenchService, type Topology, waitForLedger } from './service.js';
+import { BENCH_KEY, createBenchDatabase, percentile, resetBenchDatabase } from './setup.js';
+
+/**
+ * `npm run bench`: the service and the same machine's direct-SQL ceiling, measured in one run,
+ * so the results read as ratios rather than absolute times.
+ *
+ * Scenarios:
+ * - pipeline: single commands over HTTP with the intake and the worker running together, as in
+ *   production (the headline figures: accepted/s, latency, applied/s, lag).
+ * - phases: the intake alone under the same load (no worker), then the worker alone draining
+ *   the backlog it left: each side's capacity without the other competing for the CPU.
+ * - read: read.php over 1,000,000 replies in both ITFlow generations (see bench/read.ts).
+ */
+const program = new Command('bench')
+  .option('--scenarios <list>', 'pipeline,phases,bulk,import,read', 'pipeline,phases,bulk,import,read')
+  .option('--bulk-total <n>', 'replies sent through bulk.php', '200000')
+  .option('--seconds <n>', 'seconds of HTTP load per scenario', '15')
+  .option('--connections <list>', 'HTTP client connections, comma separated', '32')
+  .option('--tickets <n>', 'tickets the commands are spread over', '1000')
+  .option('--commands <n>', 'commands for the direct-SQL ceiling', '20000')
+  .option('--direct-connections <n>', 'mysql2 connections for the direct-SQL ceiling', '8')
+  .option('--topology <t>', 'all-in-one | split (intake and worker as separate processes)', 'all-in-one')
+  .parse();
+const opts = program.opts<{
+  scenarios: string;
+  bulkTotal: string;
+  seconds: string;
+  connections: string;
+  tickets: string;
+  commands: string;
+  directConnections: string;
+  topology: Topology;
+}>();
+
+const MYSQL = process.env.BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/';
+const REDIS = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const DATABASE = 'itflow_bench';
+const PREFIX = 'rqbench';
+const tickets = Number(opts.tickets);
+// Tuning variables set when running the bench reach the service (QUEUE_PARTITIONS=32 npm run bench).
+const TUNING = ['QUEUE_PARTITIONS', 'WORKER_CONCURRENCY', 'BATCH_MAX_COMMANDS', 'BATCH_LINGER_MS', 'LOG_LEVEL'];
+const serviceEnv: Record<string, string> = {
+  DATABASE_URL: withDatabase(MYSQL, DATABASE),
+  REDIS_URL: REDIS,
+  PORT: '18181',
+  QUEUE_PREFIX: PREFIX,
+  LOG_LEVEL: 'warn',
+  ...Object.fromEntries(TUNING.flatMap((name) => (process.env[name] ? [[name, process.env[name] as string]] : []))),
+};
+const tuning = TUNING.filter((name) => process.env[name]).map((name) => `${name}=${process.env[name]}`);
+if (tuning.length > 0) console.log(`Service tuning: ${tuning.join(' ')}`);
+
+const fmt = (n: number, digits = 0) =>
+  Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '-';
+const rows: Array<Record<string, string>> = [];
+
+const writes = ['pipeline', 'phases', 'bulk', 'import'].some((s) => opts.scenarios.includes(s));
+let url = '';
+let ceiling = Number.NaN;
+if (writes) {
+  console.log(`Creating ${DATABASE} with ${tickets} tickets…`);
+  url = await createBenchDatabase(MYSQL, DATABASE, tickets);
+  console.log(`Direct SQL: ${opts.commands} replies, one transaction each, over ${opts.directConnections} connections…`);
+  ceiling = await directSqlRate(url, Number(opts.commands), tickets, Number(opts.directConnections));
+  rows.push({
+    scenario: `direct SQL ceiling: 1 txn/command, ${opts.directConnections} conns`,
+    'applied/s': fmt(ceiling),
+    'vs ceiling': '100 %',
+  });
+}
+
+async function fresh(): Promise<void> {
+  await resetBenchDatabase(url);
+  await clearRedisPrefix(REDIS, PREFIX);
+}
+
+/**
+ * Load for the scenario's duration, after a 2 s warm-up whose commands are not counted (JIT,
+ * connection pools and caches filled); returns the measured part and how many the warm-up added.
+ */
+async function load(service: BenchService, connections: number): Promise<{ result: LoadResult; warmup: number }> {
+  const options = { url: `${service.url}/api/v1/tickets/replies/create.php`, key: BENCH_KEY, connections, tickets };
+  const warmup = await runLoad({ ...options, seconds: 2 });
+  return { result: await runLoad({ ...options, seconds: Number(opts.seconds) }), warmup: warmup.ok };
+}
+
+function acceptRow(name: string, result: LoadResult): Record<string, string> {
+  return {
+    scenario: `${name}, ${result.generator}`,
+    'accepted/s': fmt(result.ok / result.seconds),
+    'accept p50 ms': fmt(result.p50, 1),
+    'accept p99 ms': fmt(result.p99, 1),
+    'not accepted': String(result.requests - result.ok),
+  };
+}
+
+if (opts.scenarios.includes('bulk')) {
+  await fresh();
+  const service = await startBenchService(opts.topology, serviceEnv);
+  const total = Number(opts.bulkTotal);
+  console.log(`Bulk: ${total.toLocaleString()} replies through bulk.php, 1,000 a request, 4 requests at a time…`);
+  const load = await sendBulkLoad(service.url, { total, perRequest: 1000, inFlight: 4, tickets });
+  const ledger = await waitForLedger(url, load.accepted, 600_000);
+  await service.stop();
+  const applied = (load.accepted / ledger.spanMs) * 1000;
+  rows.push({
+    scenario: `bulk.php (${opts.topology}), 1,000 items/request`,
+    'accepted/s': fmt(load.accepted / load.seconds),
+    'applied/s': fmt(applied),
+    'vs ceiling': `${fmt((applied / ceiling) * 100)} %`,
+    'lag p50 ms': fmt(percentile(ledger.lags, 50)),
+    'lag p99 ms': fmt(percentile(ledger.lags, 99)),
+    'not accepted': String(load.failed),
+    failed: String(ledger.failed),
+  });
+}
+
+for (const connections of opts.scenarios.includes('pipeline') || opts.scenarios.includes('phases')
+  ? opts.connections.split(',').map(Number)
+  : []) {
+  if (opts.scenarios.includes('pipeline')) {
+    await fresh();
+    const service = await startBenchService(opts.topology, serviceEnv);
+    console.log(`Pipeline (${opts.topology}): single commands for ${opts.seconds}s at ${connections} connections…`);
+    const { result, warmup } = await load(service, connections);
+    const ledger = await waitForLedger(url, warmup + result.ok, 600_000);
+    await service.stop();
+    const applied = ((warmup + result.ok) / ledger.spanMs) * 1000;
+    rows.push({
+      ...acceptRow(`pipeline (${opts.topology}), c=${connections}`, result),
+      'applied/s': fmt(applied),
+      'vs ceiling': `${fmt((applied / ceiling) * 100)} %`,
+      'lag p50 ms': fmt(percentile(ledger.lags, 50)),
+      'lag p99 ms': fmt(percentile(ledger.lags, 99)),
+      failed: String(ledger.failed),
+    });
+  }
+
+  if (opts.scenarios.includes('phases')) {
+    await fresh();
+    const intake = await startBenchService('intake', serviceEnv);
+    console.log(`Phases: the intake alone for ${opts.seconds}s at ${connections} connections, then a worker drains…`);
+    const { result, warmup } = await load(intake, connections);
+    await intake.stop();
+    rows.push(acceptRow(`intake alone, c=${connections}`, result));
+    const backlog = warmup + result.ok;
+    const started = Date.now();
+    const worker = await startBenchService('worker', serviceEnv);
+    const ledger = await waitForLedger(url, backlog, 600_000);
+    const drainSeconds = (Date.now() - started) / 1000;
+    await worker.stop();
+    const applied = backlog / drainSeconds;
+    rows.push({
+      scenario: `worker alone draining ${fmt(backlog)} commands (incl. start-up)`,
+      'applied/s': fmt(applied),
+      'vs ceiling': `${fmt((applied / ceiling) * 100)} %`,
+      failed: String(ledger.failed),
+    });
+  }
+}
+
+if (writes) {
+  console.log();
+  console.table(rows);
+}
+
+if (opts.scenarios.includes('read')) {
+  for (const generation of GENERATIONS) {
+    const read = await readScenario(MYSQL, REDIS, generation, (line) => console.log(line));
+    console.log(
+      `\nread.php over 1,000,000 replies, ITFlow ${generation} schema (HTTP round trip through the service, 30 requests each):`,
+    );
+    console.table(read.map((r) => ({ case: r.case, 'p50 ms': fmt(r.p50, 1), 'p95 ms': fmt(r.p95, 1) })));
+    for (const r of read) console.log(`  ${r.case}\n    ${r.plan}`);
+  }
+}

@@ -1,0 +1,78 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import mysql from 'mysql2/promise';
+import { deleteKeysUnder } from '../src/queue/redis.js';
+
+/** The service under test, started as `npm start` starts it (compiled, separate processes). */
+export interface BenchService {
+  url: string;
+  stop(): Promise<void>;
+}
+
+const ENTRIES = {
+  'all-in-one': ['dist/workers/service.js'],
+  split: ['dist/workers/intake.js', 'dist/workers/worker.js'],
+  intake: ['dist/workers/intake.js'],
+  worker: ['dist/workers/worker.js'],
+};
+
+export type Topology = keyof typeof ENTRIES;
+
+/** Starts the processes of a topology and waits until they answer /readyz. */
+export async function startBenchService(topology: Topology, env: Record<string, string>): Promise<BenchService> {
+  // A worker alone answers health checks on WORKER_PORT.
+  const processEnv = { ...process.env, ...env, ...(topology === 'worker' ? { WORKER_PORT: env.PORT } : {}) };
+  const children: ChildProcess[] = ENTRIES[topology].map((entry) =>
+    spawn(process.execPath, [entry], { env: processEnv, stdio: ['ignore', 'ignore', 'inherit'] }),
+  );
+  const url = `http://127.0.0.1:${env.PORT}`;
+  for (let i = 0; i < 200; i++) {
+    const ready = await fetch(`${url}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ready) break;
+    await sleep(100);
+  }
+  return {
+    url,
+    async stop() {
+      for (const child of children) child.kill('SIGTERM');
+      await Promise.all(children.map((child) => (child.exitCode === null ? once(child, 'exit') : null)));
+    },
+  };
+}
+
+export async function clearRedisPrefix(redisUrl: string, prefix: string): Promise<void> {
+  const redis = new Redis(redisUrl);
+  await deleteKeysUnder(redis, prefix);
+  redis.disconnect();
+}
+
+/** Waits until the ledger holds `count` finished commands; returns accept→finish lags (ms) and the span. */
+export async function waitForLedger(url: string, count: number, timeoutMs: number) {
+  const conn = await mysql.createConnection({ uri: url, dateStrings: true });
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const [[row]] = (await conn.query('SELECT COUNT(*) AS n FROM rq_commands')) as unknown as [[{ n: number }]];
+      if (Number(row.n) >= count) break;
+      if (Date.now() > deadline) throw new Error(`only ${row.n} of ${count} commands applied within ${timeoutMs} ms`);
+      await sleep(100);
+    }
+    const [rows] = await conn.query<mysql.RowDataPacket[]>(
+      `SELECT TIMESTAMPDIFF(MICROSECOND, accepted_at_utc, finished_at_utc) / 1000 AS lag,
+              status, UNIX_TIMESTAMP(accepted_at_utc) * 1000 AS accepted, UNIX_TIMESTAMP(finished_at_utc) * 1000 AS finished
+       FROM rq_commands`,
+    );
+    const lags = rows.map((r) => Number(r.lag)).sort((a, b) => a - b);
+    const firstAccepted = Math.min(...rows.map((r) => Number(r.accepted)));
+    const lastFinished = Math.max(...rows.map((r) => Number(r.finished)));
+    const failed = rows.filter((r) => r.status !== 'applied').length;
+    return { lags, spanMs: lastFinished - firstAccepted, failed };
+  } finally {
+    await conn.end();
+  }
+}

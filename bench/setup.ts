@@ -1,0 +1,52 @@
+import mysql from 'mysql2/promise';
+import { createItflowDatabase, withDatabase } from '../src/demo/itflowDatabase.js';
+
+export const BENCH_KEY = 'bench-admin-key';
+
+/**
+ * A fresh ITFlow database (newest schema) with one admin key and `tickets` open tickets, each
+ * unassigned and opened by the key's own user (so no notifications: the same rows every run).
+ */
+export async function createBenchDatabase(serverUrl: string, database: string, tickets: number): Promise<string> {
+  await createItflowDatabase(serverUrl, database, '2.6.7');
+  const url = withDatabase(serverUrl, database);
+  const conn = await mysql.createConnection({ uri: url });
+  try {
+    await conn.query("INSERT INTO clients (client_id, client_name) VALUES (1, 'Bench client')");
+    await conn.query("INSERT INTO user_roles (role_id, role_name, role_is_admin) VALUES (1, 'Admin', 1)");
+    await conn.query(
+      "INSERT INTO users (user_id, user_name, user_email, user_password, user_role_id) VALUES (1, 'Bench', 'b@x', '!', 1)",
+    );
+    await conn.query(
+      "INSERT INTO api_keys (api_key_name, api_key_secret, api_key_decrypt_hash, api_key_expire, api_key_user_id) VALUES ('Bench', ?, '', '2099-12-31', 1)",
+      [BENCH_KEY],
+    );
+    const rows = Array.from({ length: tickets }, (_, i) => ['TCK-', i + 1, `Bench ticket ${i + 1}`, '', 2, 1, 1]);
+    for (let i = 0; i < rows.length; i += 1000) {
+      await conn.query(
+        `INSERT INTO tickets (ticket_prefix, ticket_number, ticket_subject, ticket_details, ticket_status, ticket_client_id, ticket_created_by) VALUES ?`,
+        [rows.slice(i, i + 1000)],
+      );
+    }
+  } finally {
+    await conn.end();
+  }
+  return url;
+}
+
+/** Empties what a run wrote, keeping the tickets, so scenarios start alike. */
+export async function resetBenchDatabase(url: string): Promise<void> {
+  const conn = await mysql.createConnection({ uri: url });
+  try {
+    for (const table of ['ticket_replies', 'logs', 'ticket_history', 'notifications']) await conn.query(`TRUNCATE ${table}`);
+    await conn.query('DELETE FROM rq_commands').catch(() => {});
+    await conn.query('UPDATE tickets SET ticket_updated_at = NULL, ticket_first_response_at = NULL');
+  } finally {
+    await conn.end();
+  }
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+}

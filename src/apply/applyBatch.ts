@@ -1,0 +1,292 @@
+import type { Pool, PoolConnection, ResultSetHeader } from 'mysql2/promise';
+import type { ServiceTables } from '../db/tables.js';
+import { Conflict, IdempotencyMismatch, Invalid, NotFound, ServiceError, toFailureRecord, Unauthorized } from '../errors.js';
+import { type KeyResolver, type Principal, requireLevel, WRITE } from '../itflow/apiKeys.js';
+import { type ItflowClock, wallClock } from '../itflow/clock.js';
+import type { People } from '../itflow/people.js';
+import type { ItflowSchema } from '../itflow/schema.js';
+import { narrowScope, scopeAllows } from '../itflow/scope.js';
+import { CLOSED, type TicketDirectory, type TicketStatus } from '../itflow/tickets.js';
+import type { CommandJob } from '../queue/jobs.js';
+import { addAuditRows, auditStatements, emptyAudit } from './audit.js';
+import { classify } from './classify.js';
+import { type LedgerEntry, ledgerStatement, type Outcome } from './ledger.js';
+import { idempotencyKeyOf, type LockedState, type LockedTicket, lockTickets } from './lockTickets.js';
+import { afterChange, planTicketChange, type TicketChange, updateStatements } from './ticketChange.js';
+
+/**
+ * Session settings for the worker's pool: READ COMMITTED for the ledger read under the ticket
+ * locks (see lockTickets), and a bounded wait for a ticket somebody else holds.
+ */
+export function applySessionSql(lockWaitSeconds: number): string[] {
+  return [
+    'SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED',
+    `SET SESSION innodb_lock_wait_timeout = ${Math.trunc(lockWaitSeconds)}`,
+  ];
+}
+
+export interface ApplyDeps {
+  pool: Pool;
+  tables: ServiceTables;
+  schema: ItflowSchema;
+  clock: ItflowClock;
+  keys: KeyResolver;
+  tickets: TicketDirectory;
+  people: People;
+}
+
+/** One command to apply, with how many times it has been tried (for the ledger). */
+export interface Submission {
+  job: CommandJob;
+  attempts: number;
+}
+
+export const TICKET_CLOSED = 'Ticket is closed.';
+
+/**
+ * A closed ticket takes no replies and no status changes; closing it again is a no-op, so an
+ * automation retrying its close succeeds. Imported history may still be added to it.
+ */
+export function refuseIfClosed(closed: boolean, command: CommandJob['command']): void {
+  if (!closed) return;
+  const reply = command.reply !== null && command.createdAt === undefined;
+  if (reply || (command.status > 0 && command.status !== CLOSED)) throw new Conflict(TICKET_CLOSED);
+}
+
+export function ticketNotFound(ticketId: number): NotFound {
+  return new NotFound(`Ticket ${ticketId} was not found within this API key's scope.`);
+}
+
+interface Statement {
+  sql: string;
+  params: unknown[];
+}
+
+/**
+ * What a batch will write, worked out under the tickets' locks before anything is written.
+ * Every command ends as exactly one of: already finished (nothing to write), failed (its
+ * ledger row only), or applied (its effects and its ledger row).
+ */
+interface Plan {
+  outcomes: Outcome[];
+  replies: Array<{ index: number; values: unknown[] }>;
+  changes: Array<{ ticketId: number; change: TicketChange }>;
+  audit: ReturnType<typeof emptyAudit>;
+  ledger: Array<{ index: number; entry: LedgerEntry }>;
+  /** A command that appears twice in the batch: [its later index, its first index]. */
+  twins: Array<[number, number]>;
+}
+
+/**
+ * Applies a batch of commands in one MySQL transaction and three round trips: lock the
+ * tickets and read the ledger; insert the replies; write the ticket updates, audit rows and
+ * ledger rows, and commit. Each command is still all or nothing: one that must fail (ticket
+ * gone, closed, out of scope…) contributes only its failed ledger row, and its batch-mates
+ * apply. Commands of one ticket take effect in batch order.
+ *
+ * Throws only for errors of the whole batch (deadlock, lost connection…), after rolling back.
+ */
+export async function applyBatch(deps: ApplyDeps, batch: Submission[]): Promise<Outcome[]> {
+  const ticketIds = [...new Set(batch.map((s) => s.job.command.ticketId))].sort((a, b) => a - b);
+  const conn = await deps.pool.getConnection();
+  let broken = false;
+  try {
+    const state = await lockTickets(
+      conn,
+      deps.schema,
+      deps.tables,
+      ticketIds,
+      batch.map((s) => s.job.commandId),
+      batch.flatMap(({ job }) => (job.idempotencyKey === null ? [] : [[job.apiKeyId, job.idempotencyKey] as [number, string]])),
+    );
+    const plan = await decide(deps, batch, state);
+    await write(conn, deps, plan);
+    for (const [twin, first] of plan.twins) plan.outcomes[twin] = { ...(plan.outcomes[first] as Outcome), repeat: true };
+    return plan.outcomes;
+  } catch (error) {
+    broken = (error as { fatal?: boolean }).fatal === true;
+    if (!broken) await conn.query('ROLLBACK').catch(() => (broken = true));
+    const verdict = classify(error);
+    // A lone command whose data ITFlow's tables refuse will never apply: record it as failed.
+    if (verdict.kind === 'final' && batch.length === 1 && !broken) {
+      return [await recordFailure(conn, deps.tables, batch[0] as Submission, verdict.error)];
+    }
+    throw error;
+  } finally {
+    if (broken) conn.destroy();
+    else conn.release();
+  }
+}
+
+async function decide(deps: ApplyDeps, batch: Submission[], state: LockedState): Promise<Plan> {
+  const plan: Plan = { outcomes: [], replies: [], changes: [], audit: emptyAudit(), ledger: [], twins: [] };
+  const statuses = await deps.tickets.statuses();
+  const zone = await deps.clock.zone();
+  const now = wallClock(Date.now(), zone);
+  const tickets = new Map(state.tickets);
+  const latest = new Map(state.latestAccepted);
+  const seen = new Map<string, number>();
+  const keyedInBatch = new Map<string, { commandId: string; fingerprint: string; index: number }>();
+
+  for (const [index, { job, attempts }] of batch.entries()) {
+    const earlier = state.finished.get(job.commandId);
+    if (earlier) {
+      // Finished by an earlier delivery: that outcome stands and nothing is written.
+      plan.outcomes[index] = { ...earlier, repeat: true };
+      continue;
+    }
+    const first = seen.get(job.commandId);
+    if (first !== undefined) {
+      // Twice in this batch: it takes the first one's outcome once that is written.
+      plan.twins.push([index, first]);
+      continue;
+    }
+    seen.set(job.commandId, index);
+    if (job.idempotencyKey !== null) {
+      // Another command already holds this idempotency key (a race the intake could not see):
+      // this one never takes effect; it answers as the holder did, or 422 if it asked otherwise.
+      const keyId = idempotencyKeyOf(job.apiKeyId, job.idempotencyKey);
+      const holder = state.keyed.get(keyId) ?? keyedInBatch.get(keyId);
+      if (holder && holder.commandId !== job.commandId) {
+        if (holder.fingerprint !== job.fingerprint) {
+          plan.outcomes[index] = {
+            status: 'failed',
+            failure: toFailureRecord(new IdempotencyMismatch(job.idempotencyKey, holder.commandId)),
+          };
+        } else if ('outcome' in holder) {
+          plan.outcomes[index] = { ...holder.outcome, repeat: true };
+        } else {
+          plan.twins.push([index, holder.index]);
+        }
+        continue;
+      }
+      keyedInBatch.set(keyId, { commandId: job.commandId, fingerprint: job.fingerprint, index });
+    }
+    plan.ledger.push({ index, entry: ledgerEntry({ job, attempts }) });
+    try {
+      const { ticket, principal } = await checkCommand(deps, job, tickets.get(job.command.ticketId), statuses);
+      const { command } = job;
+      let eventTime = command.createdAt;
+      if (eventTime === undefined) {
+        // Two requests accepted in the same instant can reach a lane in either order: the
+        // event time never goes back, so created_at follows ticket_reply_id.
+        const eventMs = Math.max(job.acceptedAt, latest.get(ticket.id) ?? 0);
+        latest.set(ticket.id, eventMs);
+        eventTime = wallClock(eventMs, zone);
+      }
+      const change = planTicketChange({ ticket, command, hasSla: deps.schema.hasSla, actorId: principal.userId, eventTime, now });
+      if (command.reply) {
+        // An import may name its author; a contact's reply is a 'Client' reply, as ITFlow's portal writes it.
+        const author = command.author;
+        const by = author === undefined ? principal.userId : 'userId' in author ? author.userId : author.contactId;
+        const type = author !== undefined && 'contactId' in author ? 'Client' : command.reply.type;
+        plan.replies.push({ index, values: [command.reply.body, type, command.reply.timeWorked, by, ticket.id, eventTime] });
+      }
+      plan.changes.push({ ticketId: ticket.id, change });
+      const statusAfter = change.statusChanged ? command.status : ticket.status;
+      addAuditRows(plan.audit, {
+        ticket,
+        command,
+        change,
+        principal,
+        origin: job.origin,
+        statusName: statuses.get(statusAfter)?.name ?? 'Unknown',
+        eventTime,
+        now,
+      });
+      tickets.set(ticket.id, afterChange(ticket, change));
+      plan.outcomes[index] = { status: 'applied', insertId: 0 };
+    } catch (error) {
+      if (!(error instanceof ServiceError)) throw error;
+      plan.outcomes[index] = { status: 'failed', failure: toFailureRecord(error) };
+    }
+  }
+  return plan;
+}
+
+/** The worker's own checks, under the ticket's lock: everything the intake checked, again. */
+async function checkCommand(
+  deps: ApplyDeps,
+  job: CommandJob,
+  ticket: LockedTicket | undefined,
+  statuses: Map<number, TicketStatus>,
+): Promise<{ ticket: LockedTicket; principal: Principal }> {
+  const { command } = job;
+  const principal = await deps.keys.byId(job.apiKeyId);
+  if (!principal) throw new Unauthorized();
+  requireLevel(principal, WRITE);
+  if (!ticket || !scopeAllows(narrowScope(principal.scope, command.clientId), ticket.clientId)) {
+    throw ticketNotFound(command.ticketId);
+  }
+  refuseIfClosed(ticket.closedAt !== null, command);
+  if (command.author !== undefined) await deps.people.check(principal, command.author, ticket.clientId);
+  if (command.status > 0 && command.status !== ticket.status && !statuses.get(command.status)?.active) {
+    throw new Invalid(`status ${command.status} is not an active ticket status.`);
+  }
+  return { ticket, principal };
+}
+
+function ledgerEntry({ job, attempts }: Submission): LedgerEntry {
+  return {
+    commandId: job.commandId,
+    apiKeyId: job.apiKeyId,
+    idempotencyKey: job.idempotencyKey,
+    fingerprint: job.fingerprint,
+    ticketId: job.command.ticketId,
+    acceptedAt: job.acceptedAt,
+    attempts,
+  };
+}
+
+async function write(conn: PoolConnection, deps: ApplyDeps, plan: Plan): Promise<void> {
+  if (plan.replies.length > 0) {
+    const ids = await insertReplies(
+      conn,
+      deps.schema.consecutiveInsertIds,
+      plan.replies.map((r) => r.values),
+    );
+    plan.replies.forEach((reply, i) => {
+      plan.outcomes[reply.index] = { status: 'applied', insertId: ids[i] as number };
+    });
+  }
+  const statements: Statement[] = [...updateStatements(plan.changes), ...auditStatements(plan.audit)];
+  if (plan.ledger.length > 0) {
+    statements.push(
+      ledgerStatement(
+        deps.tables,
+        plan.ledger.map(({ index, entry }) => ({ entry, outcome: plan.outcomes[index] as Outcome })),
+      ),
+    );
+  }
+  statements.push({ sql: 'COMMIT', params: [] });
+  await conn.query(
+    statements.map((s) => s.sql).join(';\n'),
+    statements.flatMap((s) => s.params),
+  );
+}
+
+const REPLY_COLUMNS = `ticket_reply, ticket_reply_type, ticket_reply_time_worked, ticket_reply_by,
+  ticket_reply_ticket_id, ticket_reply_created_at`;
+
+/**
+ * Inserts a batch's replies in one round trip and returns their ticket_reply_ids in order:
+ * one multi-row INSERT where the server guarantees consecutive ids, else one INSERT per reply
+ * (each answering its own id).
+ */
+async function insertReplies(conn: PoolConnection, consecutive: boolean, rows: unknown[][]): Promise<number[]> {
+  if (consecutive || rows.length === 1) {
+    const [result] = await conn.query<ResultSetHeader>(`INSERT INTO ticket_replies (${REPLY_COLUMNS}) VALUES ?`, [rows]);
+    return rows.map((_, i) => result.insertId + i);
+  }
+  const sql = rows.map(() => `INSERT INTO ticket_replies (${REPLY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`).join(';\n');
+  const [results] = await conn.query<ResultSetHeader[]>(sql, rows.flat());
+  return results.map((r) => r.insertId);
+}
+
+/** A lone command that cannot be stored at all is recorded as failed, in its own transaction. */
+async function recordFailure(conn: PoolConnection, tables: ServiceTables, submission: Submission, error: ServiceError) {
+  const outcome: Outcome = { status: 'failed', failure: toFailureRecord(error) };
+  const ledger = ledgerStatement(tables, [{ entry: ledgerEntry(submission), outcome }]);
+  await conn.query(`${ledger.sql} ON DUPLICATE KEY UPDATE command_id = command_id`, ledger.params);
+  return outcome;
+}

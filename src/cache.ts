@@ -1,0 +1,57 @@
+import { LRUCache } from 'lru-cache';
+
+/**
+ * A short-lived memo for look-ups that may be a few seconds stale (API keys, ticket scope,
+ * status lists). Concurrent look-ups of one key share a single query; failures are not kept.
+ * An expired entry is answered once more while it is refreshed in the background, so entries
+ * cached together do not all go back to MySQL on the same request (a latency spike). A ttl of
+ * 0 turns caching off. `loadMany` lets getMany fetch the keys it lacks in one query.
+ */
+export interface Memo<K, V> {
+  get(key: K): Promise<V>;
+  getMany(keys: K[]): Promise<Map<K, V>>;
+  clear(): void;
+}
+
+export function ttlMemo<K extends string | number, V>(
+  ttlMs: number,
+  max: number,
+  load: (key: K) => Promise<V>,
+  loadMany?: (keys: K[]) => Promise<Map<K, V>>,
+): Memo<K, V> {
+  const many = async (keys: K[]) =>
+    loadMany ? loadMany(keys) : new Map(await Promise.all(keys.map(async (key) => [key, await load(key)] as const)));
+  if (ttlMs <= 0) return { get: load, getMany: (keys) => many([...new Set(keys)]), clear: () => {} };
+  const cache = new LRUCache<K, { value: V }>({
+    max,
+    ttl: ttlMs,
+    ttlAutopurge: false,
+    allowStale: true,
+    noDeleteOnStaleGet: true,
+    fetchMethod: async (key) => ({ value: await load(key) }),
+  });
+  return {
+    async get(key) {
+      const entry = await cache.fetch(key);
+      if (!entry) throw new Error('cache fetch returned nothing');
+      return entry.value;
+    },
+    async getMany(keys) {
+      const found = new Map<K, V>();
+      const missing: K[] = [];
+      for (const key of new Set(keys)) {
+        const entry = cache.get(key);
+        if (entry) found.set(key, entry.value);
+        else missing.push(key);
+      }
+      if (missing.length > 0) {
+        for (const [key, value] of await many(missing)) {
+          cache.set(key, { value });
+          found.set(key, value);
+        }
+      }
+      return found;
+    },
+    clear: () => cache.clear(),
+  };
+}

@@ -1,0 +1,59 @@
+import type { Config } from '../config.js';
+import { databaseName } from '../db/pool.js';
+import { createItflowDatabase, withDatabase } from '../demo/itflowDatabase.js';
+import { DEMO_KEYS, seedDemoData } from '../demo/seed.js';
+import { createRedis, deleteKeysUnder, redisReady } from '../queue/redis.js';
+
+export const DEMO_DATABASE = 'itflow_demo';
+
+/**
+ * `demo`: creates a demo ITFlow database (newest schema, a few clients, tickets and API keys)
+ * on the MySQL server of DATABASE_URL, unless it already holds ITFlow's tables (or `reset`
+ * rebuilds it, and empties the queue under QUEUE_PREFIX), and returns the configuration that
+ * points the service at it.
+ */
+export async function prepareDemo(
+  config: Config,
+  { reset, database = DEMO_DATABASE }: { reset: boolean; database?: string },
+): Promise<{ config: Config; created: boolean }> {
+  const demoUrl = withDatabase(config.DATABASE_URL, database);
+  const created = await createItflowDatabase(config.DATABASE_URL, database, '2.6.7', { reset });
+  if (reset) {
+    // Queued commands and idempotency keys belong to the database that was just dropped.
+    const redis = createRedis(config.REDIS_URL, 'blocking', 'replyqueue-demo');
+    try {
+      await redisReady(redis);
+      await deleteKeysUnder(redis, config.QUEUE_PREFIX);
+    } finally {
+      redis.disconnect();
+    }
+  }
+  if (created) await seedDemoData(demoUrl);
+  return { config: { ...config, DATABASE_URL: demoUrl }, created };
+}
+
+/** Ready-to-paste commands for a service listening at baseUrl. */
+export function demoInstructions(baseUrl: string, config: Config, created: boolean): string {
+  const create = `${baseUrl}/api/v1/tickets/replies/create.php`;
+  const key = DEMO_KEYS.admin;
+  return [
+    '',
+    `ITFlow Reply Queue is running on the demo database '${databaseName(config.DATABASE_URL)}'` +
+      (created ? ' (just created).' : ' (kept from an earlier run; `npm run demo -- --reset` rebuilds it).'),
+    '',
+    `API keys: ${DEMO_KEYS.admin} (admin, every client), ${DEMO_KEYS.acmeTechnician} (technician, Acme only),`,
+    `          ${DEMO_KEYS.readOnly} (read-only user). Tickets 1-6; ticket 5 is closed, ticket 6 has no client.`,
+    '',
+    'Add a Public reply with 15 minutes worked, and wait up to 5 s for it to be applied:',
+    `  curl -s -X POST '${create}' -H 'Content-Type: application/json' -H 'X-API-Key: ${key}' -H 'Prefer: wait=5' \\`,
+    `    -d '{"ticket_id": 1, "ticket_reply": "Freed space on the backup volume; tonight\\u0027s job should pass.", "public_reply_type": 1, "minutes": 15}'`,
+    '',
+    'Resolve a ticket without a comment (queued: answers 202 with a command_id at once):',
+    `  curl -s -X POST '${create}' -H 'Content-Type: application/json' -H 'X-API-Key: ${key}' \\`,
+    `    -d '{"ticket_id": 3, "status": 4}'`,
+    '',
+    'Try a reply to the closed ticket 5, or the Acme-only key on a Globex ticket (3), to see the errors.',
+    'Press Ctrl-C to stop.',
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,77 @@
+import { z } from 'zod';
+import { Invalid } from '../errors.js';
+
+/**
+ * Field types shared by the request schemas. v1 clients send integers both as JSON numbers
+ * and as decimal strings, and send null or "" for "not given"; every field accepts those and
+ * reports a problem with a message that names the field.
+ */
+
+const DECIMAL = /^\s*-?\d+\s*$/;
+export const MAX_INT = 2_147_483_647;
+
+/** Marks a field in the OpenAPI document as "integer, as a number or a decimal string". */
+export const INTEGER_META = { 'x-integer-like': true } as const;
+
+interface IntegerOptions {
+  min?: number;
+  max?: number;
+  required?: boolean;
+}
+
+function integerLike(field: string, { min = 0, max = MAX_INT, required = false }: IntegerOptions) {
+  return z
+    .union([z.number(), z.string(), z.null()], { error: `${field} must be an integer.` })
+    .optional()
+    .transform((value, ctx): number | undefined => {
+      if (value === undefined || value === null || (typeof value === 'string' && value.trim() === '')) {
+        if (required) ctx.addIssue({ code: 'custom', message: `${field} is required.` });
+        return undefined;
+      }
+      const n = typeof value === 'number' ? value : DECIMAL.test(value) ? Number(value) : Number.NaN;
+      if (!Number.isSafeInteger(n)) {
+        ctx.addIssue({ code: 'custom', message: `${field} must be an integer.` });
+        return undefined;
+      }
+      if (n < min || n > max) {
+        ctx.addIssue({ code: 'custom', message: `${field} must be between ${min} and ${max}.` });
+        return undefined;
+      }
+      return n;
+    })
+    .meta(INTEGER_META);
+}
+
+export const optionalInteger = (field: string, options: Omit<IntegerOptions, 'required'> = {}) =>
+  integerLike(field, { ...options, required: false });
+
+export const requiredInteger = (field: string, options: Omit<IntegerOptions, 'required'> = {}) =>
+  integerLike(field, { ...options, required: true }).transform((n) => n as number);
+
+export const optionalString = (field: string, maxLength?: number) =>
+  z
+    .union([z.string(), z.null()], { error: `${field} must be a string.` })
+    .optional()
+    .transform((value, ctx): string | undefined => {
+      if (value === undefined || value === null) return undefined;
+      if (maxLength !== undefined && value.length > maxLength) {
+        ctx.addIssue({ code: 'custom', message: `${field} must be at most ${maxLength} characters.` });
+      }
+      return value;
+    });
+
+/** The first problem, as the one-line message a v1 client gets. */
+export function firstMessage(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (!issue) return 'Invalid request.';
+  if (issue.code === 'custom' || issue.path.length === 0) return issue.message;
+  const field = issue.path.join('.');
+  return issue.message.includes(field) ? issue.message : `${field}: ${issue.message}`;
+}
+
+/** A request body must be a JSON object (not an array, string or number). */
+export function requireObject(body: unknown): asserts body is Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new Invalid('The request body must be a JSON object.');
+  }
+}

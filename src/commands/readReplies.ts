@@ -1,0 +1,113 @@
+import { z } from 'zod';
+import { Invalid } from '../errors.js';
+import { firstMessage, optionalInteger, optionalString } from './fields.js';
+
+/**
+ * What a listing asks for, whichever path it came in on. The listing query (src/read) takes
+ * only this.
+ */
+export interface ReplyQuery {
+  replyId?: number;
+  ticketId?: number;
+  /** 'Internal' | 'Public' | 'Client' filter (ITFlow's newer read.php `type`). */
+  type?: 'Internal' | 'Public' | 'Client';
+  includeArchived: boolean;
+  limit: number;
+  offset: number;
+  /** Keyset cursor: only replies with a smaller ticket_reply_id (newest-first listings). */
+  beforeId?: number;
+  /** 'desc' newest first (this service's read.php); 'asc' as ITFlow's own read.php lists. */
+  order: 'desc' | 'asc';
+}
+
+export const MAX_LIMIT = 500;
+
+const flag = (field: string) =>
+  optionalString(field).transform((value, ctx) => {
+    if (value === undefined || value === '' || value === '0' || value === 'false') return false;
+    if (value === '1' || value === 'true') return true;
+    ctx.addIssue({ code: 'custom', message: `${field} must be 1 or 0.` });
+    return false;
+  });
+
+const paging = {
+  limit: optionalInteger('limit', { min: 1, max: MAX_LIMIT }).meta({
+    description: `Rows per page (default 50, at most ${MAX_LIMIT}).`,
+  }),
+  offset: optionalInteger('offset', { max: 10_000_000 }),
+  include_archived: flag('include_archived').meta({ description: '1 to include archived replies.' }),
+};
+
+/** GET /api/v1/tickets/replies/read.php — the proposal's names. */
+export const readRepliesQuery = z.object({
+  reply_id: optionalInteger('reply_id', { min: 1 }),
+  ticket_id: optionalInteger('ticket_id', { min: 1 }),
+  before_id: optionalInteger('before_id', { min: 1 }).meta({
+    description: 'Keyset cursor: replies with a smaller ticket_reply_id than this (pass the last row’s id).',
+  }),
+  ...paging,
+});
+
+/** GET /api/v1/ticket_replies/read.php — ITFlow ≥ 2.4.7's own names and ordering. */
+export const itflowReadRepliesQuery = z.object({
+  ticket_reply_id: optionalInteger('ticket_reply_id', { min: 1 }),
+  ticket_id: optionalInteger('ticket_id', { min: 1 }),
+  type: optionalString('type').transform((value, ctx) => {
+    if (value === undefined || value === '') return undefined;
+    const type = value.charAt(0).toUpperCase() + value.slice(1).toLowerCase();
+    if (type === 'Internal' || type === 'Public' || type === 'Client') return type;
+    ctx.addIssue({ code: 'custom', message: 'type must be Internal, Public or Client.' });
+    return undefined;
+  }),
+  ...paging,
+});
+
+function parse<T extends z.ZodType>(schema: T, query: unknown): z.output<T> {
+  const parsed = schema.safeParse(query ?? {});
+  if (!parsed.success) throw new Invalid(firstMessage(parsed.error));
+  return parsed.data;
+}
+
+export function parseReadReplies(query: unknown): ReplyQuery {
+  const q = parse(readRepliesQuery, query);
+  return {
+    replyId: q.reply_id,
+    ticketId: q.ticket_id,
+    beforeId: q.before_id,
+    includeArchived: q.include_archived,
+    limit: q.limit ?? 50,
+    offset: q.offset ?? 0,
+    order: 'desc',
+  };
+}
+
+export function parseItflowReadReplies(query: unknown): ReplyQuery {
+  const q = parse(itflowReadRepliesQuery, query);
+  return {
+    replyId: q.ticket_reply_id,
+    ticketId: q.ticket_id,
+    type: q.type,
+    includeArchived: q.include_archived,
+    limit: q.limit ?? 50,
+    offset: q.offset ?? 0,
+    order: 'asc',
+  };
+}
+
+/** GET /api/v1/tickets/replies/commands.php */
+export const commandStatusQuery = z.object({
+  command_id: optionalString('command_id').transform((value, ctx) => {
+    if (value === undefined || value === '') {
+      ctx.addIssue({ code: 'custom', message: 'command_id is required.' });
+      return '';
+    }
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value)) {
+      ctx.addIssue({ code: 'custom', message: 'command_id must be the command_id create.php answered (a UUID).' });
+    }
+    return value.toLowerCase();
+  }),
+});
+
+export function parseCommandStatus(query: unknown): string {
+  return parse(commandStatusQuery, query).command_id;
+}

@@ -1,0 +1,135 @@
+import { z } from 'zod';
+
+/**
+ * Every setting the service reads from the environment. One schema, validated once at
+ * start-up; a bad value stops the process with one line naming the variable.
+ */
+const intFrom = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, `must be a whole number between ${min} and ${max}`)
+    .transform(Number)
+    .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
+
+const boolFrom = z
+  .enum(['0', '1', 'true', 'false', 'yes', 'no', 'on', 'off'], {
+    error: 'must be true or false (or 1/0)',
+  })
+  .transform((v) => ['1', 'true', 'yes', 'on'].includes(v));
+
+const urlWithScheme = (schemes: string[]) =>
+  z
+    .string()
+    .trim()
+    .refine(
+      (v) => {
+        try {
+          return schemes.includes(new URL(v).protocol);
+        } catch {
+          return false;
+        }
+      },
+      { message: `must be a URL starting with ${schemes.map((s) => `${s}//`).join(' or ')}` },
+    );
+
+const identifier = z
+  .string()
+  .trim()
+  .regex(/^[A-Za-z0-9_]{1,48}$/, 'may only contain letters, digits and underscores (1-48 characters)');
+
+export const configSchema = z.object({
+  DATABASE_URL: urlWithScheme(['mysql:', 'mariadb:']).default('mysql://root@127.0.0.1:3306/itflow'),
+  REDIS_URL: urlWithScheme(['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
+  HOST: z.string().trim().min(1, 'must not be empty').default('127.0.0.1'),
+  PORT: intFrom(0, 65535).default(8080),
+  /** A worker-only process serves /healthz and /readyz here when set (unset: no HTTP at all). */
+  WORKER_PORT: intFrom(0, 65535).optional(),
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+      error: 'must be one of fatal, error, warn, info, debug, trace, silent',
+    })
+    .default('info'),
+  /** Transactions one worker process runs at once; each applies a batch of commands. */
+  WORKER_CONCURRENCY: intFrom(1, 64).default(2),
+  /** Most commands applied in one transaction. */
+  BATCH_MAX_COMMANDS: intFrom(1, 5000).default(250),
+  /** How long a batch may wait for more commands before it starts, in ms (0: start at once). */
+  BATCH_LINGER_MS: intFrom(0, 1000).default(0),
+  /** Connections the intake may use for key, ticket and status look-ups. */
+  INTAKE_DB_POOL_SIZE: intFrom(1, 256).default(8),
+  /** Prefix of every Redis key the service writes; lets several installs share one Redis. */
+  QUEUE_PREFIX: identifier.default('rq'),
+  /**
+   * Tickets are spread over this many ordered lanes; one command per lane is applied at a
+   * time, which is what keeps each ticket's commands in acceptance order.
+   */
+  QUEUE_PARTITIONS: intFrom(1, 1024).default(32),
+  /** Prefix of the service's own tables, so they never collide with ITFlow's. */
+  TABLE_PREFIX: identifier.default('rq_'),
+  /** Optional schema for the service's own tables (default: the ITFlow database itself). */
+  SERVICE_SCHEMA: identifier.optional(),
+  /** How long a resolved API key, ticket scope or status list is reused, in seconds. */
+  AUTH_CACHE_SECONDS: intFrom(0, 300).default(5),
+  /** Largest request body accepted, in bytes. */
+  BODY_LIMIT_BYTES: intFrom(1024, 256 * 1024 * 1024).default(2 * 1024 * 1024),
+  /** Most commands in one bulk.php request (more: 413). */
+  BULK_MAX_ITEMS: intFrom(1, 100_000).default(1000),
+  /** Largest bulk.php body, in bytes. */
+  BULK_BODY_LIMIT_BYTES: intFrom(1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
+  /** Bulk commands per queue job (chunk); one BullMQ job per chunk instead of per command. */
+  BULK_CHUNK_SIZE: intFrom(1, 4095).default(250),
+  /** Longest `Prefer: wait=N` honoured, in seconds. */
+  PREFER_WAIT_MAX_SECONDS: intFrom(0, 30).default(30),
+  /** How long command outcomes are kept for commands.php, in days. */
+  COMMAND_RETENTION_DAYS: intFrom(1, 3650).default(7),
+  /** Tries for a command that meets transient MySQL errors before it becomes a dead letter. */
+  APPLY_MAX_ATTEMPTS: intFrom(1, 100).default(10),
+  /** First retry delay in ms; doubles each attempt (with jitter) up to APPLY_MAX_BACKOFF_MS. */
+  APPLY_BACKOFF_MS: intFrom(1, 600_000).default(200),
+  APPLY_MAX_BACKOFF_MS: intFrom(1, 3_600_000).default(30_000),
+  /**
+   * Longest a worker waits for a ticket row someone else has locked (the web UI, another
+   * batch) before giving up and retrying later; its other tickets' locks are held meanwhile.
+   */
+  APPLY_LOCK_WAIT_SECONDS: intFrom(1, 3600).default(5),
+  /** Seconds a worker may be silent before its command is handed to another worker. */
+  WORKER_LOCK_SECONDS: intFrom(2, 3600).default(30),
+  /** Upper bound for a graceful shutdown, in seconds; in-flight work is released after it. */
+  SHUTDOWN_TIMEOUT_SECONDS: intFrom(1, 600).default(20),
+  /** Failed-authentication rows written to ITFlow's `logs` per client IP per minute. */
+  AUTH_FAILURE_LOGS_PER_MINUTE: intFrom(0, 10_000).default(10),
+  TRUST_PROXY: boolFrom.default(false),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {}
+
+/** Reads and validates the configuration; throws ConfigError with one line per bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const input: Record<string, string> = {};
+  for (const key of Object.keys(configSchema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') input[key] = value;
+  }
+  const parsed = configSchema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map((issue) => {
+    const name = String(issue.path[0] ?? 'configuration');
+    const shown = name in input ? ` (got '${input[name]}')` : '';
+    return `Invalid configuration: ${name} ${issue.message}${shown}`;
+  });
+  throw new ConfigError(lines.join('\n'));
+}
+
+/** A connection URL with any password replaced, for logs and error messages. */
+export function redactConnectionUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}

@@ -1,0 +1,265 @@
+import type { Origin } from '../apply/audit.js';
+import { parseBulkItem } from '../commands/bulkItem.js';
+import type { Command } from '../commands/command.js';
+import { fingerprint } from '../commands/command.js';
+import { Conflict, IdempotencyMismatch, Invalid, ServiceError, Unavailable } from '../errors.js';
+import type { Principal } from '../itflow/apiKeys.js';
+import type { ItflowClock } from '../itflow/clock.js';
+import type { People } from '../itflow/people.js';
+import { type ChunkJob, commandIdInChunk, newChunkId } from '../queue/chunks.js';
+import type { CommandJob } from '../queue/jobs.js';
+import { laneOf } from '../queue/lanes.js';
+import { commandStatusMany } from '../read/commandStatus.js';
+import { type AcceptDeps, CLAIM_IN_FLIGHT_MS, checkTicketFacts } from './accept.js';
+
+/**
+ * POST bulk.php: each item is validated on its own and answered in input order — queued with
+ * its command_id, or refused with its HTTP status and message — and the valid ones are queued
+ * even when others are refused. Valid items travel in chunk jobs, one per lane per
+ * `chunkSize` items, added with BullMQ's bulk add; look-ups and idempotency claims are
+ * batched, so a request of 1,000 items costs a handful of round trips.
+ */
+export interface BulkDeps extends AcceptDeps {
+  clock: ItflowClock;
+  people: People;
+  lanes: number;
+  chunkSize: number;
+}
+
+export type ItemResult =
+  | { command_id: string; status: 'queued'; replayed?: true }
+  | { command_id: string; status: 'applied'; insert_id: number; replayed?: true }
+  | { command_id: string; status: 'failed'; http_status: number; message: string; replayed?: true }
+  | { status: 'valid' }
+  | { http_status: number; message: string };
+
+/** An NDJSON line that was not JSON, kept in its place so its result lands at the right index. */
+export class UnreadableLine {
+  constructor(readonly line: number) {}
+}
+
+interface Candidate {
+  index: number;
+  command: Command;
+  idempotencyKey: string | undefined;
+  job?: CommandJob;
+}
+
+export interface BulkAnswer {
+  httpStatus: number;
+  results: ItemResult[];
+}
+
+export async function acceptBulk(
+  deps: BulkDeps,
+  principal: Principal,
+  items: unknown[],
+  origin: Origin,
+  { dryRun, waitSeconds }: { dryRun: boolean; waitSeconds: number },
+): Promise<BulkAnswer> {
+  const results: ItemResult[] = new Array(items.length);
+  const refuse = (index: number, error: ServiceError) => {
+    results[index] = { http_status: error.status, message: error.message };
+  };
+  const candidates = await checkItems(deps, principal, items, refuse);
+  if (dryRun) {
+    for (const c of candidates) results[c.index] = { status: 'valid' };
+    return { httpStatus: 200, results };
+  }
+
+  const chunks = chunked(deps, principal, candidates, origin, waitSeconds > 0);
+  const { replayed, repeats } = await claimKeys(deps, principal, candidates, results, refuse);
+  const queued = candidates.filter((c) => c.job && results[c.index] === undefined);
+  const keep = new Set(queued.map((c) => c.job?.commandId));
+  const toAdd = chunks
+    .map((chunk) => ({ ...chunk, commands: chunk.commands.filter((job) => keep.has(job.commandId)) }))
+    .filter((chunk) => chunk.commands.length > 0);
+
+  const waiting = waitSeconds > 0 ? await deps.waiter.expectMany([...keep] as string[], waitSeconds * 1000) : null;
+  const notAdded = new Set((await deps.queue.addChunks(toAdd)).flatMap((chunk) => chunk.commands.map((job) => job.commandId)));
+  for (const c of queued) {
+    const job = c.job as CommandJob;
+    if (notAdded.has(job.commandId)) {
+      refuse(c.index, new Unavailable());
+      if (job.idempotencyKey !== null)
+        await deps.claims.release(principal.keyId, job.idempotencyKey, job.commandId).catch(() => {});
+    } else {
+      results[c.index] = { command_id: job.commandId, status: 'queued' };
+    }
+  }
+
+  let allFinished = true;
+  if (waiting) {
+    const outcomes = await waiting.result;
+    for (const c of queued) {
+      const job = c.job as CommandJob;
+      if (notAdded.has(job.commandId)) continue;
+      const outcome = outcomes.get(job.commandId);
+      if (!outcome) allFinished = false;
+      else
+        results[c.index] =
+          outcome.status === 'applied'
+            ? { command_id: job.commandId, status: 'applied', insert_id: outcome.insertId }
+            : {
+                command_id: job.commandId,
+                status: 'failed',
+                http_status: outcome.failure.status,
+                message: outcome.failure.message,
+              };
+    }
+  }
+  for (const [repeat, first] of repeats) {
+    const answer = results[first] as ItemResult;
+    results[repeat] = 'command_id' in answer ? { ...answer, replayed: true } : answer;
+  }
+  const newlyQueued = queued.length - notAdded.size;
+  const httpStatus =
+    newlyQueued > 0 && !(waiting && allFinished) ? 202 : newlyQueued > 0 || replayed > 0 ? 200 : notAdded.size > 0 ? 503 : 400;
+  return { httpStatus, results };
+}
+
+/** Field validation, then the ticket, scope, status and author checks, with one ticket query. */
+async function checkItems(
+  deps: BulkDeps,
+  principal: Principal,
+  items: unknown[],
+  refuse: (index: number, error: ServiceError) => void,
+): Promise<Candidate[]> {
+  const zone = await deps.clock.zone();
+  const now = Date.now();
+  const parsed: Candidate[] = [];
+  for (const [index, item] of items.entries()) {
+    try {
+      if (item instanceof UnreadableLine) throw new Invalid(`Line ${item.line} is not valid JSON.`);
+      parsed.push({ index, ...parseBulkItem(item, zone, now) });
+    } catch (error) {
+      if (!(error instanceof ServiceError)) throw error;
+      refuse(index, error);
+    }
+  }
+  const tickets = await deps.tickets.ticketsMany(parsed.map((c) => c.command.ticketId));
+  const statuses = await deps.tickets.statuses();
+  const valid: Candidate[] = [];
+  for (const candidate of parsed) {
+    try {
+      const ticket = tickets.get(candidate.command.ticketId);
+      checkTicketFacts(principal, candidate.command, ticket, statuses);
+      if (candidate.command.author) await deps.people.check(principal, candidate.command.author, ticket?.clientId ?? 0);
+      valid.push(candidate);
+    } catch (error) {
+      if (!(error instanceof ServiceError)) throw error;
+      refuse(candidate.index, error);
+    }
+  }
+  return valid;
+}
+
+/**
+ * Gives each valid item its job, grouped by lane in input order and cut into chunks, each item
+ * numbered within its chunk (its command id says which chunk it is in).
+ */
+function chunked(deps: BulkDeps, principal: Principal, candidates: Candidate[], origin: Origin, notify: boolean): ChunkJob[] {
+  const byLane = new Map<number, Candidate[]>();
+  for (const c of candidates) {
+    const lane = laneOf(c.command.ticketId, deps.lanes);
+    byLane.set(lane, [...(byLane.get(lane) ?? []), c]);
+  }
+  const acceptedAt = Date.now();
+  const chunks: ChunkJob[] = [];
+  for (const list of byLane.values()) {
+    for (let start = 0; start < list.length; start += deps.chunkSize) {
+      const chunkId = newChunkId();
+      const commands = list.slice(start, start + deps.chunkSize).map((c, position): CommandJob => {
+        c.job = {
+          v: 1,
+          commandId: commandIdInChunk(chunkId, position),
+          acceptedAt,
+          apiKeyId: principal.keyId,
+          idempotencyKey: c.idempotencyKey ?? null,
+          fingerprint: fingerprint(c.command),
+          command: c.command,
+          origin,
+          notify: notify || c.idempotencyKey !== undefined,
+        };
+        return c.job;
+      });
+      chunks.push({ v: 1, kind: 'chunk', chunkId, commands });
+    }
+  }
+  return chunks;
+}
+
+/**
+ * Idempotency keys, for the whole request at once. An item whose key already names a command
+ * answers with that command (its outcome if finished, else queued), marked replayed; a key
+ * used for something else is refused (422). An item repeating a key used earlier in the same
+ * request is not queued: it is the same command, and is answered as that one is (`repeats`).
+ */
+async function claimKeys(
+  deps: BulkDeps,
+  principal: Principal,
+  candidates: Candidate[],
+  results: ItemResult[],
+  refuse: (index: number, error: ServiceError) => void,
+): Promise<{ replayed: number; repeats: Array<[number, number]> }> {
+  const firstByKey = new Map<string, Candidate>();
+  const unique: Candidate[] = [];
+  const repeats: Array<[number, number]> = [];
+  for (const c of candidates) {
+    const job = c.job as CommandJob;
+    if (job.idempotencyKey === null) continue;
+    const first = firstByKey.get(job.idempotencyKey);
+    if (!first) {
+      firstByKey.set(job.idempotencyKey, c);
+      unique.push(c);
+    } else if (first.job?.fingerprint !== job.fingerprint) {
+      refuse(c.index, new IdempotencyMismatch(job.idempotencyKey, first.job?.commandId as string));
+    } else {
+      repeats.push([c.index, first.index]);
+      c.job = undefined;
+    }
+  }
+  const claims = await deps.claims.claimMany(
+    principal.keyId,
+    unique.map((c) => {
+      const job = c.job as CommandJob;
+      return { idempotencyKey: job.idempotencyKey as string, fingerprint: job.fingerprint, commandId: job.commandId };
+    }),
+  );
+  const holders: Array<{ candidate: Candidate; commandId: string; claimedAt: number }> = [];
+  claims.forEach((claim, i) => {
+    const c = unique[i] as Candidate;
+    if (claim.kind === 'mismatch') refuse(c.index, claim.error);
+    if (claim.kind === 'existing') holders.push({ candidate: c, commandId: claim.commandId, claimedAt: claim.claimedAt });
+  });
+
+  const finished = await commandStatusMany(
+    deps.pool,
+    deps.tables,
+    holders.map((h) => h.commandId),
+    principal.keyId,
+  );
+  const unfinished = holders.filter((h) => !finished.has(h.commandId));
+  const inQueue = await deps.queue.stillQueued(
+    unfinished.map((h) => ({ commandId: h.commandId, ticketId: h.candidate.command.ticketId })),
+  );
+  let replayed = 0;
+  for (const h of holders) {
+    const done = finished.get(h.commandId);
+    const queued = inQueue[unfinished.indexOf(h)] === true;
+    if (done || queued) {
+      results[h.candidate.index] = { ...(done ?? { command_id: h.commandId, status: 'queued' }), replayed: true } as ItemResult;
+      replayed++;
+    } else if (Date.now() - h.claimedAt < CLAIM_IN_FLIGHT_MS) {
+      refuse(
+        h.candidate.index,
+        new Conflict('A request with this idempotency key is still being accepted. Retry in a moment.', 1),
+      );
+    } else {
+      // The holder never made it into the queue or the ledger: this item takes its place.
+      const job = h.candidate.job as CommandJob;
+      await deps.claims.takeOver(principal.keyId, job.idempotencyKey as string, job.fingerprint, h.commandId, job.commandId);
+    }
+  }
+  return { replayed, repeats };
+}

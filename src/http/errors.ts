@@ -1,0 +1,48 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { classify } from '../apply/classify.js';
+import { Invalid, PayloadTooLarge, ServiceError, Unavailable, UnsupportedMediaType } from '../errors.js';
+import { fail } from './envelope.js';
+
+/**
+ * The one place errors become HTTP answers. A ServiceError carries its status and message;
+ * Fastify's own body errors get v1-style messages; a dependency that is down is a 503 with
+ * Retry-After; anything else is a 500 that says nothing about the inside.
+ */
+export function toServiceError(error: unknown): ServiceError | null {
+  if (error instanceof ServiceError) return error;
+  const e = error as FastifyError;
+  switch (e?.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new PayloadTooLarge('The request body is too large.');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new UnsupportedMediaType('Send the request body as JSON, with Content-Type: application/json.');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new Invalid('The request body is empty: send a JSON object.');
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new Invalid('The Content-Length header does not match the body.');
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new Invalid('The request body is not valid JSON.');
+  }
+  if (isDependencyDown(error)) return new Unavailable();
+  return null;
+}
+
+function isDependencyDown(error: unknown): boolean {
+  const message = (error as Error)?.message ?? '';
+  // ioredis without an offline queue, or a closed connection, while Redis is away.
+  if (/Stream isn't writeable|Connection is closed|enableOfflineQueue|ECONNREFUSED|Reached the max retries/.test(message)) {
+    return true;
+  }
+  return (error as Error)?.name === 'TransientDbError' || classify(error).error.name === 'TransientDbError';
+}
+
+export function errorHandler(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
+  const known = toServiceError(error);
+  if (known) {
+    if (known.status >= 500) request.log.warn({ err: (error as Error).message }, 'dependency unavailable');
+    void reply.code(known.status).headers(known.headers).send(fail(known.message));
+    return;
+  }
+  request.log.error({ err: error }, 'unexpected error');
+  void reply.code(500).send(fail('Internal error.'));
+}

@@ -1,0 +1,41 @@
+import type { FastifyInstance } from 'fastify';
+import { parseCommandStatus } from '../../commands/readReplies.js';
+import { Invalid, NotFound } from '../../errors.js';
+import { READ, requireLevel } from '../../itflow/apiKeys.js';
+import { commandStatus, commandStatusMany } from '../../read/commandStatus.js';
+import { COMMANDS_PATH } from '../accept.js';
+import { authenticate } from '../auth.js';
+import { ok } from '../envelope.js';
+import type { RouteDeps } from '../server.js';
+
+export const MAX_STATUS_IDS = 1000;
+
+/**
+ * GET commands.php?command_id=…: where an accepted command is, for the key that sent it.
+ * POST commands.php {"command_ids": [...]}: many at once (up to 1,000) — each finished one
+ * with its outcome, the rest `unfinished` (queued, applying or retrying — or unknown to this
+ * key). Meant for importers waiting on large batches.
+ */
+export function registerCommandStatus(app: FastifyInstance, deps: RouteDeps): void {
+  app.post(COMMANDS_PATH, async (request) => {
+    const body = (request.body ?? {}) as { command_ids?: unknown };
+    const principal = await authenticate(deps.auth, request, body);
+    requireLevel(principal, READ);
+    const ids = body.command_ids;
+    if (!Array.isArray(ids) || ids.length === 0 || !ids.every((id) => typeof id === 'string')) {
+      throw new Invalid('command_ids must be a non-empty array of command ids.');
+    }
+    if (ids.length > MAX_STATUS_IDS) throw new Invalid(`command_ids may name at most ${MAX_STATUS_IDS} commands.`);
+    const finished = await commandStatusMany(deps.read.pool, deps.read.tables, ids, principal.keyId);
+    return ok(ids.map((id) => finished.get(id) ?? { command_id: id, status: 'unfinished' }));
+  });
+
+  app.get(COMMANDS_PATH, async (request) => {
+    const principal = await authenticate(deps.auth, request, null);
+    requireLevel(principal, READ);
+    const commandId = parseCommandStatus(request.query);
+    const status = await commandStatus(deps.read.pool, deps.read.tables, deps.accept.queue, commandId, principal.keyId);
+    if (!status) throw new NotFound(`No command ${commandId} for this API key (unknown, or older than the retention).`);
+    return ok([status]);
+  });
+}

@@ -1,0 +1,51 @@
+import type { FastifyInstance, FastifyRequest, RouteHandlerMethod } from 'fastify';
+import type { Command } from '../../commands/command.js';
+import { parseCreateReply } from '../../commands/createReply.js';
+import { parseItflowCreateReply } from '../../commands/itflowCreateReply.js';
+import { Invalid } from '../../errors.js';
+import { requireLevel, WRITE } from '../../itflow/apiKeys.js';
+import { accept, newJob, preferredWait } from '../accept.js';
+import { authenticate } from '../auth.js';
+import type { RouteDeps } from '../server.js';
+
+export const CREATE_PATH = '/api/v1/tickets/replies/create.php';
+/** ITFlow ≥ 2.4.7 ships its own synchronous create on this path; clients of it work unchanged. */
+export const ITFLOW_CREATE_PATH = '/api/v1/ticket_replies/create.php';
+
+/** The Idempotency-Key header, which wins over the body's idempotency_key. */
+export function idempotencyKeyHeader(request: FastifyRequest): string | undefined {
+  const value = request.headers['idempotency-key'];
+  if (typeof value !== 'string' || value === '') return undefined;
+  if (value.length > 255) throw new Invalid('Idempotency-Key must be at most 255 characters.');
+  return value;
+}
+
+export function originOf(request: FastifyRequest) {
+  return { ip: request.ip, userAgent: String(request.headers['user-agent'] ?? '') };
+}
+
+type Parser = (body: unknown) => { command: Command; idempotencyKey: string | undefined };
+
+/**
+ * One reply and/or status change and/or time worked, in either field dialect. `waitByDefault`
+ * is how long to wait for the worker when the client states no preference.
+ */
+function createHandler(deps: RouteDeps, parse: Parser, waitByDefault: number): RouteHandlerMethod {
+  return async (request, reply) => {
+    const body = request.body ?? {};
+    const principal = await authenticate(deps.auth, request, body);
+    requireLevel(principal, WRITE);
+    const { command, idempotencyKey } = parse(body);
+    const key = idempotencyKeyHeader(request) ?? idempotencyKey;
+    const wait = preferredWait(request.headers.prefer, deps.preferWaitMaxSeconds, waitByDefault);
+    return accept(deps.accept, reply, principal, newJob(principal, command, key, originOf(request), wait > 0), wait);
+  };
+}
+
+export function registerCreateReply(app: FastifyInstance, deps: RouteDeps): void {
+  // The proposal's path: asynchronous (202) unless the client asks to wait.
+  app.post(CREATE_PATH, createHandler(deps, parseCreateReply, 0));
+  // ITFlow's own path answers synchronously, so it waits as long as allowed unless the client
+  // says `Prefer: respond-async` or `wait=0`.
+  app.post(ITFLOW_CREATE_PATH, createHandler(deps, parseItflowCreateReply, deps.preferWaitMaxSeconds));
+}

@@ -1,0 +1,31 @@
+import type { FastifyInstance, RouteHandlerMethod } from 'fastify';
+import { parseItflowReadReplies, parseReadReplies, type ReplyQuery } from '../../commands/readReplies.js';
+import { NotFound } from '../../errors.js';
+import { READ, requireLevel } from '../../itflow/apiKeys.js';
+import { type ListShape, listReplies } from '../../read/listReplies.js';
+import { v1Row } from '../../read/serialize.js';
+import { authenticate } from '../auth.js';
+import { ok } from '../envelope.js';
+import type { RouteDeps } from '../server.js';
+
+export const READ_PATH = '/api/v1/tickets/replies/read.php';
+export const ITFLOW_READ_PATH = '/api/v1/ticket_replies/read.php';
+
+/** v1's answer when a read finds nothing. */
+export const NO_RESOURCE = 'No resource (for this client and company) with the specified parameter(s).';
+
+function readHandler(deps: RouteDeps, parse: (query: unknown) => ReplyQuery, shape: ListShape): RouteHandlerMethod {
+  return async (request) => {
+    const principal = await authenticate(deps.auth, request, null);
+    requireLevel(principal, READ);
+    const rows = await listReplies(deps.read.pool, deps.read.planner, principal.scope, parse(request.query), shape);
+    if (rows.length === 0) throw new NotFound(NO_RESOURCE);
+    return ok(rows.map(v1Row));
+  };
+}
+
+/** GET read.php: replies newest first (this service), or as ITFlow's own read.php lists them. */
+export function registerReadReplies(app: FastifyInstance, deps: RouteDeps): void {
+  app.get(READ_PATH, readHandler(deps, parseReadReplies, 'replies'));
+  app.get(ITFLOW_READ_PATH, readHandler(deps, parseItflowReadReplies, 'itflow'));
+}

@@ -1,0 +1,89 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import type { Pool } from 'mysql2/promise';
+import type { Logger } from 'pino';
+import type { ServiceTables } from '../db/tables.js';
+import { MethodNotAllowed, NotFound, UnsupportedMediaType } from '../errors.js';
+import type { ListPlanner } from '../read/planner.js';
+import type { AcceptDeps } from './accept.js';
+import type { AuthDeps } from './auth.js';
+import type { BulkDeps } from './bulkAccept.js';
+import { fail } from './envelope.js';
+import { errorHandler } from './errors.js';
+import { registerBulk } from './routes/bulk.js';
+import { registerCommandStatus } from './routes/commandStatus.js';
+import { registerCreateReply } from './routes/createReply.js';
+import { type HealthDeps, registerHealth } from './routes/health.js';
+import { registerReadReplies } from './routes/readReplies.js';
+
+export interface RouteDeps {
+  auth: AuthDeps;
+  accept: AcceptDeps;
+  bulk: BulkDeps;
+  bulkMaxItems: number;
+  bulkBodyLimitBytes: number;
+  read: { pool: Pool; tables: ServiceTables; planner: ListPlanner };
+  health: HealthDeps;
+  preferWaitMaxSeconds: number;
+}
+
+export interface ServerOptions {
+  logger: Logger;
+  bodyLimitBytes: number;
+  trustProxy: boolean;
+}
+
+/** The intake: routes, JSON body handling, and the v1 envelope on every answer. */
+export function buildServer(deps: RouteDeps, options: ServerOptions): FastifyInstance {
+  const app = baseServer(options);
+  registerCreateReply(app, deps);
+  registerBulk(app, deps);
+  registerReadReplies(app, deps);
+  registerCommandStatus(app, deps);
+  registerHealth(app, deps.health);
+  return app;
+}
+
+/** A worker-only process's HTTP face: health and readiness, nothing that takes commands. */
+export function buildOperationsServer(health: HealthDeps, options: ServerOptions): FastifyInstance {
+  const app = baseServer(options);
+  registerHealth(app, health);
+  return app;
+}
+
+function baseServer(options: ServerOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: options.logger as FastifyBaseLogger,
+    bodyLimit: options.bodyLimitBytes,
+    trustProxy: options.trustProxy,
+    requestIdHeader: 'x-request-id',
+    // Requests that still arrive while the server drains are served (queue and Redis stay open
+    // until it has drained), then their connection is closed.
+    return503OnClosing: false,
+  });
+
+  // JSON only. An empty body is an empty object, so a call that carries everything in the
+  // query string gets a field error rather than a parser error.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeAllContentTypeParsers();
+  const json = (request: FastifyRequest, body: string, done: (err: Error | null, body?: unknown) => void) =>
+    body === '' ? done(null, {}) : parseJson(request, body, done);
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, json);
+  app.addContentTypeParser(/^application\/[a-z0-9.+-]*\+json$/i, { parseAs: 'string' }, json);
+  // A body sent with no Content-Type at all is read as JSON (some HTTP clients omit it);
+  // any other declared type is refused with 415.
+  app.addContentTypeParser('*', { parseAs: 'string' }, (request, body, done) =>
+    request.headers['content-type'] === undefined
+      ? json(request, body as string, done)
+      : done(new UnsupportedMediaType('Send the request body as JSON, with Content-Type: application/json.')),
+  );
+
+  app.setErrorHandler(errorHandler);
+  // A known path asked with the wrong method is a 405 naming the right one; anything else 404.
+  app.setNotFoundHandler((request, reply) => {
+    const url = request.url.split('?')[0] ?? '';
+    const allowed = (['GET', 'POST'] as const).filter((method) => app.hasRoute({ method, url }));
+    const error = allowed.length > 0 ? new MethodNotAllowed(allowed.join(', ')) : new NotFound('Unknown endpoint.');
+    void reply.code(error.status).headers(error.headers).send(fail(error.message));
+  });
+  return app;
+}

@@ -1,0 +1,231 @@
+import { appendFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ItemResult } from '../http/bulkAccept.js';
+import { type Format, fingerprintFile, readItems, UNREADABLE } from './source.js';
+import { AnsweredLines, emptyTotals, loadState, newTally, saveState, type Tally, type Totals } from './state.js';
+
+/**
+ * `import FILE`: streams an NDJSON or CSV file into bulk.php, `batchSize` lines per request and
+ * `concurrency` requests at a time; keeps every line's idempotency key derived from the file's
+ * digest and its line number, so an import interrupted (Ctrl-C, crash) and started again sends
+ * nothing twice; writes refused lines with their reasons beside the file; waits until every
+ * queued line is applied (unless told not to), reading outcomes through commands.php.
+ */
+export interface ImportOptions {
+  file: string;
+  format: Format;
+  url: string;
+  apiKey: string;
+  batchSize: number;
+  concurrency: number;
+  wait: boolean;
+  dryRun: boolean;
+  /** Most lines queued but not yet known to be applied; reading pauses above it (memory stays flat). */
+  maxPending: number;
+  report: (event: Progress) => void;
+  /** Set when the operator interrupts: stop reading, finish what is in flight, save the state. */
+  stopped: () => boolean;
+}
+
+export interface Progress {
+  phase: 'sending' | 'waiting' | 'done';
+  totalLines: number;
+  linesDone: number;
+  totals: Totals;
+  resumedFrom: number;
+}
+
+export interface ImportSummary extends Totals {
+  file: string;
+  resumedFrom: number;
+  elapsedSeconds: number;
+  rowsPerSecond: number;
+  interrupted: boolean;
+  rejectedFile: string | null;
+  dryRun: boolean;
+}
+
+interface Line {
+  line: number;
+  item: unknown;
+}
+
+interface Pending {
+  line: number;
+  tally: Tally;
+}
+
+export async function runImport(o: ImportOptions): Promise<ImportSummary> {
+  const started = Date.now();
+  const { sha256, lines: totalLines } = await fingerprintFile(o.file);
+  const state = o.dryRun ? null : loadState(o.file, sha256);
+  const resumedFrom = state?.answeredThrough ?? 0;
+  const answered = new AnsweredLines(resumedFrom, state?.totals ?? emptyTotals());
+  // Commands of saved lines still to be seen applied: their tallies are already in the totals.
+  const foldedTally: Tally = { ...emptyTotals(), folded: true };
+  const pending = new Map<string, Pending>((state?.pending ?? []).map(([id, line]) => [id, { line, tally: foldedTally }]));
+  const rejectedFile = `${o.file}.rejected.ndjson`;
+  let rejectedWritten = false;
+  const progress = (phase: Progress['phase']) =>
+    o.report({ phase, totalLines, linesDone: answered.answeredThrough, totals: answered.live(), resumedFrom });
+
+  const count = (tally: Tally, key: keyof Totals) => {
+    if (tally.folded) answered.totals[key]++;
+    else tally[key]++;
+  };
+  const reject = (tally: Tally, line: number, item: unknown, status: number, message: string) => {
+    count(tally, 'rejected');
+    rejectedWritten = true;
+    appendFileSync(rejectedFile, `${JSON.stringify({ line, http_status: status, message, item })}\n`);
+  };
+  const save = () => {
+    if (o.dryRun) return;
+    const through = answered.answeredThrough;
+    const saved = [...pending].filter(([, p]) => p.line <= through).map(([id, p]): [string, number] => [id, p.line]);
+    saveState(o.file, { sha256, answeredThrough: through, totals: answered.totals, pending: saved });
+  };
+
+  const send = async (batch: Line[], firstLine: number) => {
+    // A line that is not JSON is refused here; the rest go to the service, keyed by their line.
+    const readable = batch.filter(({ item }) => item !== UNREADABLE);
+    const items = readable.map(({ line, item }) =>
+      typeof item === 'object' && item !== null && !Array.isArray(item)
+        ? { idempotency_key: `import:${sha256.slice(0, 16)}:${line}`, ...(item as object) }
+        : item,
+    );
+    const results = readable.length > 0 ? await postBulk(o, items) : [];
+    const answers = new Map(readable.map(({ line }, i) => [line, results[i] as ItemResult]));
+    const tally = newTally();
+    for (const { line, item } of batch) {
+      tally.read++;
+      const result = answers.get(line);
+      if (!result) {
+        reject(tally, line, null, 400, `Line ${line} is not valid JSON.`);
+      } else if ('http_status' in result && !('command_id' in result)) {
+        reject(tally, line, item, result.http_status, result.message);
+      } else if ('command_id' in result) {
+        count(tally, result.replayed ? 'duplicates' : 'queued');
+        if (result.status === 'applied') count(tally, 'applied');
+        else if (result.status === 'failed') reject(tally, line, item, result.http_status, result.message);
+        else pending.set(result.command_id, { line, tally });
+      } // else a dry run's { status: 'valid' }
+    }
+    answered.add(firstLine, (batch.at(-1) as Line).line, tally);
+  };
+
+  // Sending: batches in file order, `concurrency` in flight.
+  const inFlight = new Set<Promise<void>>();
+  let batch: Line[] = [];
+  let batchFirst = resumedFrom + 1;
+  let lastSaved = 0;
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const sending = send(batch, batchFirst).finally(() => inFlight.delete(sending));
+    batchFirst = (batch.at(-1) as Line).line + 1;
+    batch = [];
+    inFlight.add(sending);
+    while (inFlight.size >= o.concurrency) await Promise.race(inFlight);
+  };
+  progress('sending');
+  let failure: unknown = null;
+  try {
+    for await (const { line, item } of readItems(o.file, o.format, resumedFrom)) {
+      if (o.stopped()) break;
+      batch.push({ line, item });
+      if (batch.length >= o.batchSize) await flush();
+      while (o.wait && !o.dryRun && pending.size > o.maxPending && !o.stopped()) await settle(o, pending, count, reject);
+      if (Date.now() - lastSaved > 1000) {
+        save();
+        lastSaved = Date.now();
+        progress('sending');
+      }
+    }
+    if (!o.stopped()) await flush();
+    await Promise.all(inFlight);
+  } catch (error) {
+    failure = error;
+    await Promise.allSettled(inFlight);
+  }
+  save();
+  if (failure) throw failure;
+
+  // Waiting: until every queued line is applied (or refused by a worker).
+  if (o.wait && !o.dryRun) {
+    while (pending.size > 0 && !o.stopped()) {
+      progress('waiting');
+      await settle(o, pending, count, reject);
+      save();
+    }
+  }
+  progress('done');
+  const elapsedSeconds = (Date.now() - started) / 1000;
+  const totals = answered.live();
+  return {
+    file: o.file,
+    ...totals,
+    resumedFrom,
+    elapsedSeconds,
+    rowsPerSecond: (totals.read - (state?.totals.read ?? 0)) / Math.max(elapsedSeconds, 0.001),
+    interrupted: o.stopped(),
+    rejectedFile: rejectedWritten ? rejectedFile : null,
+    dryRun: o.dryRun,
+  };
+}
+
+/** One look at up to a thousand pending commands; the finished ones leave `pending`. */
+async function settle(
+  o: ImportOptions,
+  pending: Map<string, Pending>,
+  count: (tally: Tally, key: keyof Totals) => void,
+  reject: (tally: Tally, line: number, item: unknown, status: number, message: string) => void,
+): Promise<void> {
+  const ids = [...pending.keys()].slice(0, 1000);
+  const statuses = await call<Array<ItemResult & { command_id: string; status: string }>>(o, 'commands.php', {
+    command_ids: ids,
+  });
+  let finished = 0;
+  for (const status of statuses) {
+    const entry = pending.get(status.command_id);
+    if (!entry) continue;
+    if (status.status === 'applied') count(entry.tally, 'applied');
+    else if (status.status === 'failed' && 'http_status' in status)
+      reject(entry.tally, entry.line, null, status.http_status, status.message);
+    else continue;
+    pending.delete(status.command_id);
+    finished++;
+  }
+  if (finished === 0) await sleep(250);
+}
+
+async function postBulk(o: ImportOptions, items: unknown[]): Promise<ItemResult[]> {
+  return call<ItemResult[]>(o, `bulk.php${o.dryRun ? '?dry_run=1' : ''}`, items);
+}
+
+/**
+ * A JSON POST to the service, retried while it says to wait (429, 503, 409 with Retry-After)
+ * or cannot be reached; any other refusal of the whole request stops the import.
+ */
+async function call<T>(o: ImportOptions, path: string, body: unknown): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    let response: Response;
+    try {
+      response = await fetch(`${o.url}/api/v1/tickets/replies/${path}`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'X-API-Key': o.apiKey },
+        body: JSON.stringify(body),
+      });
+    } catch (error) {
+      if (attempt >= 30) throw new Error(`Cannot reach the service at ${o.url}: ${(error as Error).message}`);
+      await sleep(Math.min(5000, 200 * attempt));
+      continue;
+    }
+    const answer = (await response.json().catch(() => ({}))) as { data?: T; message?: string };
+    if (response.ok || (response.status === 400 && answer.data)) return answer.data as T;
+    const retryAfter = Number(response.headers.get('retry-after'));
+    if ([429, 503].includes(response.status) && attempt < 100) {
+      await sleep((Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : 1) * 1000);
+      continue;
+    }
+    throw new Error(`The service refused the import request (${response.status}): ${answer.message ?? 'no message'}`);
+  }
+}

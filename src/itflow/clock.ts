@@ -1,0 +1,77 @@
+import type { Pool, RowDataPacket } from 'mysql2/promise';
+import { ttlMemo } from '../cache.js';
+
+/**
+ * ITFlow stores every DATETIME as wall-clock time in `settings.config_timezone` (it sets the
+ * MySQL session zone to that zone's offset). The service follows the same rule: it computes
+ * every timestamp it writes or compares here and passes it as a value, never NOW().
+ */
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+function formatterFor(timeZone: string): Intl.DateTimeFormat {
+  let formatter = formatters.get(timeZone);
+  if (!formatter) {
+    formatter = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+    });
+    formatters.set(timeZone, formatter);
+  }
+  return formatter;
+}
+
+/** 'YYYY-MM-DD HH:MM:SS' for an instant, as a wall clock in the given IANA zone shows it. */
+export function wallClock(instant: Date | number, timeZone: string): string {
+  const parts: Record<string, string> = {};
+  for (const part of formatterFor(timeZone).formatToParts(instant)) parts[part.type] = part.value;
+  return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second}`;
+}
+
+export function isValidTimeZone(zone: string): boolean {
+  try {
+    formatterFor(zone);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface ItflowClock {
+  /** ITFlow's configured zone (re-read from settings at most once a minute). */
+  zone(): Promise<string>;
+  /** Wall-clock time in ITFlow's zone for an instant (default: now). */
+  at(instant?: Date | number): Promise<string>;
+}
+
+export function createItflowClock(pool: Pool, onInvalidZone: (zone: string) => void = () => {}, ttlMs = 60_000): ItflowClock {
+  const settings = ttlMemo<number, string>(ttlMs, 1, async () => {
+    const [rows] = await pool.query<RowDataPacket[]>('SELECT config_timezone FROM settings WHERE company_id = 1');
+    const zone = String(rows[0]?.config_timezone ?? '');
+    if (isValidTimeZone(zone) && zone !== '') return zone;
+    onInvalidZone(zone);
+    return 'UTC';
+  });
+  const zone = () => settings.get(1);
+  return {
+    zone,
+    at: async (instant = Date.now()) => wallClock(instant, await zone()),
+  };
+}
+
+/**
+ * The instant a wall-clock time names in a zone ('2026-03-08 02:30:00' in America/New_York).
+ * Found by correcting a first guess with the zone's offset at that guess, twice (enough across
+ * DST changes); a time skipped by a DST change lands on the hour after.
+ */
+export function instantOf(wall: string, timeZone: string): number {
+  const asUtc = Date.parse(`${wall.replace(' ', 'T')}Z`);
+  let guess = asUtc;
+  for (let i = 0; i < 2; i++) guess = asUtc - (Date.parse(`${wallClock(guess, timeZone).replace(' ', 'T')}Z`) - guess);
+  return guess;
+}

@@ -1,0 +1,178 @@
+import type { Pool, RowDataPacket } from 'mysql2/promise';
+
+/**
+ * Which ITFlow the service is pointed at, read from information_schema at start-up.
+ *
+ * - `per-key-scope` (ITFlow ≤ 2.4.6): api_keys.api_key_client_id scopes a key (0 = all).
+ * - `key-runs-as-user` (ITFlow ≥ 2.4.7): api_keys.api_key_user_id; the key has that user's
+ *   role permissions and client allow/deny lists.
+ */
+export type KeyModel = 'per-key-scope' | 'key-runs-as-user';
+
+export interface ItflowSchema {
+  database: string;
+  keyModel: KeyModel;
+  /** tickets has ticket_response_due_at & co (ITFlow's optional SLAs). */
+  hasSla: boolean;
+  /** user_client_permissions has permission_type (deny lists, ITFlow ≥ 2.4.6). */
+  hasClientDenyLists: boolean;
+  /** Indexes on ticket_replies (name → columns), for planning read-side queries. */
+  replyIndexes: Record<string, string[]>;
+  /** settings.config_current_database_version, for logs. */
+  databaseVersion: string | null;
+  /**
+   * The server hands a multi-row INSERT consecutive ids (innodb_autoinc_lock_mode 0 or 1,
+   * auto_increment_increment 1), so a batch's replies can share one INSERT and still each
+   * learn their own ticket_reply_id.
+   */
+  consecutiveInsertIds: boolean;
+}
+
+/** The database is reachable but holds no ITFlow schema (or a schema we do not know). */
+export class NotAnItflowDatabase extends Error {}
+
+const REQUIRED: Record<string, string[]> = {
+  tickets: [
+    'ticket_id',
+    'ticket_prefix',
+    'ticket_number',
+    'ticket_subject',
+    'ticket_status',
+    'ticket_client_id',
+    'ticket_created_by',
+    'ticket_assigned_to',
+    'ticket_updated_at',
+    'ticket_resolved_at',
+    'ticket_closed_at',
+    'ticket_closed_by',
+    'ticket_first_response_at',
+  ],
+  ticket_replies: [
+    'ticket_reply_id',
+    'ticket_reply',
+    'ticket_reply_type',
+    'ticket_reply_time_worked',
+    'ticket_reply_created_at',
+    'ticket_reply_updated_at',
+    'ticket_reply_archived_at',
+    'ticket_reply_by',
+    'ticket_reply_ticket_id',
+  ],
+  ticket_statuses: ['ticket_status_id', 'ticket_status_name', 'ticket_status_active'],
+  api_keys: ['api_key_id', 'api_key_name', 'api_key_secret', 'api_key_expire'],
+  logs: [
+    'log_type',
+    'log_action',
+    'log_description',
+    'log_ip',
+    'log_user_agent',
+    'log_created_at',
+    'log_client_id',
+    'log_user_id',
+    'log_entity_id',
+  ],
+  ticket_history: [
+    'ticket_history_status',
+    'ticket_history_description',
+    'ticket_history_created_at',
+    'ticket_history_ticket_id',
+  ],
+  notifications: [
+    'notification_type',
+    'notification',
+    'notification_action',
+    'notification_timestamp',
+    'notification_client_id',
+    'notification_user_id',
+    'notification_entity_id',
+  ],
+  settings: ['company_id', 'config_timezone'],
+};
+
+const REQUIRED_FOR_USER_KEYS: Record<string, string[]> = {
+  users: ['user_id', 'user_name', 'user_type', 'user_status', 'user_archived_at', 'user_role_id'],
+  user_roles: ['role_id', 'role_is_admin'],
+  modules: ['module_id', 'module_name'],
+  user_role_permissions: ['user_role_id', 'module_id', 'user_role_permission_level'],
+  user_client_permissions: ['user_id', 'client_id'],
+};
+
+const SLA_COLUMNS = [
+  'ticket_response_due_at',
+  'ticket_resolution_due_at',
+  'ticket_response_sla_met',
+  'ticket_resolution_sla_met',
+];
+
+export async function detectSchema(pool: Pool, database: string): Promise<ItflowSchema> {
+  const [columnRows] = await pool.query<RowDataPacket[]>(
+    'SELECT TABLE_NAME AS t, COLUMN_NAME AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ?',
+    [database],
+  );
+  const columns = new Map<string, Set<string>>();
+  for (const row of columnRows) {
+    const table = String(row.t);
+    if (!columns.has(table)) columns.set(table, new Set());
+    columns.get(table)?.add(String(row.c));
+  }
+
+  if (!columns.has('tickets') || !columns.has('ticket_replies') || !columns.has('api_keys')) {
+    throw new NotAnItflowDatabase(
+      `Database '${database}' has no ITFlow tables (tickets, ticket_replies, api_keys). ` +
+        'Point DATABASE_URL at your ITFlow database, or run `npm run demo` to create and use a demo one.',
+    );
+  }
+
+  const apiKeyColumns = columns.get('api_keys') ?? new Set();
+  let keyModel: KeyModel;
+  if (apiKeyColumns.has('api_key_user_id')) keyModel = 'key-runs-as-user';
+  else if (apiKeyColumns.has('api_key_client_id')) keyModel = 'per-key-scope';
+  else
+    throw new NotAnItflowDatabase(
+      `Database '${database}': api_keys has neither api_key_user_id nor api_key_client_id; this ITFlow version is not supported.`,
+    );
+
+  const required = keyModel === 'key-runs-as-user' ? { ...REQUIRED, ...REQUIRED_FOR_USER_KEYS } : REQUIRED;
+  const missing: string[] = [];
+  for (const [table, cols] of Object.entries(required)) {
+    const present = columns.get(table);
+    for (const col of cols) if (!present?.has(col)) missing.push(`${table}.${col}`);
+  }
+  if (missing.length > 0) {
+    throw new NotAnItflowDatabase(
+      `Database '${database}' looks like ITFlow but lacks ${missing.join(', ')}. Update ITFlow's database, then start again.`,
+    );
+  }
+
+  const ticketColumns = columns.get('tickets') ?? new Set();
+  const [indexRows] = await pool.query<RowDataPacket[]>(
+    `SELECT INDEX_NAME AS i, COLUMN_NAME AS c FROM information_schema.STATISTICS
+     WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'ticket_replies' ORDER BY INDEX_NAME, SEQ_IN_INDEX`,
+    [database],
+  );
+  const replyIndexes: Record<string, string[]> = {};
+  for (const row of indexRows) {
+    const name = String(row.i);
+    replyIndexes[name] = [...(replyIndexes[name] ?? []), String(row.c)];
+  }
+
+  const [versionRows] = await pool.query<RowDataPacket[]>(
+    columns.get('settings')?.has('config_current_database_version')
+      ? 'SELECT config_current_database_version AS v FROM settings WHERE company_id = 1'
+      : 'SELECT NULL AS v',
+  );
+
+  const [autoinc] = await pool.query<RowDataPacket[]>(
+    'SELECT @@innodb_autoinc_lock_mode AS mode, @@auto_increment_increment AS step',
+  );
+
+  return {
+    database,
+    keyModel,
+    hasSla: SLA_COLUMNS.every((c) => ticketColumns.has(c)),
+    hasClientDenyLists: columns.get('user_client_permissions')?.has('permission_type') ?? false,
+    replyIndexes,
+    databaseVersion: versionRows[0]?.v == null ? null : String(versionRows[0].v),
+    consecutiveInsertIds: Number(autoinc[0]?.mode) <= 1 && Number(autoinc[0]?.step) === 1,
+  };
+}

@@ -1,0 +1,157 @@
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Pool, RowDataPacket } from 'mysql2/promise';
+import { idText } from '../apply/ledger.js';
+import type { ServiceTables } from '../db/tables.js';
+import { IdempotencyMismatch } from '../errors.js';
+
+/**
+ * Idempotency keys, per API key. The first request to use a key claims it in Redis (SET NX),
+ * recording its command id and the fingerprint of what it asked; a later request with the same
+ * key gets that command back instead of creating another — or 422 if it asks something else.
+ *
+ * Redis holds claims for up to a day (memory); the ledger holds the key with the finished
+ * command for the whole retention and has the last word: a new claim is checked against it,
+ * so a Redis that restarted or let a claim expire cannot let a key be used twice.
+ */
+export type Claim = { kind: 'new' } | { kind: 'existing'; commandId: string; claimedAt: number };
+export type BatchClaim = Claim | { kind: 'mismatch'; error: IdempotencyMismatch };
+
+const CLAIM_TTL_SECONDS_MAX = 86_400;
+
+export class IdempotencyClaims {
+  constructor(
+    private readonly redis: Redis,
+    private readonly pool: Pool,
+    private readonly tables: ServiceTables,
+    private readonly prefix: string,
+    private readonly retentionSeconds: number,
+  ) {}
+
+  private redisKey(apiKeyId: number, idempotencyKey: string): string {
+    const digest = createHash('sha256').update(idempotencyKey).digest('hex');
+    return `${this.prefix}:replyqueue:idem:${apiKeyId}:${digest}`;
+  }
+
+  /** Claims the key for `commandId`, or returns the command that already holds it. */
+  async claim(apiKeyId: number, idempotencyKey: string, fingerprint: string, commandId: string): Promise<Claim> {
+    const key = this.redisKey(apiKeyId, idempotencyKey);
+    const ttl = Math.min(this.retentionSeconds, CLAIM_TTL_SECONDS_MAX);
+    const claimed = await this.redis.set(key, `${commandId} ${fingerprint} ${Date.now()}`, 'EX', ttl, 'NX');
+    if (claimed === 'OK') {
+      const finished = await this.inLedger(apiKeyId, idempotencyKey);
+      if (!finished) return { kind: 'new' };
+      await this.redis.set(key, `${finished.commandId} ${finished.fingerprint} 0`, 'EX', ttl);
+      return this.compare(idempotencyKey, { ...finished, claimedAt: 0 }, fingerprint);
+    }
+    const [holder = '', held = '', at = '0'] = ((await this.redis.get(key)) ?? '').split(' ');
+    if (holder === '') return this.claim(apiKeyId, idempotencyKey, fingerprint, commandId); // expired in between
+    return this.compare(idempotencyKey, { commandId: holder, fingerprint: held, claimedAt: Number(at) }, fingerprint);
+  }
+
+  /** Hands a claim whose command was lost (never queued, or dropped with a Redis restart) to a new command. */
+  async takeOver(
+    apiKeyId: number,
+    idempotencyKey: string,
+    fingerprint: string,
+    lostCommandId: string,
+    commandId: string,
+  ): Promise<boolean> {
+    const key = this.redisKey(apiKeyId, idempotencyKey);
+    const ttl = Math.min(this.retentionSeconds, CLAIM_TTL_SECONDS_MAX);
+    const swapped = await this.redis.eval(
+      "local v = redis.call('GET', KEYS[1]) if v and string.find(v, ARGV[1], 1, true) == 1 then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return 1 end return 0",
+      1,
+      key,
+      lostCommandId,
+      `${commandId} ${fingerprint} ${Date.now()}`,
+      ttl,
+    );
+    return swapped === 1;
+  }
+
+  /**
+   * claim() for a bulk request's items, in three round trips whatever their number: the SET NXs
+   * in one pipeline, the ledger check of the fresh claims in one query, the GETs of the keys
+   * held by others in one pipeline.
+   */
+  async claimMany(
+    apiKeyId: number,
+    entries: Array<{ idempotencyKey: string; fingerprint: string; commandId: string }>,
+  ): Promise<BatchClaim[]> {
+    if (entries.length === 0) return [];
+    const ttl = Math.min(this.retentionSeconds, CLAIM_TTL_SECONDS_MAX);
+    const keys = entries.map((e) => this.redisKey(apiKeyId, e.idempotencyKey));
+    const setting = this.redis.pipeline();
+    for (const [i, e] of entries.entries())
+      setting.set(keys[i] as string, `${e.commandId} ${e.fingerprint} ${Date.now()}`, 'EX', ttl, 'NX');
+    const set = (await setting.exec()) ?? [];
+    const fresh = entries.filter((_, i) => set[i]?.[1] === 'OK');
+    const finished = await this.inLedgerMany(
+      apiKeyId,
+      fresh.map((e) => e.idempotencyKey),
+    );
+    const getting = this.redis.pipeline();
+    entries.forEach((e, i) => {
+      const holder = finished.get(e.idempotencyKey);
+      if (holder) getting.set(keys[i] as string, `${holder.commandId} ${holder.fingerprint} 0`, 'EX', ttl);
+      else getting.get(keys[i] as string);
+    });
+    const got = (await getting.exec()) ?? [];
+    return entries.map((e, i): BatchClaim => {
+      const holder = finished.get(e.idempotencyKey);
+      const [commandId = '', fingerprint = '', at = '0'] = holder
+        ? [holder.commandId, holder.fingerprint, '0']
+        : String(got[i]?.[1] ?? '').split(' ');
+      if (commandId === e.commandId) return { kind: 'new' };
+      try {
+        return this.compare(e.idempotencyKey, { commandId, fingerprint, claimedAt: Number(at) }, e.fingerprint);
+      } catch (error) {
+        return { kind: 'mismatch', error: error as IdempotencyMismatch };
+      }
+    });
+  }
+
+  /** Gives the key back when the command could not be queued, so a retry may use it. */
+  async release(apiKeyId: number, idempotencyKey: string, commandId: string): Promise<void> {
+    const key = this.redisKey(apiKeyId, idempotencyKey);
+    await this.redis.eval(
+      "if redis.call('GET', KEYS[1]) and string.find(redis.call('GET', KEYS[1]), ARGV[1], 1, true) == 1 then return redis.call('DEL', KEYS[1]) end return 0",
+      1,
+      key,
+      commandId,
+    );
+  }
+
+  private compare(
+    idempotencyKey: string,
+    holder: { commandId: string; fingerprint: string; claimedAt: number },
+    fingerprint: string,
+  ): Claim {
+    if (holder.fingerprint !== fingerprint) {
+      throw new IdempotencyMismatch(idempotencyKey, holder.commandId);
+    }
+    return { kind: 'existing', commandId: holder.commandId, claimedAt: holder.claimedAt };
+  }
+
+  private async inLedger(apiKeyId: number, idempotencyKey: string): Promise<{ commandId: string; fingerprint: string } | null> {
+    return (await this.inLedgerMany(apiKeyId, [idempotencyKey])).get(idempotencyKey) ?? null;
+  }
+
+  private async inLedgerMany(
+    apiKeyId: number,
+    idempotencyKeys: string[],
+  ): Promise<Map<string, { commandId: string; fingerprint: string }>> {
+    if (idempotencyKeys.length === 0) return new Map();
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT idempotency_key, command_id, fingerprint FROM ${this.tables.commands} WHERE api_key_id = ? AND idempotency_key IN (?)`,
+      [apiKeyId, idempotencyKeys],
+    );
+    return new Map(
+      rows.map((row) => [
+        String(row.idempotency_key),
+        { commandId: idText(row.command_id), fingerprint: (row.fingerprint as Buffer).toString('hex') },
+      ]),
+    );
+  }
+}

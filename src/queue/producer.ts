@@ -1,0 +1,132 @@
+import { type Job, type JobsOptions, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { type ChunkJob, chunkIdOf, isChunk } from './chunks.js';
+import { type CommandJob, type RetryProgress, retryProgressSchema } from './jobs.js';
+import { laneNames, laneOf } from './lanes.js';
+
+export const JOB_NAME = 'command';
+export const CHUNK_NAME = 'chunk';
+
+export type QueuedState =
+  | { state: 'queued'; job: CommandJob }
+  | { state: 'applying'; job: CommandJob }
+  | { state: 'retrying'; job: CommandJob; progress: RetryProgress }
+  | { state: 'dead'; job: CommandJob; reason: string; attempts: number };
+
+/**
+ * The intake's side of the queue: puts accepted commands in their ticket's lane and finds
+ * a command that is still in Redis (waiting, being applied, retrying, or dead-lettered).
+ */
+export class CommandQueue {
+  private readonly queues: Queue[];
+  private readonly jobOptions: JobsOptions;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly lanes: number,
+    deadLetterRetentionSeconds: number,
+  ) {
+    this.queues = laneNames(lanes).map((name) => {
+      const queue = new Queue(name, { connection: redis, prefix });
+      // Failures surface on the calls (an add while Redis is away answers 503); without a
+      // listener BullMQ would print every reconnection error to stderr.
+      queue.on('error', () => {});
+      return queue;
+    });
+    this.jobOptions = {
+      // Finished commands live in the MySQL ledger; only dead letters are kept in Redis.
+      removeOnComplete: true,
+      removeOnFail: { age: deadLetterRetentionSeconds },
+      attempts: 1,
+    };
+  }
+
+  private laneFor(ticketId: number): Queue {
+    return this.queues[laneOf(ticketId, this.lanes)] as Queue;
+  }
+
+  /** Adds a command; the job id is the command id, so a command is never queued twice. */
+  async add(job: CommandJob): Promise<void> {
+    await this.laneFor(job.command.ticketId).add(JOB_NAME, job, { ...this.jobOptions, jobId: job.commandId });
+  }
+
+  /**
+   * Adds chunks with one BullMQ bulk add per lane, keeping their order within a lane. Resolves
+   * with the chunks that could not be added (a lane whose add failed), so the caller can report
+   * exactly which commands were not queued.
+   */
+  async addChunks(chunks: ChunkJob[]): Promise<ChunkJob[]> {
+    const byLane = new Map<Queue, ChunkJob[]>();
+    for (const chunk of chunks) {
+      const queue = this.laneFor((chunk.commands[0] as CommandJob).command.ticketId);
+      byLane.set(queue, [...(byLane.get(queue) ?? []), chunk]);
+    }
+    const failed: ChunkJob[] = [];
+    await Promise.all(
+      [...byLane].map(([queue, list]) =>
+        queue
+          .addBulk(list.map((data) => ({ name: CHUNK_NAME, data, opts: { ...this.jobOptions, jobId: data.chunkId } })))
+          .catch(() => failed.push(...list)),
+      ),
+    );
+    return failed;
+  }
+
+  /**
+   * Where a command is while it is still in Redis — alone in its job, or inside a chunk — or
+   * null once it has left (or never was).
+   */
+  async find(commandId: string): Promise<QueuedState | null> {
+    const [single, chunk] = await this.lanesHolding([commandId, chunkIdOf(commandId)]);
+    const lane = single ?? chunk;
+    if (!lane) return null;
+    const job: Job<CommandJob | ChunkJob> | undefined = await lane.getJob(single ? commandId : chunkIdOf(commandId));
+    if (!job) return null;
+    const data = isChunk(job.data)
+      ? (job.data as ChunkJob).commands.find((c) => c.commandId === commandId)
+      : (job.data as CommandJob);
+    if (!data) return null;
+    const state = await job.getState();
+    const progress = retryProgressSchema.safeParse(job.progress);
+    if (state === 'failed') {
+      return { state: 'dead', job: data, reason: job.failedReason, attempts: progress.success ? progress.data.attempts : 1 };
+    }
+    if (state === 'active') {
+      return progress.success ? { state: 'retrying', job: data, progress: progress.data } : { state: 'applying', job: data };
+    }
+    return state === 'completed' || state === 'unknown' ? null : { state: 'queued', job: data };
+  }
+
+  /**
+   * For each of `commands` (command id and ticket), whether its job — alone or its chunk — is
+   * still in Redis. One pipeline; the ticket names the lane.
+   */
+  async stillQueued(commands: Array<{ commandId: string; ticketId: number }>): Promise<boolean[]> {
+    const pipeline = this.redis.pipeline();
+    for (const { commandId, ticketId } of commands) {
+      const lane = this.laneFor(ticketId).name;
+      pipeline.exists(`${this.prefix}:${lane}:${commandId}`, `${this.prefix}:${lane}:${chunkIdOf(commandId)}`);
+    }
+    const answers = (await pipeline.exec()) ?? [];
+    return answers.map(([error, count]) => !error && Number(count) > 0);
+  }
+
+  /** A job id alone does not name its lane: ask every lane at once, for each job id. */
+  private async lanesHolding(jobIds: string[]): Promise<Array<Queue | null>> {
+    const pipeline = this.redis.pipeline();
+    for (const jobId of jobIds) for (const queue of this.queues) pipeline.exists(`${this.prefix}:${queue.name}:${jobId}`);
+    const answers = (await pipeline.exec()) ?? [];
+    return jobIds.map((_, j) => {
+      const index = this.queues.findIndex((_, q) => {
+        const [error, exists] = answers[j * this.queues.length + q] ?? [];
+        return !error && exists === 1;
+      });
+      return index < 0 ? null : (this.queues[index] as Queue);
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.queues.map((q) => q.close()));
+  }
+}

@@ -1,0 +1,102 @@
+import type { Pool, RowDataPacket } from 'mysql2/promise';
+import { idBytes, idText, readLedger, toOutcome } from '../apply/ledger.js';
+import type { ServiceTables } from '../db/tables.js';
+import type { CommandQueue } from '../queue/producer.js';
+
+/**
+ * Where a command is, for the key that sent it: still in Redis (queued, applying, retrying,
+ * or given up on), or finished in the ledger (applied with its insert_id, or failed with the
+ * status and message a synchronous call would have got). null when there is no such command
+ * for this key (never sent, sent by another key, or past the retention).
+ */
+export type CommandStatus =
+  | { status: 'queued' | 'applying' }
+  | { status: 'retrying'; attempts: number; next_try_at: string }
+  | { status: 'applied'; insert_id: number; accepted_at: string; finished_at: string; attempts: number }
+  | { status: 'failed'; http_status: number; message: string; accepted_at?: string; finished_at?: string; attempts: number };
+
+export async function commandStatus(
+  pool: Pool,
+  tables: ServiceTables,
+  queue: CommandQueue,
+  commandId: string,
+  apiKeyId: number,
+): Promise<(CommandStatus & { command_id: string; ticket_id: number }) | null> {
+  const ledger = await readLedger(pool, tables, commandId);
+  if (ledger) {
+    if (ledger.apiKeyId !== apiKeyId) return null;
+    const times = {
+      accepted_at: isoUtc(ledger.acceptedAtUtc),
+      finished_at: isoUtc(ledger.finishedAtUtc),
+      attempts: ledger.attempts,
+    };
+    const base = { command_id: commandId, ticket_id: ledger.ticketId };
+    return ledger.outcome.status === 'applied'
+      ? { ...base, status: 'applied', insert_id: ledger.outcome.insertId, ...times }
+      : {
+          ...base,
+          status: 'failed',
+          http_status: ledger.outcome.failure.status,
+          message: ledger.outcome.failure.message,
+          ...times,
+        };
+  }
+  const queued = await queue.find(commandId);
+  if (!queued || queued.job.apiKeyId !== apiKeyId) return null;
+  const base = { command_id: commandId, ticket_id: queued.job.command.ticketId };
+  switch (queued.state) {
+    case 'queued':
+    case 'applying':
+      return { ...base, status: queued.state };
+    case 'retrying':
+      return {
+        ...base,
+        status: 'retrying',
+        attempts: queued.progress.attempts,
+        next_try_at: new Date(queued.progress.nextTryAt).toISOString(),
+      };
+    case 'dead':
+      // The database kept failing; the reason stays in the logs, and an operator can replay it.
+      return {
+        ...base,
+        status: 'failed',
+        http_status: 503,
+        message: `The command could not be applied after ${queued.attempts} attempts because the database kept failing. It is kept for an operator to replay.`,
+        attempts: queued.attempts,
+      };
+  }
+}
+
+function isoUtc(ledgerTime: string): string {
+  return `${ledgerTime.replace(' ', 'T')}Z`;
+}
+
+export type FinishedStatus =
+  | { command_id: string; status: 'applied'; insert_id: number }
+  | { command_id: string; status: 'failed'; http_status: number; message: string };
+
+/** The finished ones among many commands of one key, from the ledger in one query. */
+export async function commandStatusMany(
+  pool: Pool,
+  tables: ServiceTables,
+  commandIds: string[],
+  apiKeyId: number,
+): Promise<Map<string, FinishedStatus>> {
+  if (commandIds.length === 0) return new Map();
+  const [rows] = await pool.query<RowDataPacket[]>(
+    `SELECT command_id, status, insert_id, http_status, error FROM ${tables.commands} WHERE command_id IN (?) AND api_key_id = ?`,
+    [commandIds.map(idBytes), apiKeyId],
+  );
+  return new Map(
+    rows.map((row): [string, FinishedStatus] => {
+      const id = idText(row.command_id);
+      const outcome = toOutcome(row);
+      return [
+        id,
+        outcome.status === 'applied'
+          ? { command_id: id, status: 'applied', insert_id: outcome.insertId }
+          : { command_id: id, status: 'failed', http_status: outcome.failure.status, message: outcome.failure.message },
+      ];
+    }),
+  );
+}

@@ -1,0 +1,238 @@
+import type { Redis } from 'ioredis';
+import type { Pool } from 'mysql2/promise';
+import type { Logger } from 'pino';
+import { type ApplyDeps, applySessionSql } from './apply/applyBatch.js';
+import { purgeLedger } from './apply/ledger.js';
+import { type Config, redactConnectionUrl } from './config.js';
+import { migrate } from './db/migrate.js';
+import { createPool, databaseName } from './db/pool.js';
+import { type ServiceTables, serviceTables } from './db/tables.js';
+import { buildOperationsServer, buildServer } from './http/server.js';
+import { KeyResolver } from './itflow/apiKeys.js';
+import { createItflowClock } from './itflow/clock.js';
+import { People } from './itflow/people.js';
+import { detectSchema, type ItflowSchema, NotAnItflowDatabase } from './itflow/schema.js';
+import { TicketDirectory } from './itflow/tickets.js';
+import { CompletionWaiter } from './queue/completion.js';
+import { CommandConsumer } from './queue/consumer.js';
+import { IdempotencyClaims } from './queue/idempotency.js';
+import { prepareLanes } from './queue/lanes.js';
+import { CommandQueue } from './queue/producer.js';
+import { createRedis, redisReady } from './queue/redis.js';
+import { ListPlanner } from './read/planner.js';
+
+export interface Roles {
+  intake: boolean;
+  worker: boolean;
+}
+
+export interface RunningService {
+  /** Base URL of the intake (or of a worker's health endpoints), or null when not listening. */
+  url: string | null;
+  schema: ItflowSchema;
+  /** Graceful stop: no new work, in-flight work finished or handed back, connections closed. */
+  close(): Promise<void>;
+}
+
+/** A problem found while starting, told to the operator in one line. */
+export class StartupError extends Error {}
+
+/**
+ * Builds and starts the service from its configuration: the intake, the worker, or both
+ * (the all-in-one default). Every process detects ITFlow's schema and applies the service's
+ * own migration first, so any of them can be started first.
+ */
+export async function startService(config: Config, roles: Roles, logger: Logger): Promise<RunningService> {
+  const lookupPool = createPool(config.DATABASE_URL, config.INTAKE_DB_POOL_SIZE);
+  const closers: Array<() => Promise<unknown>> = [() => lookupPool.end()];
+  const closeAll = async () => {
+    for (const close of closers.reverse()) await close().catch(() => {});
+  };
+  try {
+    const schema = await detect(config, lookupPool);
+    const tables = serviceTables(config);
+    const migration = await migrate(lookupPool, tables);
+    if (migration.applied.length > 0) logger.info({ applied: migration.applied }, 'service tables migrated');
+    logger.info(
+      { database: schema.database, keyModel: schema.keyModel, itflowVersion: schema.databaseVersion, sla: schema.hasSla },
+      'ITFlow schema detected',
+    );
+
+    if (!Object.values(schema.replyIndexes).some((columns) => columns[0] === 'ticket_reply_ticket_id')) {
+      // Never added silently: ITFlow's tables are ITFlow's. ITFlow's own 2.6.3 update adds it.
+      logger.warn(
+        'ticket_replies has no index on ticket_reply_ticket_id, so listing one ticket’s replies reads the whole table. ' +
+          'ITFlow adds it in its 2.6.3 database update; to add it now: ' +
+          'ALTER TABLE ticket_replies ADD INDEX ticket_reply_ticket_id (ticket_reply_ticket_id, ticket_reply_archived_at)',
+      );
+    }
+
+    const cacheMs = config.AUTH_CACHE_SECONDS * 1000;
+    const clock = createItflowClock(lookupPool, (zone) =>
+      logger.warn({ zone }, 'settings.config_timezone is not a valid time zone; using UTC'),
+    );
+    const keys = new KeyResolver(lookupPool, schema, clock, cacheMs);
+    const tickets = new TicketDirectory(lookupPool, cacheMs);
+    const people = new People(lookupPool, cacheMs);
+
+    const redis = createRedis(config.REDIS_URL, 'command', 'replyqueue');
+    closers.push(() => redis.quit());
+    await redisReady(redis).catch((error: Error) => {
+      throw new StartupError(`Cannot reach Redis at ${redactConnectionUrl(config.REDIS_URL)}: ${error.message}`);
+    });
+    await prepareLanes(redis, config.QUEUE_PREFIX, config.QUEUE_PARTITIONS);
+    keepLanesPrepared(redis, config, logger);
+
+    let consumer: CommandConsumer | null = null;
+    if (roles.worker) {
+      // Batches send several statements per round trip; only this pool allows that, and
+      // every value in them is still a bound parameter.
+      const applyPool = createPool(config.DATABASE_URL, config.WORKER_CONCURRENCY + 1, {
+        sessionSql: applySessionSql(config.APPLY_LOCK_WAIT_SECONDS),
+        multipleStatements: true,
+      });
+      closers.push(() => applyPool.end());
+      const blocking = createRedis(config.REDIS_URL, 'blocking', 'replyqueue-worker');
+      closers.push(() => blocking.quit());
+      const deps: ApplyDeps = { pool: applyPool, tables, schema, clock, keys, tickets, people };
+      consumer = new CommandConsumer(blocking, redis, deps, {
+        prefix: config.QUEUE_PREFIX,
+        lanes: config.QUEUE_PARTITIONS,
+        lockMs: config.WORKER_LOCK_SECONDS * 1000,
+        maxAttempts: config.APPLY_MAX_ATTEMPTS,
+        backoffMs: config.APPLY_BACKOFF_MS,
+        maxBackoffMs: config.APPLY_MAX_BACKOFF_MS,
+        batch: {
+          maxCommands: config.BATCH_MAX_COMMANDS,
+          maxInFlight: config.WORKER_CONCURRENCY,
+          lingerMs: config.BATCH_LINGER_MS,
+        },
+        logger,
+      });
+      closers.push(purgeLedgerHourly(lookupPool, tables, config.COMMAND_RETENTION_DAYS, logger));
+    }
+
+    let url: string | null = null;
+    let stopIntake = async () => {};
+    const serverOptions = { logger, bodyLimitBytes: config.BODY_LIMIT_BYTES, trustProxy: config.TRUST_PROXY };
+    const listen = async (app: ReturnType<typeof buildServer>, port: number) => {
+      url = await app.listen({ host: config.HOST, port }).catch((error: Error) => {
+        throw new StartupError(`Cannot listen on ${config.HOST}:${port}: ${error.message}`);
+      });
+      stopIntake = async () => {
+        // Requests in flight when the close begins finish normally; their keep-alive sockets
+        // are closed as soon as they go idle instead of lingering for the keep-alive timeout.
+        const reaper = setInterval(() => app.server.closeIdleConnections(), 100);
+        try {
+          await app.close();
+        } finally {
+          clearInterval(reaper);
+        }
+      };
+    };
+    if (!roles.intake && config.WORKER_PORT !== undefined) {
+      await listen(buildOperationsServer({ pool: lookupPool, redis, schema }, serverOptions), config.WORKER_PORT);
+    }
+    if (roles.intake) {
+      const queue = new CommandQueue(redis, config.QUEUE_PREFIX, config.QUEUE_PARTITIONS, config.COMMAND_RETENTION_DAYS * 86_400);
+      closers.push(() => queue.close());
+      const subscriber = createRedis(config.REDIS_URL, 'blocking', 'replyqueue-waiter');
+      closers.push(() => subscriber.quit());
+      const accept = {
+        tickets,
+        queue,
+        waiter: new CompletionWaiter(subscriber, config.QUEUE_PREFIX),
+        claims: new IdempotencyClaims(redis, lookupPool, tables, config.QUEUE_PREFIX, config.COMMAND_RETENTION_DAYS * 86_400),
+        pool: lookupPool,
+        tables,
+      };
+      const app = buildServer(
+        {
+          auth: {
+            keys,
+            pool: lookupPool,
+            clock,
+            redis,
+            prefix: config.QUEUE_PREFIX,
+            failureLogsPerMinute: config.AUTH_FAILURE_LOGS_PER_MINUTE,
+            logger,
+          },
+          accept,
+          bulk: { ...accept, clock, people, lanes: config.QUEUE_PARTITIONS, chunkSize: config.BULK_CHUNK_SIZE },
+          bulkMaxItems: config.BULK_MAX_ITEMS,
+          bulkBodyLimitBytes: config.BULK_BODY_LIMIT_BYTES,
+          read: { pool: lookupPool, tables, planner: new ListPlanner(lookupPool, schema) },
+          health: { pool: lookupPool, redis, schema },
+          preferWaitMaxSeconds: config.PREFER_WAIT_MAX_SECONDS,
+        },
+        serverOptions,
+      );
+      await listen(app, config.PORT);
+    }
+
+    return {
+      url,
+      schema,
+      async close() {
+        await stopIntake();
+        if (consumer) await stopConsumer(consumer, config.SHUTDOWN_TIMEOUT_SECONDS * 1000, logger);
+        await closeAll();
+      },
+    };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
+
+async function detect(config: Config, pool: Pool): Promise<ItflowSchema> {
+  const database = databaseName(config.DATABASE_URL);
+  try {
+    return await detectSchema(pool, database);
+  } catch (error) {
+    if (error instanceof NotAnItflowDatabase) throw new StartupError(error.message);
+    const e = error as { code?: string; message?: string };
+    const where = redactConnectionUrl(config.DATABASE_URL);
+    if (e.code === 'ER_BAD_DB_ERROR') {
+      throw new StartupError(
+        `Database '${database}' does not exist (${where}). Point DATABASE_URL at your ITFlow database, or run \`npm run demo\`.`,
+      );
+    }
+    throw new StartupError(`Cannot reach MySQL at ${where}: ${e.message ?? e.code}`);
+  }
+}
+
+/** A Redis restart without persistence forgets queue settings: set them again on reconnect. */
+function keepLanesPrepared(redis: Redis, config: Config, logger: Logger): void {
+  redis.on('ready', () => {
+    prepareLanes(redis, config.QUEUE_PREFIX, config.QUEUE_PARTITIONS).catch((error: Error) =>
+      logger.error({ err: error.message }, 'could not prepare queue lanes after reconnecting to Redis'),
+    );
+  });
+}
+
+/** Worker processes trim the ledger to the retention now and every hour. */
+function purgeLedgerHourly(pool: Pool, tables: ServiceTables, retentionDays: number, logger: Logger): () => Promise<void> {
+  const purge = () =>
+    purgeLedger(pool, tables, retentionDays).then(
+      (deleted) => deleted > 0 && logger.info({ deleted, retentionDays }, 'ledger rows past the retention deleted'),
+      (error: Error) => logger.warn({ err: error.message }, 'could not purge the ledger'),
+    );
+  void purge();
+  const timer = setInterval(purge, 3_600_000);
+  timer.unref();
+  return async () => clearInterval(timer);
+}
+
+async function stopConsumer(consumer: CommandConsumer, timeoutMs: number, logger: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), timeoutMs);
+  });
+  const result = await Promise.race([consumer.close().then(() => 'closed' as const), timedOut]);
+  clearTimeout(timer);
+  if (result === 'timeout') {
+    logger.warn({ timeoutMs }, 'in-flight commands did not finish in time; their locks will lapse and they will be re-delivered');
+    await consumer.forceClose();
+  }
+}

@@ -1,0 +1,209 @@
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { idText } from '../../src/apply/ledger.js';
+import { fingerprint } from '../../src/commands/command.js';
+import { newCommandId } from '../../src/commands/commandId.js';
+import { GENERATIONS, type Generation } from '../../src/demo/itflowDatabase.js';
+import { laneName, laneOf } from '../../src/queue/lanes.js';
+import { deleteQueueKeys, type Harness, startHarness } from '../helpers/harness.js';
+import { addKey, addTicket, repliesOf, seedWorld, ticketRow, type World } from '../helpers/itflow.js';
+
+/**
+ * Idempotency keys: a retry with the same key and body gets the first command back and never
+ * causes a second effect; the same key with another body is refused (422). Keys are per API key.
+ */
+const CREATE = '/api/v1/tickets/replies/create.php';
+
+describe.each(GENERATIONS)('idempotency keys (ITFlow %s)', (generation: Generation) => {
+  let h: Harness;
+  let world: World;
+  const post = (body: object, headers: Record<string, string> = {}, key = world.keys.all) =>
+    h.post(CREATE, body, { key, headers });
+
+  beforeAll(async () => {
+    h = await startHarness({ generation });
+    world = await seedWorld(h.db, generation);
+  });
+  afterAll(() => h?.close());
+
+  it('the same key and body give the same command and one reply, before and after it is applied', async () => {
+    const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
+    const body = { ticket_id: ticket, ticket_reply: 'Once, however often I am sent' };
+    const first = await post(body, { 'Idempotency-Key': 'retry-me-1' });
+    const again = await post(body, { 'Idempotency-Key': 'retry-me-1' });
+    expect(first.status).toBe(202);
+    const commandId = first.body.data[0].command_id;
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect([201, 202]).toContain(again.status);
+    expect(again.body.data[0].command_id).toBe(commandId);
+
+    await h.finished(commandId);
+    const later = await post(body, { 'Idempotency-Key': 'retry-me-1' });
+    const [reply] = await repliesOf(h.db, ticket);
+    expect(later).toMatchObject({ status: 201, body: { data: [{ insert_id: reply?.ticket_reply_id, command_id: commandId }] } });
+    expect(await repliesOf(h.db, ticket)).toHaveLength(1);
+  });
+
+  it('the body field idempotency_key works too, and the header wins over it', async () => {
+    const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
+    const first = await post({ ticket_id: ticket, ticket_reply: 'x', idempotency_key: 'in-body' }, { Prefer: 'wait=10' });
+    const byField = await post({ ticket_id: ticket, ticket_reply: 'x', idempotency_key: 'in-body' });
+    const byHeader = await post(
+      { ticket_id: ticket, ticket_reply: 'x', idempotency_key: 'ignored' },
+      { 'Idempotency-Key': 'in-body' },
+    );
+    expect(byField.body.data[0].command_id).toBe(first.body.data[0].command_id);
+    expect(byHeader.body.data[0].command_id).toBe(first.body.data[0].command_id);
+    expect(await repliesOf(h.db, ticket)).toHaveLength(1);
+  });
+
+  it('the same key with a different body answers 422 and writes nothing', async () => {
+    const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
+    const first = await post({ ticket_id: ticket, ticket_reply: 'original' }, { 'Idempotency-Key': 'reused', Prefer: 'wait=10' });
+    const other = await post(
+      { ticket_id: ticket, ticket_reply: 'something else' },
+      { 'Idempotency-Key': 'reused', Prefer: 'wait=10' },
+    );
+    expect(other.status).toBe(422);
+    expect(other.body).toEqual({
+      success: 'False',
+      message: `Idempotency key 'reused' was already used for a different request (command ${first.body.data[0].command_id}).`,
+    });
+    expect((await repliesOf(h.db, ticket)).map((r) => r.ticket_reply)).toEqual(['original']);
+  });
+
+  it('keys belong to one API key: another key may use the same idempotency key for its own command', async () => {
+    const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
+    const otherKey = await addKey(h.db, generation, {
+      name: 'Second integration',
+      owner: generation === '2.4.4' ? 0 : world.author,
+    });
+    const mine = await post({ ticket_id: ticket, ticket_reply: 'a' }, { 'Idempotency-Key': 'shared', Prefer: 'wait=10' });
+    const theirs = await post(
+      { ticket_id: ticket, ticket_reply: 'a' },
+      { 'Idempotency-Key': 'shared', Prefer: 'wait=10' },
+      otherKey,
+    );
+    expect(theirs.body.data[0].command_id).not.toBe(mine.body.data[0].command_id);
+    expect(await repliesOf(h.db, ticket)).toHaveLength(2);
+  });
+
+  it('retrying a close that was applied answers as the close did, not "Ticket is closed."', async () => {
+    const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
+    const body = { ticket_id: ticket, ticket_reply: 'Closing, thanks!', status: 5 };
+    const first = await post(body, { 'Idempotency-Key': 'close-1', Prefer: 'wait=10' });
+    const retry = await post(body, { 'Idempotency-Key': 'close-1', Prefer: 'wait=10' });
+    expect(first.status).toBe(201);
+    expect(retry).toMatchObject({ status: 201, body: { data: [first.body.data[0]] } });
+    expect(await repliesOf(h.db, ticket)).toHaveLength(1);
+    expect((await ticketRow(h.db, ticket)).ticket_status).toBe(5);
+  });
+
+  it('concurrent duplicates still in flight cause one effect; each answer names the one command (or asks to retry, 409)', async () => {
+    const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
+    const body = { ticket_id: ticket, ticket_reply: 'Racing duplicates' };
+    const answers = await Promise.all(Array.from({ length: 20 }, () => post(body, { 'Idempotency-Key': 'race-1' })));
+    const ids = new Set(answers.filter((a) => a.status === 202 || a.status === 201).map((a) => a.body.data[0].command_id));
+    expect(ids.size).toBe(1);
+    for (const answer of answers) {
+      expect([201, 202, 409]).toContain(answer.status);
+      if (answer.status === 409) expect(answer.headers.get('retry-after')).toBe('1');
+    }
+    await h.finished([...ids][0] as string);
+    expect(await repliesOf(h.db, ticket)).toHaveLength(1);
+  });
+
+  it('Redis forgetting a key (a restart without persistence) does not let it be used twice: the ledger remembers', async () => {
+    const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
+    const body = { ticket_id: ticket, ticket_reply: 'Remembered by MySQL' };
+    const first = await post(body, { 'Idempotency-Key': 'forgotten', Prefer: 'wait=10' });
+    await deleteQueueKeys(h.config.REDIS_URL, `${h.config.QUEUE_PREFIX}:replyqueue:idem`);
+    const retry = await post(body, { 'Idempotency-Key': 'forgotten', Prefer: 'wait=10' });
+    expect(retry).toMatchObject({ status: 201, body: { data: [first.body.data[0]] } });
+    const mismatch = await post({ ...body, ticket_reply: 'changed' }, { 'Idempotency-Key': 'forgotten' });
+    expect(mismatch.status).toBe(422);
+    expect(await repliesOf(h.db, ticket)).toHaveLength(1);
+  });
+
+  it('a Prefer: wait retry of a queued command waits for it and answers 201', async () => {
+    const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
+    const body = { ticket_id: ticket, ticket_reply: 'Wait for the first' };
+    const [first, second] = await Promise.all([
+      post(body, { 'Idempotency-Key': 'wait-1' }),
+      new Promise((resolve) => setTimeout(resolve, 30)).then(() =>
+        post(body, { 'Idempotency-Key': 'wait-1', Prefer: 'wait=10' }),
+      ),
+    ]);
+    expect(second.status).toBe(201);
+    expect(second.body.data[0].command_id).toBe(first.body.data[0].command_id);
+  });
+
+  it('two commands with one key that reach the workers anyway (bypassing the intake) have one effect', async () => {
+    const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
+    const [[key]] = (await h.db.query('SELECT api_key_id FROM api_keys WHERE api_key_secret = ?', [world.keys.all])) as any;
+    const command = {
+      ticketId: ticket,
+      reply: { body: 'Sneaked in twice', type: 'Internal' as const, timeWorked: '00:00:00' },
+      status: 0,
+    };
+    const redis = new Redis(h.config.REDIS_URL, { maxRetriesPerRequest: null });
+    const lane = new Queue(laneName(laneOf(ticket, h.config.QUEUE_PARTITIONS)), {
+      connection: redis,
+      prefix: h.config.QUEUE_PREFIX,
+    });
+    try {
+      const ids = [newCommandId(), newCommandId()];
+      for (const commandId of ids) {
+        const data = {
+          v: 1,
+          commandId,
+          acceptedAt: Date.now(),
+          apiKeyId: key.api_key_id,
+          idempotencyKey: 'bypassed',
+          fingerprint: fingerprint(command),
+          command,
+          origin: { ip: '127.0.0.1', userAgent: 'test' },
+          notify: false,
+        };
+        await lane.add('command', data, { jobId: commandId, removeOnComplete: true });
+      }
+      await h.finished(ids[0] as string);
+      for (let i = 0; i < 100 && (await lane.getJob(ids[1] as string)); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(await repliesOf(h.db, ticket)).toHaveLength(1);
+      const holders = await h.query('SELECT command_id FROM rq_commands WHERE idempotency_key = ?', ['bypassed']);
+      expect(holders.map((r) => idText(r.command_id))).toEqual([ids[0]]);
+    } finally {
+      await lane.close();
+      redis.disconnect();
+    }
+  });
+});
+
+describe('a retry of a command the worker refused (ITFlow 2.6.7)', () => {
+  let h: Harness;
+  let world: World;
+  beforeAll(async () => {
+    h = await startHarness({ generation: '2.6.7', roles: { intake: true, worker: false } });
+    world = await seedWorld(h.db, '2.6.7');
+  });
+  afterAll(() => h?.close());
+
+  it('gets the same failure, replayed, without trying again', async () => {
+    const ticket = await addTicket(h.db, '2.6.7', { clientId: world.clientA });
+    const body = { ticket_id: ticket, ticket_reply: 'Closed before I was applied' };
+    const first = await h.post(CREATE, body, { key: world.keys.all, headers: { 'Idempotency-Key': 'refused-1' } });
+    expect(first.status).toBe(202);
+    await h.query("UPDATE tickets SET ticket_status = 5, ticket_closed_at = '2026-01-01 00:00:00' WHERE ticket_id = ?", [ticket]);
+    const worker = await h.startPeer({ intake: false, worker: true });
+    try {
+      expect(await h.finished(first.body.data[0].command_id)).toMatchObject({ status: 'failed', http_status: 409 });
+    } finally {
+      await worker.close();
+    }
+    const retry = await h.post(CREATE, body, { key: world.keys.all, headers: { 'Idempotency-Key': 'refused-1' } });
+    expect(retry).toMatchObject({ status: 409, body: { success: 'False', message: 'Ticket is closed.' } });
+    expect(retry.headers.get('idempotent-replayed')).toBe('true');
+    expect(await h.query('SELECT command_id FROM rq_commands WHERE ticket_id = ?', [ticket])).toHaveLength(1);
+  });
+});

@@ -1,0 +1,106 @@
+import { expect } from 'vitest';
+import { idBytes } from '../../src/apply/ledger.js';
+import type { Harness } from './harness.js';
+
+/**
+ * Helpers for the fault tests: send numbered commands, then count what reached ITFlow's
+ * tables — every accepted command exactly once, none lost, each ticket's in order.
+ */
+export interface Sent {
+  commandId: string;
+  ticketId: number;
+  body: string;
+}
+
+const CREATE = '/api/v1/tickets/replies/create.php';
+
+/**
+ * Sends `perTicket` replies to each ticket, one client per ticket sending in sequence (each
+ * waits for its 202), all tickets at once. Bodies are 't<ticket> #<n>' so order can be checked.
+ */
+export async function sendReplies(h: Harness, key: string, tickets: number[], perTicket: number): Promise<Sent[]> {
+  const sent: Sent[] = [];
+  await Promise.all(
+    tickets.map(async (ticketId) => {
+      for (let n = 1; n <= perTicket; n++) {
+        const body = `t${ticketId} #${n}`;
+        const answer = await h.post(CREATE, { ticket_id: ticketId, ticket_reply: body }, { key });
+        if (answer.status !== 202) throw new Error(`unexpected ${answer.status}: ${JSON.stringify(answer.body)}`);
+        sent.push({ commandId: answer.body.data[0].command_id, ticketId, body });
+      }
+    }),
+  );
+  return sent;
+}
+
+/**
+ * The same commands as sendReplies, sent through bulk.php (so they travel in chunk jobs):
+ * requests of `perRequest` items, one ticket's items in order across requests.
+ */
+export async function sendBulk(h: Harness, key: string, tickets: number[], perTicket: number, perRequest = 200): Promise<Sent[]> {
+  const items: Array<{ ticket_id: number; ticket_reply: string }> = [];
+  for (let n = 1; n <= perTicket; n++)
+    for (const ticketId of tickets) items.push({ ticket_id: ticketId, ticket_reply: `t${ticketId} #${n}` });
+  const sent: Sent[] = [];
+  for (let start = 0; start < items.length; start += perRequest) {
+    const slice = items.slice(start, start + perRequest);
+    const answer = await h.post('/api/v1/tickets/replies/bulk.php', slice, { key });
+    if (answer.status !== 202) throw new Error(`unexpected ${answer.status}: ${JSON.stringify(answer.body)}`);
+    answer.body.data.forEach((result: { command_id: string }, i: number) => {
+      const item = slice[i] as { ticket_id: number; ticket_reply: string };
+      sent.push({ commandId: result.command_id, ticketId: item.ticket_id, body: item.ticket_reply });
+    });
+  }
+  return sent;
+}
+
+export async function ledgerCount(h: Harness, commandIds: string[]): Promise<number> {
+  const [row] = await h.query('SELECT COUNT(*) AS n FROM rq_commands WHERE command_id IN (?)', [commandIds.map(idBytes)]);
+  return Number(row?.n);
+}
+
+export async function waitForLedger(h: Harness, commandIds: string[], timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await ledgerCount(h, commandIds)) < commandIds.length) {
+    if (Date.now() > deadline)
+      throw new Error(`only ${await ledgerCount(h, commandIds)} of ${commandIds.length} commands finished`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+export interface Tally {
+  sent: number;
+  applied: number;
+  duplicates: number;
+  lost: number;
+}
+
+/** Counts effects of `sent` and asserts exactly once, no loss, per-ticket order; returns the tally. */
+export async function expectExactlyOnce(h: Harness, sent: Sent[]): Promise<Tally> {
+  const tickets = [...new Set(sent.map((s) => s.ticketId))];
+  const rows = await h.query(
+    'SELECT ticket_reply, ticket_reply_ticket_id, ticket_reply_created_at FROM ticket_replies WHERE ticket_reply_ticket_id IN (?) ORDER BY ticket_reply_id',
+    [tickets],
+  );
+  const counts = new Map<string, number>();
+  for (const row of rows) counts.set(row.ticket_reply, (counts.get(row.ticket_reply) ?? 0) + 1);
+  const tally: Tally = {
+    sent: sent.length,
+    applied: sent.filter((s) => (counts.get(s.body) ?? 0) >= 1).length,
+    duplicates: [...counts.values()].filter((n) => n > 1).reduce((sum, n) => sum + n - 1, 0),
+    lost: sent.filter((s) => !counts.has(s.body)).length,
+  };
+  const ledger = await h.query('SELECT status, COUNT(*) AS n FROM rq_commands WHERE command_id IN (?) GROUP BY status', [
+    sent.map((s) => idBytes(s.commandId)),
+  ]);
+  expect(ledger.map((r) => ({ status: r.status, n: Number(r.n) }))).toEqual([{ status: 'applied', n: sent.length }]);
+  expect(tally).toEqual({ sent: sent.length, applied: sent.length, duplicates: 0, lost: 0 });
+  for (const ticket of tickets) {
+    const mine = rows.filter((r) => r.ticket_reply_ticket_id === ticket);
+    const numbers = mine.map((r) => Number(String(r.ticket_reply).split('#')[1]));
+    expect(numbers, `ticket ${ticket} replies in acceptance order`).toEqual([...numbers].sort((a, b) => a - b));
+    const times = mine.map((r) => String(r.ticket_reply_created_at));
+    expect(times, `ticket ${ticket} created_at follows acceptance order`).toEqual([...times].sort());
+  }
+  return tally;
+}

@@ -1,0 +1,186 @@
+// The command-line tool: `migrate`, `demo`, `import FILE`, `dead-letters list|show|replay`.
+import { existsSync } from 'node:fs';
+import { Command } from 'commander';
+import { DEMO_DATABASE, demoInstructions, prepareDemo } from '../src/cli/demo.js';
+import { migrateCommand } from '../src/cli/migrate.js';
+import { ConfigError, loadConfig } from '../src/config.js';
+import { progressReporter, summaryText } from '../src/import/progress.js';
+import { runImport } from '../src/import/run.js';
+import { formatOf } from '../src/import/source.js';
+import { createLogger } from '../src/logger.js';
+import { DeadLetters } from '../src/queue/deadLetters.js';
+import { createRedis, redisReady } from '../src/queue/redis.js';
+import { StartupError, startService } from '../src/service.js';
+import { stopOnSignal } from '../src/signals.js';
+
+function config() {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message);
+    throw error;
+  }
+}
+
+function fail(message: string): never {
+  process.stderr.write(`${message}\n`);
+  process.exit(1);
+}
+
+const program = new Command('itflow-reply-queue').description('ITFlow Reply Queue command-line tool');
+
+program
+  .command('migrate')
+  .description("create or upgrade the service's own tables in the ITFlow database")
+  .action(async () => {
+    console.log(await migrateCommand(config()));
+  });
+
+program
+  .command('demo')
+  .description('create a demo ITFlow database in the local MySQL and run the service on it')
+  .option('--reset', 'rebuild the demo database even if it exists')
+  .option('--database <name>', 'name of the demo database', DEMO_DATABASE)
+  .option('--no-start', 'only create the demo database, then exit')
+  .action(async (options: { reset?: boolean; database: string; start: boolean }) => {
+    const base = config();
+    const { config: demo, created } = await prepareDemo(base, {
+      reset: Boolean(options.reset),
+      database: options.database,
+    }).catch((error: Error) => fail(`Could not create the demo database: ${error.message}`));
+    if (!options.start) {
+      console.log(`Demo database '${options.database}' ${created ? 'created' : 'already has ITFlow tables; left as it is'}.`);
+      return;
+    }
+    const logger = createLogger(demo.LOG_LEVEL);
+    const service = await startService(demo, { intake: true, worker: true }, logger).catch((error: Error) =>
+      fail(error instanceof StartupError ? error.message : `Could not start: ${error.message}`),
+    );
+    process.stdout.write(demoInstructions(service.url ?? '', demo, created));
+    stopOnSignal(service, logger);
+  });
+
+program
+  .command('import <file>')
+  .description('import an NDJSON or CSV file of commands through bulk.php (resumable)')
+  .option('--url <url>', 'the service (default: http://HOST:PORT from the environment)')
+  .option('--api-key <key>', 'the API key to import with (default: $IMPORT_API_KEY)')
+  .option('--format <format>', 'ndjson or csv (default: from the file name)')
+  .option('--batch-size <n>', 'lines per bulk request', '1000')
+  .option('--concurrency <n>', 'bulk requests in flight', '4')
+  .option('--dry-run', 'validate every line, queue nothing')
+  .option('--no-wait', 'return once every line is queued, without waiting for it to be applied')
+  .option('--json', 'print the summary as JSON')
+  .action(async (file: string, options: ImportCliOptions) => {
+    const { HOST, PORT } = config();
+    const apiKey = options.apiKey ?? process.env.IMPORT_API_KEY;
+    if (!apiKey) fail('Give the API key to import with: --api-key KEY, or IMPORT_API_KEY in the environment.');
+    if (!existsSync(file)) fail(`No file ${file}.`);
+    let stopping = false;
+    process.on('SIGINT', () => {
+      if (stopping) process.exit(130);
+      stopping = true;
+      process.stderr.write(
+        '\nStopping: finishing the requests in flight and saving where the import got to (Ctrl-C again to quit now)…\n',
+      );
+    });
+    const progress = progressReporter(process.stderr);
+    const summary = await runImport({
+      file,
+      format: formatOf(file, options.format),
+      url: (options.url ?? `http://${HOST}:${PORT}`).replace(/\/$/, ''),
+      apiKey,
+      batchSize: positive(options.batchSize, '--batch-size'),
+      concurrency: positive(options.concurrency, '--concurrency'),
+      wait: options.wait,
+      dryRun: Boolean(options.dryRun),
+      maxPending: 50_000,
+      report: (p) => progress.report(p),
+      stopped: () => stopping,
+    }).catch((error: Error) => {
+      progress.stop();
+      return fail(error.message);
+    });
+    progress.stop();
+    console.log(options.json ? JSON.stringify(summary) : summaryText(summary));
+    process.exitCode = summary.interrupted ? 130 : summary.rejected > 0 ? 3 : 0;
+  });
+
+interface ImportCliOptions {
+  url?: string;
+  apiKey?: string;
+  format?: string;
+  batchSize: string;
+  concurrency: string;
+  dryRun?: boolean;
+  wait: boolean;
+  json?: boolean;
+}
+
+function positive(value: string, name: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) fail(`${name} must be a whole number above 0.`);
+  return n;
+}
+
+const deadLetters = program.command('dead-letters').description('commands that exhausted their attempts: list, show, replay');
+
+async function withDeadLetters<T>(use: (letters: DeadLetters) => Promise<T>): Promise<T> {
+  const { REDIS_URL, QUEUE_PREFIX, QUEUE_PARTITIONS } = config();
+  const redis = createRedis(REDIS_URL, 'blocking', 'replyqueue-cli');
+  const letters = new DeadLetters(redis, QUEUE_PREFIX, QUEUE_PARTITIONS);
+  try {
+    await redisReady(redis).catch((error: Error) => fail(`Cannot reach Redis: ${error.message}`));
+    return await use(letters);
+  } finally {
+    await letters.close();
+    redis.disconnect();
+  }
+}
+
+deadLetters
+  .command('list')
+  .description('list dead letters, oldest first')
+  .option('--json', 'one JSON object per line')
+  .action((options: { json?: boolean }) =>
+    withDeadLetters(async (letters) => {
+      const list = await letters.list();
+      if (options.json) for (const letter of list) console.log(JSON.stringify(letter));
+      else if (list.length === 0) console.log('No dead letters.');
+      else console.table(list.map((l) => ({ ...l, reason: l.reason.slice(0, 80) })));
+    }),
+  );
+
+deadLetters
+  .command('show <command_id>')
+  .description('show one dead letter and the command it carries')
+  .action((commandId: string) =>
+    withDeadLetters(async (letters) => {
+      const found = await letters.show(commandId);
+      if (!found) fail(`No dead letter ${commandId}.`);
+      console.log(JSON.stringify(found, null, 2));
+    }),
+  );
+
+deadLetters
+  .command('replay [command_ids...]')
+  .description('put dead letters back in their lanes (already-applied commands stay a no-op)')
+  .option('--all', 'replay every dead letter')
+  .action((commandIds: string[], options: { all?: boolean }) =>
+    withDeadLetters(async (letters) => {
+      if (options.all) {
+        console.log(`Replayed ${await letters.replayAll()} dead letter(s).`);
+        return;
+      }
+      if (commandIds.length === 0) fail('Name the command ids to replay, or pass --all.');
+      let missing = 0;
+      for (const id of commandIds) {
+        const replayed = await letters.replay(id);
+        console.log(replayed ? `Replayed ${id}.` : `No dead letter ${id} (already replayed, applied, or unknown).`);
+        if (!replayed) missing++;
+      }
+      if (missing > 0) process.exitCode = 2;
+    }),
+  );
+
+await program.parseAsync();
