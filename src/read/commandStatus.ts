@@ -22,27 +22,15 @@ export async function commandStatus(
   commandId: string,
   apiKeyId: number,
 ): Promise<(CommandStatus & { command_id: string; ticket_id: number }) | null> {
-  const ledger = await readLedger(pool, tables, commandId);
-  if (ledger) {
-    if (ledger.apiKeyId !== apiKeyId) return null;
-    const times = {
-      accepted_at: isoUtc(ledger.acceptedAtUtc),
-      finished_at: isoUtc(ledger.finishedAtUtc),
-      attempts: ledger.attempts,
-    };
-    const base = { command_id: commandId, ticket_id: ledger.ticketId };
-    return ledger.outcome.status === 'applied'
-      ? { ...base, status: 'applied', insert_id: ledger.outcome.insertId, ...times }
-      : {
-          ...base,
-          status: 'failed',
-          http_status: ledger.outcome.failure.status,
-          message: ledger.outcome.failure.message,
-          ...times,
-        };
-  }
+  const finished = await readLedger(pool, tables, commandId);
+  if (finished) return fromLedger(finished, commandId, apiKeyId);
   const queued = await queue.find(commandId);
-  if (!queued || queued.job.apiKeyId !== apiKeyId) return null;
+  if (!queued) {
+    // Between the two look-ups a worker may have committed the command and dropped its job.
+    const justFinished = await readLedger(pool, tables, commandId);
+    return justFinished ? fromLedger(justFinished, commandId, apiKeyId) : null;
+  }
+  if (queued.job.apiKeyId !== apiKeyId) return null;
   const base = { command_id: commandId, ticket_id: queued.job.command.ticketId };
   switch (queued.state) {
     case 'queued':
@@ -65,6 +53,29 @@ export async function commandStatus(
         attempts: queued.attempts,
       };
   }
+}
+
+function fromLedger(
+  ledger: NonNullable<Awaited<ReturnType<typeof readLedger>>>,
+  commandId: string,
+  apiKeyId: number,
+): (CommandStatus & { command_id: string; ticket_id: number }) | null {
+  if (ledger.apiKeyId !== apiKeyId) return null;
+  const times = {
+    accepted_at: isoUtc(ledger.acceptedAtUtc),
+    finished_at: isoUtc(ledger.finishedAtUtc),
+    attempts: ledger.attempts,
+  };
+  const base = { command_id: commandId, ticket_id: ledger.ticketId };
+  return ledger.outcome.status === 'applied'
+    ? { ...base, status: 'applied', insert_id: ledger.outcome.insertId, ...times }
+    : {
+        ...base,
+        status: 'failed',
+        http_status: ledger.outcome.failure.status,
+        message: ledger.outcome.failure.message,
+        ...times,
+      };
 }
 
 function isoUtc(ledgerTime: string): string {

@@ -53,7 +53,8 @@ describe('MySQL connections killed under the worker', () => {
         DATABASE_URL: workerUrl.toString(),
         APPLY_BACKOFF_MS: '50',
         APPLY_MAX_BACKOFF_MS: '400',
-        APPLY_MAX_ATTEMPTS: '30',
+        // Enough tries to outlast every kill round even when a batch takes longer than a round.
+        APPLY_MAX_ATTEMPTS: '100',
       }),
     );
 
@@ -73,7 +74,9 @@ describe('MySQL connections killed under the worker', () => {
       }
       await new Promise((resolve) => setTimeout(resolve, 120));
     }
-    await waitForLedger(h, commandIds);
+    await waitForLedger(h, commandIds, 45_000).catch((error) => {
+      throw new Error(`${error.message}; worker output ends:\n${worker.output().slice(-6000)}`);
+    });
     worker.child.kill('SIGTERM');
     expect(await worker.exited).toBe(0);
 
@@ -81,5 +84,5 @@ describe('MySQL connections killed under the worker', () => {
     expect(worker.output()).toMatch(/command will be retried/);
     const tally = await expectExactlyOnce(h, sent);
     console.info(`KILL CONNECTION under the worker (${label}):`, { ...tally, connectionsKilled: kills, killRounds: rounds });
-  });
+  }, 90_000);
 });
