@@ -1,12 +1,20 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BENCH_KEY } from './setup.js';
 
 /**
  * The bulk scenario: `total` replies through bulk.php, `perRequest` items a request, `inFlight`
- * requests at a time, spread over `tickets` tickets. Returns how long accepting took.
+ * requests at a time, spread over `tickets` tickets — as fast as they are taken, or paced at
+ * `itemsPerSecond`. Returns how long accepting took.
  */
 export async function sendBulkLoad(
   url: string,
-  { total, perRequest, inFlight, tickets }: { total: number; perRequest: number; inFlight: number; tickets: number },
+  {
+    total,
+    perRequest,
+    inFlight,
+    tickets,
+    itemsPerSecond,
+  }: { total: number; perRequest: number; inFlight: number; tickets: number; itemsPerSecond?: number },
 ): Promise<{ accepted: number; seconds: number; failed: number }> {
   let next = 0;
   let accepted = 0;
@@ -17,6 +25,10 @@ export async function sendBulkLoad(
       while (next < total) {
         const first = next;
         next += perRequest;
+        if (itemsPerSecond !== undefined) {
+          const due = started + (first / itemsPerSecond) * 1000;
+          if (due > performance.now()) await sleep(due - performance.now());
+        }
         const items = Array.from({ length: Math.min(perRequest, total - first) }, (_, i) => ({
           ticket_id: ((first + i) % tickets) + 1,
           ticket_reply: `Bulk reply ${first + i}: checked the logs, all green again.`,

@@ -24,6 +24,8 @@ export interface LoadOptions {
   connections: number;
   seconds: number;
   tickets: number;
+  /** A fixed request rate (per second, all connections together) instead of as fast as it goes. */
+  rate?: number;
 }
 
 const run = promisify(execFile);
@@ -36,7 +38,8 @@ async function hasWrk(): Promise<boolean> {
 }
 
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
-  return (await hasWrk()) ? wrk(options) : autocannonLoad(options);
+  // wrk cannot hold a fixed rate; autocannon can.
+  return options.rate === undefined && (await hasWrk()) ? wrk(options) : autocannonLoad(options);
 }
 
 function toMs(text: string): number {
@@ -86,6 +89,7 @@ async function autocannonLoad(o: LoadOptions): Promise<LoadResult> {
     connections: o.connections,
     duration: o.seconds,
     headers: { 'content-type': 'application/json', 'x-api-key': o.key },
+    ...(o.rate === undefined ? {} : { overallRate: o.rate }),
     requests: [
       {
         setupRequest: (request) => ({

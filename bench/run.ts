@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { GENERATIONS, withDatabase } from '../src/demo/itflowDatabase.js';
 import { sendBulkLoad } from './bulk.js';
 import { directSqlRate } from './directSql.js';
+import { runImport } from './importRun.js';
 import { type LoadResult, runLoad } from './load.js';
 import { readScenario } from './read.js';
 import { type BenchService, clearRedisPrefix, startBenchService, type Topology, waitForLedger } from './service.js';
@@ -16,14 +17,22 @@ import { BENCH_KEY, createBenchDatabase, percentile, resetBenchDatabase } from '
  *   production (the headline figures: accepted/s, latency, applied/s, lag).
  * - phases: the intake alone under the same load (no worker), then the worker alone draining
  *   the backlog it left: each side's capacity without the other competing for the CPU.
+ * - bulk: replies through bulk.php, 1,000 items a request, as fast as they are taken.
+ * - import: the CLI importing a file of 1,000,000 historical replies over 10,000 tickets,
+ *   waiting until all are applied; its peak memory (VmHWM) is reported.
+ * - steady: accept-to-applied lag at half of the maximum throughput measured earlier in the
+ *   run (single commands at a fixed rate, and bulk requests paced the same way).
  * - read: read.php over 1,000,000 replies in both ITFlow generations (see bench/read.ts).
  */
 const program = new Command('bench')
-  .option('--scenarios <list>', 'pipeline,phases,bulk,import,read', 'pipeline,phases,bulk,import,read')
+  .option('--scenarios <list>', 'pipeline,phases,bulk,import,steady,read', 'pipeline,phases,bulk,import,steady,read')
   .option('--bulk-total <n>', 'replies sent through bulk.php', '200000')
+  .option('--import-lines <n>', 'lines in the CLI import file', '1000000')
+  .option('--steady-rate <n>', 'single commands/s for the steady scenario (default: half the pipeline maximum)')
+  .option('--steady-bulk-rate <n>', 'bulk items/s for the steady scenario (default: half the bulk maximum)')
   .option('--seconds <n>', 'seconds of HTTP load per scenario', '15')
-  .option('--connections <list>', 'HTTP client connections, comma separated', '32')
-  .option('--tickets <n>', 'tickets the commands are spread over', '1000')
+  .option('--connections <list>', 'HTTP client connections, comma separated', '1,8,32')
+  .option('--tickets <n>', 'tickets the commands are spread over', '10000')
   .option('--commands <n>', 'commands for the direct-SQL ceiling', '20000')
   .option('--direct-connections <n>', 'mysql2 connections for the direct-SQL ceiling', '8')
   .option('--topology <t>', 'all-in-one | split (intake and worker as separate processes)', 'all-in-one')
@@ -31,6 +40,9 @@ const program = new Command('bench')
 const opts = program.opts<{
   scenarios: string;
   bulkTotal: string;
+  importLines: string;
+  steadyRate?: string;
+  steadyBulkRate?: string;
   seconds: string;
   connections: string;
   tickets: string;
@@ -61,7 +73,10 @@ const fmt = (n: number, digits = 0) =>
   Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '-';
 const rows: Array<Record<string, string>> = [];
 
-const writes = ['pipeline', 'phases', 'bulk', 'import'].some((s) => opts.scenarios.includes(s));
+const scenarios = new Set(opts.scenarios.split(','));
+const writes = ['pipeline', 'phases', 'bulk', 'import', 'steady'].some((s) => scenarios.has(s));
+/** The best applied/s seen in this run, for the steady scenario's half-rate. */
+const best = { single: 0, bulk: 0 };
 let url = '';
 let ceiling = Number.NaN;
 if (writes) {
@@ -101,7 +116,7 @@ function acceptRow(name: string, result: LoadResult): Record<string, string> {
   };
 }
 
-if (opts.scenarios.includes('bulk')) {
+if (scenarios.has('bulk')) {
   await fresh();
   const service = await startBenchService(opts.topology, serviceEnv);
   const total = Number(opts.bulkTotal);
@@ -110,6 +125,7 @@ if (opts.scenarios.includes('bulk')) {
   const ledger = await waitForLedger(url, load.accepted, 600_000);
   await service.stop();
   const applied = (load.accepted / ledger.spanMs) * 1000;
+  best.bulk = Math.max(best.bulk, applied);
   rows.push({
     scenario: `bulk.php (${opts.topology}), 1,000 items/request`,
     'accepted/s': fmt(load.accepted / load.seconds),
@@ -122,10 +138,30 @@ if (opts.scenarios.includes('bulk')) {
   });
 }
 
-for (const connections of opts.scenarios.includes('pipeline') || opts.scenarios.includes('phases')
-  ? opts.connections.split(',').map(Number)
-  : []) {
-  if (opts.scenarios.includes('pipeline')) {
+const connectionCounts = opts.connections.split(',').map(Number);
+if (scenarios.has('import')) {
+  await fresh();
+  const service = await startBenchService(opts.topology, serviceEnv);
+  const lines = Number(opts.importLines);
+  console.log(`Import: the CLI importing ${lines.toLocaleString()} historical replies over ${tickets.toLocaleString()} tickets…`);
+  const run = await runImport(service.url, lines, tickets);
+  const ledger = await waitForLedger(url, run.summary.queued, 600_000);
+  await service.stop();
+  const applied = run.summary.applied / run.summary.elapsedSeconds;
+  rows.push({
+    scenario: `CLI import (${opts.topology}), ${fmt(lines)} lines, ${fmt(tickets)} tickets`,
+    'applied/s': fmt(applied),
+    'vs ceiling': `${fmt((applied / ceiling) * 100)} %`,
+    'lag p50 ms': fmt(percentile(ledger.lags, 50)),
+    'lag p99 ms': fmt(percentile(ledger.lags, 99)),
+    'not accepted': String(run.summary.rejected),
+    failed: String(ledger.failed),
+    'client RSS MiB': fmt(run.peakRssMiB),
+  });
+}
+
+for (const connections of scenarios.has('pipeline') || scenarios.has('phases') ? connectionCounts : []) {
+  if (scenarios.has('pipeline')) {
     await fresh();
     const service = await startBenchService(opts.topology, serviceEnv);
     console.log(`Pipeline (${opts.topology}): single commands for ${opts.seconds}s at ${connections} connections…`);
@@ -133,6 +169,7 @@ for (const connections of opts.scenarios.includes('pipeline') || opts.scenarios.
     const ledger = await waitForLedger(url, warmup + result.ok, 600_000);
     await service.stop();
     const applied = ((warmup + result.ok) / ledger.spanMs) * 1000;
+    best.single = Math.max(best.single, applied);
     rows.push({
       ...acceptRow(`pipeline (${opts.topology}), c=${connections}`, result),
       'applied/s': fmt(applied),
@@ -143,7 +180,8 @@ for (const connections of opts.scenarios.includes('pipeline') || opts.scenarios.
     });
   }
 
-  if (opts.scenarios.includes('phases')) {
+  // Each side's capacity alone: measured once, at the most connections.
+  if (scenarios.has('phases') && connections === Math.max(...connectionCounts)) {
     await fresh();
     const intake = await startBenchService('intake', serviceEnv);
     console.log(`Phases: the intake alone for ${opts.seconds}s at ${connections} connections, then a worker drains…`);
@@ -166,12 +204,59 @@ for (const connections of opts.scenarios.includes('pipeline') || opts.scenarios.
   }
 }
 
+if (scenarios.has('steady')) {
+  const singleRate = opts.steadyRate ? Number(opts.steadyRate) : best.single / 2;
+  const bulkRate = opts.steadyBulkRate ? Number(opts.steadyBulkRate) : best.bulk / 2;
+  if (singleRate > 0) {
+    await fresh();
+    const service = await startBenchService(opts.topology, serviceEnv);
+    const rate = Math.round(singleRate);
+    console.log(`Steady: single commands at a fixed ${fmt(rate)}/s for ${opts.seconds}s…`);
+    const result = await runLoad({
+      url: `${service.url}/api/v1/tickets/replies/create.php`,
+      key: BENCH_KEY,
+      connections: 32,
+      tickets,
+      seconds: Number(opts.seconds),
+      rate,
+    });
+    const ledger = await waitForLedger(url, result.ok, 600_000);
+    await service.stop();
+    rows.push({
+      ...acceptRow(`steady single commands at ${fmt(rate)}/s (half max)`, result),
+      'applied/s': fmt((result.ok / ledger.spanMs) * 1000),
+      'lag p50 ms': fmt(percentile(ledger.lags, 50)),
+      'lag p99 ms': fmt(percentile(ledger.lags, 99)),
+      failed: String(ledger.failed),
+    });
+  } else console.log('Steady (single): no rate; run it with pipeline or give --steady-rate.');
+  if (bulkRate > 0) {
+    await fresh();
+    const service = await startBenchService(opts.topology, serviceEnv);
+    const rate = Math.round(bulkRate);
+    const total = rate * Number(opts.seconds);
+    console.log(`Steady: bulk items paced at ${fmt(rate)}/s, 100 a request, for ${opts.seconds}s…`);
+    const load = await sendBulkLoad(service.url, { total, perRequest: 100, inFlight: 8, tickets, itemsPerSecond: rate });
+    const ledger = await waitForLedger(url, load.accepted, 600_000);
+    await service.stop();
+    rows.push({
+      scenario: `steady bulk.php at ${fmt(rate)} items/s (half max), 100 items/request`,
+      'accepted/s': fmt(load.accepted / load.seconds),
+      'applied/s': fmt((load.accepted / ledger.spanMs) * 1000),
+      'lag p50 ms': fmt(percentile(ledger.lags, 50)),
+      'lag p99 ms': fmt(percentile(ledger.lags, 99)),
+      'not accepted': String(load.failed),
+      failed: String(ledger.failed),
+    });
+  } else console.log('Steady (bulk): no rate; run it with bulk or give --steady-bulk-rate.');
+}
+
 if (writes) {
   console.log();
   console.table(rows);
 }
 
-if (opts.scenarios.includes('read')) {
+if (scenarios.has('read')) {
   for (const generation of GENERATIONS) {
     const read = await readScenario(MYSQL, REDIS, generation, (line) => console.log(line));
     console.log(

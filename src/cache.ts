@@ -19,8 +19,13 @@ export function ttlMemo<K extends string | number, V>(
   load: (key: K) => Promise<V>,
   loadMany?: (keys: K[]) => Promise<Map<K, V>>,
 ): Memo<K, V> {
+  // No keys, no query (a bulk request whose every item failed validation asks for none).
   const many = async (keys: K[]) =>
-    loadMany ? loadMany(keys) : new Map(await Promise.all(keys.map(async (key) => [key, await load(key)] as const)));
+    keys.length === 0
+      ? new Map<K, V>()
+      : loadMany
+        ? loadMany(keys)
+        : new Map(await Promise.all(keys.map(async (key) => [key, await load(key)] as const)));
   if (ttlMs <= 0) return { get: load, getMany: (keys) => many([...new Set(keys)]), clear: () => {} };
   const cache = new LRUCache<K, { value: V }>({
     max,

@@ -117,10 +117,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (parsed.success) return parsed.data;
   const lines = parsed.error.issues.map((issue) => {
     const name = String(issue.path[0] ?? 'configuration');
-    const shown = name in input ? ` (got '${input[name]}')` : '';
+    const shown = name in input ? ` (got '${hidePassword(input[name] as string)}')` : '';
     return `Invalid configuration: ${name} ${issue.message}${shown}`;
   });
   throw new ConfigError(lines.join('\n'));
+}
+
+/** Any `//user:password@` in a value shown back to the operator, even one that is not a valid URL. */
+function hidePassword(value: string): string {
+  return value.replace(/(\/\/[^/:@\s]*:)[^\s/]*@/g, '$1***@');
 }
 
 /** A connection URL with any password replaced, for logs and error messages. */

@@ -17,7 +17,18 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       level,
       base: { service: 'itflow-reply-queue' },
       redact: {
-        paths: ['req.headers["x-api-key"]', 'req.headers.authorization', '*.api_key', 'api_key', 'secret'],
+        // mysql2 puts the statement with its values inlined in err.sql (a key look-up's has the key).
+        paths: [
+          'req.headers["x-api-key"]',
+          'req.headers.authorization',
+          'headers["x-api-key"]',
+          'headers.authorization',
+          '*.api_key',
+          'api_key',
+          'secret',
+          'err.sql',
+          '*.err.sql',
+        ],
         censor: '[redacted]',
       },
       serializers: {

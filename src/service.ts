@@ -13,6 +13,9 @@ import { createItflowClock } from './itflow/clock.js';
 import { People } from './itflow/people.js';
 import { detectSchema, type ItflowSchema, NotAnItflowDatabase } from './itflow/schema.js';
 import { TicketDirectory } from './itflow/tickets.js';
+import { watchPools } from './metrics/pool.js';
+import { watchQueueDepth } from './metrics/queueDepth.js';
+import { ServiceMetrics } from './metrics/registry.js';
 import { CompletionWaiter } from './queue/completion.js';
 import { CommandConsumer } from './queue/consumer.js';
 import { IdempotencyClaims } from './queue/idempotency.js';
@@ -83,6 +86,12 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
     await prepareLanes(redis, config.QUEUE_PREFIX, config.QUEUE_PARTITIONS);
     keepLanesPrepared(redis, config, logger);
 
+    // This process's own metrics; the worker's pool joins `pools` below when there is one.
+    const metrics = new ServiceMetrics();
+    const pools: Record<string, Pool> = { lookup: lookupPool };
+    watchPools(metrics, pools);
+    closers.push(watchQueueDepth(metrics, redis, config.QUEUE_PREFIX, config.QUEUE_PARTITIONS));
+
     let consumer: CommandConsumer | null = null;
     if (roles.worker) {
       // Batches send several statements per round trip; only this pool allows that, and
@@ -92,6 +101,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
         multipleStatements: true,
       });
       closers.push(() => applyPool.end());
+      pools.apply = applyPool;
       const blocking = createRedis(config.REDIS_URL, 'blocking', 'replyqueue-worker');
       closers.push(() => blocking.quit());
       const deps: ApplyDeps = { pool: applyPool, tables, schema, clock, keys, tickets, people };
@@ -108,6 +118,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
           lingerMs: config.BATCH_LINGER_MS,
         },
         logger,
+        metrics,
       });
       closers.push(purgeLedgerHourly(lookupPool, tables, config.COMMAND_RETENTION_DAYS, logger));
     }
@@ -131,7 +142,10 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
       };
     };
     if (!roles.intake && config.WORKER_PORT !== undefined) {
-      await listen(buildOperationsServer({ pool: lookupPool, redis, schema }, serverOptions), config.WORKER_PORT);
+      await listen(
+        buildOperationsServer({ health: { pool: lookupPool, redis, schema }, metrics }, serverOptions),
+        config.WORKER_PORT,
+      );
     }
     if (roles.intake) {
       const queue = new CommandQueue(redis, config.QUEUE_PREFIX, config.QUEUE_PARTITIONS, config.COMMAND_RETENTION_DAYS * 86_400);
@@ -145,6 +159,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
         claims: new IdempotencyClaims(redis, lookupPool, tables, config.QUEUE_PREFIX, config.COMMAND_RETENTION_DAYS * 86_400),
         pool: lookupPool,
         tables,
+        accepted: metrics.acceptedVia('create'),
       };
       const app = buildServer(
         {
@@ -158,11 +173,19 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
             logger,
           },
           accept,
-          bulk: { ...accept, clock, people, lanes: config.QUEUE_PARTITIONS, chunkSize: config.BULK_CHUNK_SIZE },
+          bulk: {
+            ...accept,
+            accepted: metrics.acceptedVia('bulk'),
+            clock,
+            people,
+            lanes: config.QUEUE_PARTITIONS,
+            chunkSize: config.BULK_CHUNK_SIZE,
+          },
           bulkMaxItems: config.BULK_MAX_ITEMS,
           bulkBodyLimitBytes: config.BULK_BODY_LIMIT_BYTES,
           read: { pool: lookupPool, tables, planner: new ListPlanner(lookupPool, schema) },
           health: { pool: lookupPool, redis, schema },
+          metrics,
           preferWaitMaxSeconds: config.PREFER_WAIT_MAX_SECONDS,
         },
         serverOptions,

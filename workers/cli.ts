@@ -1,17 +1,11 @@
 // The command-line tool: `migrate`, `demo`, `import FILE`, `dead-letters list|show|replay`.
+// Each verb loads only what it uses (import never loads the service, the queue or MySQL),
+// which keeps a long import's memory small.
 import { existsSync } from 'node:fs';
 import { Command } from 'commander';
-import { DEMO_DATABASE, demoInstructions, prepareDemo } from '../src/cli/demo.js';
-import { migrateCommand } from '../src/cli/migrate.js';
+import { DEMO_DATABASE } from '../src/cli/demoDatabase.js';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { progressReporter, summaryText } from '../src/import/progress.js';
-import { runImport } from '../src/import/run.js';
-import { formatOf } from '../src/import/source.js';
-import { createLogger } from '../src/logger.js';
-import { DeadLetters } from '../src/queue/deadLetters.js';
-import { createRedis, redisReady } from '../src/queue/redis.js';
-import { StartupError, startService } from '../src/service.js';
-import { stopOnSignal } from '../src/signals.js';
+import type { DeadLetters } from '../src/queue/deadLetters.js';
 
 function config() {
   try {
@@ -33,6 +27,7 @@ program
   .command('migrate')
   .description("create or upgrade the service's own tables in the ITFlow database")
   .action(async () => {
+    const { migrateCommand } = await import('../src/cli/migrate.js');
     console.log(await migrateCommand(config()));
   });
 
@@ -43,6 +38,10 @@ program
   .option('--database <name>', 'name of the demo database', DEMO_DATABASE)
   .option('--no-start', 'only create the demo database, then exit')
   .action(async (options: { reset?: boolean; database: string; start: boolean }) => {
+    const { demoInstructions, prepareDemo } = await import('../src/cli/demo.js');
+    const { createLogger } = await import('../src/logger.js');
+    const { StartupError, startService } = await import('../src/service.js');
+    const { stopOnSignal } = await import('../src/signals.js');
     const base = config();
     const { config: demo, created } = await prepareDemo(base, {
       reset: Boolean(options.reset),
@@ -72,6 +71,9 @@ program
   .option('--no-wait', 'return once every line is queued, without waiting for it to be applied')
   .option('--json', 'print the summary as JSON')
   .action(async (file: string, options: ImportCliOptions) => {
+    const { progressReporter, summaryText } = await import('../src/import/progress.js');
+    const { runImport } = await import('../src/import/run.js');
+    const { formatOf } = await import('../src/import/source.js');
     const { HOST, PORT } = config();
     const apiKey = options.apiKey ?? process.env.IMPORT_API_KEY;
     if (!apiKey) fail('Give the API key to import with: --api-key KEY, or IMPORT_API_KEY in the environment.');
@@ -126,6 +128,8 @@ function positive(value: string, name: string): number {
 const deadLetters = program.command('dead-letters').description('commands that exhausted their attempts: list, show, replay');
 
 async function withDeadLetters<T>(use: (letters: DeadLetters) => Promise<T>): Promise<T> {
+  const { DeadLetters } = await import('../src/queue/deadLetters.js');
+  const { createRedis, redisReady } = await import('../src/queue/redis.js');
   const { REDIS_URL, QUEUE_PREFIX, QUEUE_PARTITIONS } = config();
   const redis = createRedis(REDIS_URL, 'blocking', 'replyqueue-cli');
   const letters = new DeadLetters(redis, QUEUE_PREFIX, QUEUE_PARTITIONS);

@@ -3,8 +3,7 @@ import { databaseName } from '../db/pool.js';
 import { createItflowDatabase, withDatabase } from '../demo/itflowDatabase.js';
 import { DEMO_KEYS, seedDemoData } from '../demo/seed.js';
 import { createRedis, deleteKeysUnder, redisReady } from '../queue/redis.js';
-
-export const DEMO_DATABASE = 'itflow_demo';
+import { DEMO_DATABASE } from './demoDatabase.js';
 
 /**
  * `demo`: creates a demo ITFlow database (newest schema, a few clients, tickets and API keys)

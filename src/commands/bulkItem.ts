@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { Invalid } from '../errors.js';
 import type { Command } from './command.js';
 import { parseCreatedAt } from './createdAt.js';
-import { createProblem, createReplyFields, toCommand } from './createReply.js';
+import { createProblem, createReplyFields, NON_BLANK_REPLY, shapeRules, toCommand } from './createReply.js';
 import { firstMessage, optionalString, requiredInteger, requireObject } from './fields.js';
 
 /**
@@ -32,7 +32,17 @@ export const bulkItemRequest = createReplyFields
       if (message) ctx.addIssue({ code: 'custom', message });
     },
     { when: (payload) => payload.issues.length === 0 },
-  );
+  )
+  .meta({
+    allOf: [
+      ...shapeRules('status', ['hours', 'minutes', 'seconds']).allOf,
+      {
+        if: { required: ['author'] },
+        // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then keyword, not a thenable
+        then: NON_BLANK_REPLY,
+      },
+    ],
+  });
 
 /** Validates one bulk item; throws Invalid with the message its result carries. */
 export function parseBulkItem(

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { Invalid } from '../errors.js';
 import { type Command, timeWorked } from './command.js';
-import { firstMessage, optionalInteger, optionalString, requiredInteger, requireObject } from './fields.js';
+import { firstMessage, INTEGER_LIKE, optionalInteger, optionalString, requiredInteger, requireObject } from './fields.js';
 
 /**
  * POST /api/v1/tickets/replies/create.php — the proposal's field names.
@@ -18,6 +18,8 @@ export const createReplyFields = z.object({
   ticket_reply: optionalString('ticket_reply'),
   public_reply_type: optionalInteger('public_reply_type').meta({
     description: '0 Internal (default), 1 Public. 2 (Public + email) is refused: the API sends no email.',
+    // createProblem's rule, so the document refuses 2 as the intake does.
+    [INTEGER_LIKE]: { minimum: 0, maximum: 1 },
   }),
   status: optionalInteger('status').meta({ description: 'ticket_status_id to move the ticket to; 0 or absent: unchanged.' }),
   hours: optionalInteger('hours', { max: 838 }),
@@ -37,13 +39,47 @@ export function createProblem(body: CreateFields): string | null {
   return shapeProblem(body.ticket_reply, body.status, Boolean(body.hours || body.minutes || body.seconds));
 }
 
-export const createReplyRequest = createReplyFields.superRefine(
-  (body, ctx) => {
-    const message = createProblem(body);
-    if (message) ctx.addIssue({ code: 'custom', message });
-  },
-  { when: (payload) => payload.issues.length === 0 },
-);
+export const NON_BLANK_REPLY = { required: ['ticket_reply'], properties: { ticket_reply: { type: 'string', pattern: '\\S' } } };
+const POSITIVE = {
+  anyOf: [
+    { type: 'integer', minimum: 1 },
+    { type: 'string', pattern: '^\\s*0*[1-9]\\d*\\s*$' },
+  ],
+};
+/** A time field that records some time: a non-zero integer, or a string with a non-zero digit. */
+const SOME_TIME = {
+  anyOf: [
+    { type: 'integer', not: { const: 0 } },
+    { type: 'string', pattern: '[1-9]' },
+  ],
+};
+
+/**
+ * shapeProblem's rules as JSON Schema (2020-12), for the OpenAPI document: a non-blank reply
+ * or a status > 0; time worked only with a non-blank reply.
+ */
+export function shapeRules(statusField: string, timeFields: string[]) {
+  return {
+    allOf: [
+      { anyOf: [NON_BLANK_REPLY, { required: [statusField], properties: { [statusField]: POSITIVE } }] },
+      {
+        if: { anyOf: timeFields.map((field) => ({ required: [field], properties: { [field]: SOME_TIME } })) },
+        // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then keyword, not a thenable
+        then: NON_BLANK_REPLY,
+      },
+    ],
+  };
+}
+
+export const createReplyRequest = createReplyFields
+  .superRefine(
+    (body, ctx) => {
+      const message = createProblem(body);
+      if (message) ctx.addIssue({ code: 'custom', message });
+    },
+    { when: (payload) => payload.issues.length === 0 },
+  )
+  .meta(shapeRules('status', ['hours', 'minutes', 'seconds']));
 
 /** The rules every dialect shares: something to do, and time worked only with a reply. */
 export function shapeProblem(reply: string | undefined, status: number | undefined, hasTime: boolean): string | null {

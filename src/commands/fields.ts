@@ -10,8 +10,19 @@ import { Invalid } from '../errors.js';
 const DECIMAL = /^\s*-?\d+\s*$/;
 export const MAX_INT = 2_147_483_647;
 
-/** Marks a field in the OpenAPI document as "integer, as a number or a decimal string". */
-export const INTEGER_META = { 'x-integer-like': true } as const;
+/**
+ * Annotations the OpenAPI document is generated from (src/http/openapi.ts): zod sees these
+ * fields as "number, string or null" and checks the rest in transforms, so each carries what
+ * the transform enforces. `x-integer-like`: a JSON number or a decimal string within bounds.
+ * `x-required`: the field must be present and not null or "" (missing gets "… is required.").
+ */
+export const INTEGER_LIKE = 'x-integer-like';
+export const REQUIRED = 'x-required';
+
+export interface IntegerBounds {
+  minimum: number;
+  maximum: number;
+}
 
 interface IntegerOptions {
   min?: number;
@@ -39,7 +50,7 @@ function integerLike(field: string, { min = 0, max = MAX_INT, required = false }
       }
       return n;
     })
-    .meta(INTEGER_META);
+    .meta({ [INTEGER_LIKE]: { minimum: min, maximum: max } satisfies IntegerBounds, ...(required ? { [REQUIRED]: true } : {}) });
 }
 
 export const optionalInteger = (field: string, options: Omit<IntegerOptions, 'required'> = {}) =>
@@ -58,7 +69,8 @@ export const optionalString = (field: string, maxLength?: number) =>
         ctx.addIssue({ code: 'custom', message: `${field} must be at most ${maxLength} characters.` });
       }
       return value;
-    });
+    })
+    .meta(maxLength === undefined ? {} : { maxLength });
 
 /** The first problem, as the one-line message a v1 client gets. */
 export function firstMessage(error: z.ZodError): string {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { Invalid } from '../errors.js';
 import { type Command, timeWorked } from './command.js';
-import { hasText, shapeProblem } from './createReply.js';
+import { hasText, shapeProblem, shapeRules } from './createReply.js';
 import { firstMessage, optionalInteger, optionalString, requiredInteger, requireObject } from './fields.js';
 
 /**
@@ -22,7 +22,10 @@ export const itflowCreateReplyRequest = z
         ctx.addIssue({ code: 'custom', message: 'ticket_reply_type must be Internal or Public.' });
         return 'Internal' as const;
       })
-      .meta({ description: "'Internal' (default) or 'Public', any case." }),
+      .meta({
+        description: "'Internal' (default) or 'Public', any case.",
+        pattern: '^([Ii][Nn][Tt][Ee][Rr][Nn][Aa][Ll]|[Pp][Uu][Bb][Ll][Ii][Cc])?$',
+      }),
     ticket_reply_time_worked: optionalString('ticket_reply_time_worked')
       .transform((value, ctx) => {
         if (value === undefined || value === '') return undefined;
@@ -33,7 +36,10 @@ export const itflowCreateReplyRequest = z
         }
         return timeWorked(Number(match[1]), Number(match[2]), Number(match[3]));
       })
-      .meta({ description: "'HH:MM:SS'." }),
+      .meta({
+        description: "'HH:MM:SS', at most 838:59:59.",
+        pattern: '^(\\s*(\\d{1,2}|[0-7]\\d\\d|8[0-2]\\d|83[0-8]):[0-5]\\d:[0-5]\\d\\s*)?$',
+      }),
     ticket_status: optionalInteger('ticket_status'),
     client_id: optionalInteger('client_id'),
     idempotency_key: optionalString('idempotency_key', 255),
@@ -45,7 +51,8 @@ export const itflowCreateReplyRequest = z
       if (message) ctx.addIssue({ code: 'custom', message: message.replace('a status > 0', 'a ticket_status > 0') });
     },
     { when: (payload) => payload.issues.length === 0 },
-  );
+  )
+  .meta(shapeRules('ticket_status', ['ticket_reply_time_worked']));
 
 export function parseItflowCreateReply(body: unknown): { command: Command; idempotencyKey: string | undefined } {
   requireObject(body);

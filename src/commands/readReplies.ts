@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { Invalid } from '../errors.js';
-import { firstMessage, optionalInteger, optionalString } from './fields.js';
+import { firstMessage, optionalInteger, optionalString, REQUIRED } from './fields.js';
 
 /**
  * What a listing asks for, whichever path it came in on. The listing query (src/read) takes
@@ -23,12 +23,14 @@ export interface ReplyQuery {
 export const MAX_LIMIT = 500;
 
 const flag = (field: string) =>
-  optionalString(field).transform((value, ctx) => {
-    if (value === undefined || value === '' || value === '0' || value === 'false') return false;
-    if (value === '1' || value === 'true') return true;
-    ctx.addIssue({ code: 'custom', message: `${field} must be 1 or 0.` });
-    return false;
-  });
+  optionalString(field)
+    .transform((value, ctx) => {
+      if (value === undefined || value === '' || value === '0' || value === 'false') return false;
+      if (value === '1' || value === 'true') return true;
+      ctx.addIssue({ code: 'custom', message: `${field} must be 1 or 0.` });
+      return false;
+    })
+    .meta({ pattern: '^(|0|1|true|false)$' });
 
 const paging = {
   limit: optionalInteger('limit', { min: 1, max: MAX_LIMIT }).meta({
@@ -52,13 +54,18 @@ export const readRepliesQuery = z.object({
 export const itflowReadRepliesQuery = z.object({
   ticket_reply_id: optionalInteger('ticket_reply_id', { min: 1 }),
   ticket_id: optionalInteger('ticket_id', { min: 1 }),
-  type: optionalString('type').transform((value, ctx) => {
-    if (value === undefined || value === '') return undefined;
-    const type = value.charAt(0).toUpperCase() + value.slice(1).toLowerCase();
-    if (type === 'Internal' || type === 'Public' || type === 'Client') return type;
-    ctx.addIssue({ code: 'custom', message: 'type must be Internal, Public or Client.' });
-    return undefined;
-  }),
+  type: optionalString('type')
+    .transform((value, ctx) => {
+      if (value === undefined || value === '') return undefined;
+      const type = value.charAt(0).toUpperCase() + value.slice(1).toLowerCase();
+      if (type === 'Internal' || type === 'Public' || type === 'Client') return type;
+      ctx.addIssue({ code: 'custom', message: 'type must be Internal, Public or Client.' });
+      return undefined;
+    })
+    .meta({
+      description: 'Internal, Public or Client (any case).',
+      pattern: '^(?:[Ii][Nn][Tt][Ee][Rr][Nn][Aa][Ll]|[Pp][Uu][Bb][Ll][Ii][Cc]|[Cc][Ll][Ii][Ee][Nn][Tt])?$',
+    }),
   ...paging,
 });
 
@@ -96,18 +103,35 @@ export function parseItflowReadReplies(query: unknown): ReplyQuery {
 
 /** GET /api/v1/tickets/replies/commands.php */
 export const commandStatusQuery = z.object({
-  command_id: optionalString('command_id').transform((value, ctx) => {
-    if (value === undefined || value === '') {
-      ctx.addIssue({ code: 'custom', message: 'command_id is required.' });
-      return '';
-    }
-    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value)) {
-      ctx.addIssue({ code: 'custom', message: 'command_id must be the command_id create.php answered (a UUID).' });
-    }
-    return value.toLowerCase();
-  }),
+  command_id: optionalString('command_id')
+    .transform((value, ctx) => {
+      if (value === undefined || value === '') {
+        ctx.addIssue({ code: 'custom', message: 'command_id is required.' });
+        return '';
+      }
+      if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value)) {
+        ctx.addIssue({ code: 'custom', message: 'command_id must be the command_id create.php answered (a UUID).' });
+      }
+      return value.toLowerCase();
+    })
+    .meta({ [REQUIRED]: true, format: 'uuid', description: 'The command_id create.php or bulk.php answered.' }),
 });
 
 export function parseCommandStatus(query: unknown): string {
   return parse(commandStatusQuery, query).command_id;
+}
+
+export const MAX_STATUS_IDS = 1000;
+const COMMAND_IDS_MESSAGE = 'command_ids must be a non-empty array of command ids.';
+
+/** POST /api/v1/tickets/replies/commands.php — many command ids at once. */
+export const commandStatusManyRequest = z.object({
+  command_ids: z.array(z.string()).min(1).max(MAX_STATUS_IDS).meta({ description: 'The command ids to look up.' }),
+});
+
+export function parseCommandStatusMany(body: unknown): string[] {
+  const parsed = commandStatusManyRequest.safeParse(body ?? {});
+  if (parsed.success) return parsed.data.command_ids;
+  const tooMany = parsed.error.issues.some((issue) => issue.code === 'too_big' && issue.path.length === 1);
+  throw new Invalid(tooMany ? `command_ids may name at most ${MAX_STATUS_IDS} commands.` : COMMAND_IDS_MESSAGE);
 }

@@ -1,4 +1,4 @@
-import type { FastifyReply } from 'fastify';
+import type { FastifyBaseLogger, FastifyReply } from 'fastify';
 import type { Pool } from 'mysql2/promise';
 import { refuseIfClosed, ticketNotFound } from '../apply/applyBatch.js';
 import type { Origin } from '../apply/audit.js';
@@ -10,6 +10,7 @@ import { Conflict, fromFailureRecord, Invalid } from '../errors.js';
 import type { Principal } from '../itflow/apiKeys.js';
 import { narrowScope, scopeAllows } from '../itflow/scope.js';
 import type { TicketDirectory, TicketStatus, TicketSummary } from '../itflow/tickets.js';
+import type { AcceptedCounter } from '../metrics/registry.js';
 import type { CompletionWaiter } from '../queue/completion.js';
 import type { IdempotencyClaims } from '../queue/idempotency.js';
 import type { CommandJob } from '../queue/jobs.js';
@@ -27,6 +28,8 @@ export interface AcceptDeps {
   claims: IdempotencyClaims;
   pool: Pool;
   tables: ServiceTables;
+  /** Bumped once per command queued, labelled with the endpoint it came in on. */
+  accepted: AcceptedCounter;
 }
 
 /**
@@ -105,7 +108,7 @@ export async function accept(
   }
   try {
     await checkAgainstTicket(deps, principal, job.command);
-    const outcome = await enqueue(deps, job, waitSeconds);
+    const outcome = await enqueue(deps, job, waitSeconds, reply.log);
     return outcome ? sendOutcome(reply, job.commandId, outcome, waitSeconds) : sendQueued(reply, job.commandId);
   } catch (error) {
     if (key !== null && !(await deps.queue.find(job.commandId).catch(() => null))) {
@@ -158,9 +161,15 @@ async function replay(
  * Queues one job and, when the client asked to wait, waits up to waitSeconds for its outcome.
  * The waiter is registered before the job is queued so a fast worker cannot finish unseen.
  */
-export async function enqueue(deps: AcceptDeps, job: CommandJob, waitSeconds: number): Promise<Outcome | null> {
+export async function enqueue(
+  deps: AcceptDeps,
+  job: CommandJob,
+  waitSeconds: number,
+  log: FastifyBaseLogger,
+): Promise<Outcome | null> {
   if (waitSeconds <= 0) {
     await deps.queue.add(job);
+    queued(deps, job, log);
     return null;
   }
   const waiting = await deps.waiter.expect(job.commandId, waitSeconds * 1000);
@@ -170,7 +179,14 @@ export async function enqueue(deps: AcceptDeps, job: CommandJob, waitSeconds: nu
     waiting.cancel();
     throw error;
   }
+  queued(deps, job, log);
   return waiting.result;
+}
+
+/** Counts a command the queue took and says so in the request's log (which carries its reqId). */
+function queued(deps: AcceptDeps, job: CommandJob, log: FastifyBaseLogger): void {
+  deps.accepted.inc();
+  log.info({ commandId: job.commandId, ticketId: job.command.ticketId }, 'command accepted');
 }
 
 /**

@@ -87,6 +87,7 @@ export async function acceptBulk(
       results[c.index] = { command_id: job.commandId, status: 'queued' };
     }
   }
+  deps.accepted.inc(queued.length - notAdded.size);
 
   let allFinished = true;
   if (waiting) {

@@ -3,6 +3,7 @@ import type { Pool } from 'mysql2/promise';
 import type { Logger } from 'pino';
 import type { ServiceTables } from '../db/tables.js';
 import { MethodNotAllowed, NotFound, UnsupportedMediaType } from '../errors.js';
+import type { ServiceMetrics } from '../metrics/registry.js';
 import type { ListPlanner } from '../read/planner.js';
 import type { AcceptDeps } from './accept.js';
 import type { AuthDeps } from './auth.js';
@@ -12,7 +13,9 @@ import { errorHandler } from './errors.js';
 import { registerBulk } from './routes/bulk.js';
 import { registerCommandStatus } from './routes/commandStatus.js';
 import { registerCreateReply } from './routes/createReply.js';
+import { registerDocs } from './routes/docs.js';
 import { type HealthDeps, registerHealth } from './routes/health.js';
+import { registerMetrics } from './routes/metrics.js';
 import { registerReadReplies } from './routes/readReplies.js';
 
 export interface RouteDeps {
@@ -23,6 +26,7 @@ export interface RouteDeps {
   bulkBodyLimitBytes: number;
   read: { pool: Pool; tables: ServiceTables; planner: ListPlanner };
   health: HealthDeps;
+  metrics: ServiceMetrics;
   preferWaitMaxSeconds: number;
 }
 
@@ -40,13 +44,19 @@ export function buildServer(deps: RouteDeps, options: ServerOptions): FastifyIns
   registerReadReplies(app, deps);
   registerCommandStatus(app, deps);
   registerHealth(app, deps.health);
+  registerMetrics(app, deps.metrics);
+  registerDocs(app, deps);
   return app;
 }
 
-/** A worker-only process's HTTP face: health and readiness, nothing that takes commands. */
-export function buildOperationsServer(health: HealthDeps, options: ServerOptions): FastifyInstance {
+/** A worker-only process's HTTP face: health, readiness and metrics, nothing that takes commands. */
+export function buildOperationsServer(
+  deps: { health: HealthDeps; metrics: ServiceMetrics },
+  options: ServerOptions,
+): FastifyInstance {
   const app = baseServer(options);
-  registerHealth(app, health);
+  registerHealth(app, deps.health);
+  registerMetrics(app, deps.metrics);
   return app;
 }
 

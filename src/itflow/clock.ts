@@ -26,11 +26,37 @@ function formatterFor(timeZone: string): Intl.DateTimeFormat {
   return formatter;
 }
 
-/** 'YYYY-MM-DD HH:MM:SS' for an instant, as a wall clock in the given IANA zone shows it. */
-export function wallClock(instant: Date | number, timeZone: string): string {
+function formatWallClock(instant: number, timeZone: string): string {
   const parts: Record<string, string> = {};
   for (const part of formatterFor(timeZone).formatToParts(instant)) parts[part.type] = part.value;
   return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second}`;
+}
+
+/** The zone's offset from UTC (ms) at an instant, whole seconds. */
+function offsetAt(instant: number, timeZone: string): number {
+  const wall = formatWallClock(instant, timeZone);
+  return Date.parse(`${wall.replace(' ', 'T')}Z`) - Math.floor(instant / 1000) * 1000;
+}
+
+// Offsets by zone and quarter hour: zone transitions fall on quarter hours, so an offset found
+// at both ends of a quarter hour holds throughout it.
+const QUARTER_HOUR = 900_000;
+const offsets = new Map<string, number | null>();
+
+/** 'YYYY-MM-DD HH:MM:SS' for an instant, as a wall clock in the given IANA zone shows it. */
+export function wallClock(instant: Date | number, timeZone: string): string {
+  const ms = typeof instant === 'number' ? instant : instant.getTime();
+  const quarter = Math.floor(ms / QUARTER_HOUR);
+  const key = `${timeZone} ${quarter}`;
+  let offset = offsets.get(key);
+  if (offset === undefined) {
+    const start = offsetAt(quarter * QUARTER_HOUR, timeZone);
+    offset = start === offsetAt((quarter + 1) * QUARTER_HOUR - 1000, timeZone) ? start : null;
+    if (offsets.size > 10_000) offsets.clear();
+    offsets.set(key, offset);
+  }
+  if (offset === null || !Number.isFinite(ms)) return formatWallClock(ms, timeZone);
+  return new Date(Math.floor(ms / 1000) * 1000 + offset).toISOString().slice(0, 19).replace('T', ' ');
 }
 
 export function isValidTimeZone(zone: string): boolean {

@@ -4,21 +4,30 @@ import type { Outcome } from '../apply/ledger.js';
 
 /**
  * How an intake waiting on `Prefer: wait` learns a command finished: the worker publishes
- * the outcome on one Redis channel, only for commands whose client is waiting. A missed
- * message (Redis restarting) only means the client gets 202 and asks commands.php.
+ * the outcomes on one Redis channel, only for commands whose client is (or may be) waiting,
+ * one message for all such commands of a batch. A missed message (Redis restarting) only
+ * means the client gets 202 and asks commands.php.
  */
-const noticeSchema = z.object({
-  commandId: z.string(),
-  outcome: z.union([
-    z.object({ status: z.literal('applied'), insertId: z.number() }),
-    z.object({ status: z.literal('failed'), failure: z.object({ status: z.number(), message: z.string() }) }),
-  ]),
-});
+const noticesSchema = z.array(
+  z.object({
+    commandId: z.string(),
+    outcome: z.union([
+      z.object({ status: z.literal('applied'), insertId: z.number() }),
+      z.object({ status: z.literal('failed'), failure: z.object({ status: z.number(), message: z.string() }) }),
+    ]),
+  }),
+);
+
+export type Notice = { commandId: string; outcome: Outcome };
 
 export const completionChannel = (prefix: string) => `${prefix}:replyqueue:done`;
 
-export async function publishCompletion(redis: Redis, prefix: string, commandId: string, outcome: Outcome) {
-  await redis.publish(completionChannel(prefix), JSON.stringify({ commandId, outcome }));
+export async function publishCompletions(redis: Redis, prefix: string, notices: Notice[]): Promise<void> {
+  if (notices.length === 0) return;
+  await redis.publish(
+    completionChannel(prefix),
+    JSON.stringify(notices.map(({ commandId, outcome }) => ({ commandId, outcome }))),
+  );
 }
 
 export class CompletionWaiter {
@@ -28,9 +37,9 @@ export class CompletionWaiter {
   constructor(subscriber: Redis, prefix: string) {
     this.ready = subscriber.subscribe(completionChannel(prefix));
     subscriber.on('message', (_channel, message) => {
-      const notice = noticeSchema.safeParse(safeJson(message));
-      if (!notice.success) return;
-      this.waiting.get(notice.data.commandId)?.(notice.data.outcome);
+      const notices = noticesSchema.safeParse(safeJson(message));
+      if (!notices.success) return;
+      for (const { commandId, outcome } of notices.data) this.waiting.get(commandId)?.(outcome);
     });
   }
 

@@ -4,9 +4,10 @@ import type { Logger } from 'pino';
 import { type ApplyDeps, applyBatch } from '../apply/applyBatch.js';
 import { classify } from '../apply/classify.js';
 import type { Outcome } from '../apply/ledger.js';
+import type { ServiceMetrics } from '../metrics/registry.js';
 import { Batcher } from './batcher.js';
 import { chunkJobSchema, isChunk } from './chunks.js';
-import { publishCompletion } from './completion.js';
+import { type Notice, publishCompletions } from './completion.js';
 import { type CommandJob, commandJobSchema, type RetryProgress } from './jobs.js';
 import { laneNames } from './lanes.js';
 
@@ -19,6 +20,7 @@ export interface ConsumerOptions {
   maxBackoffMs: number;
   batch: { maxCommands: number; maxInFlight: number; lingerMs: number };
   logger: Logger;
+  metrics: ServiceMetrics;
 }
 
 /** Exponential backoff with jitter: attempt n waits between half and all of base·2^(n-1), capped. */
@@ -42,7 +44,22 @@ export class CommandConsumer {
     deps: ApplyDeps,
     private readonly options: ConsumerOptions,
   ) {
-    this.batcher = new Batcher((batch) => applyBatch(deps, batch), options.batch);
+    const { metrics } = options;
+    this.batcher = new Batcher(
+      async (batch) => {
+        const started = performance.now();
+        let committed = false;
+        try {
+          const outcomes = await applyBatch(deps, batch);
+          committed = true;
+          return outcomes;
+        } finally {
+          metrics.transactionFinished((performance.now() - started) / 1000, committed);
+        }
+      },
+      options.batch,
+      (size) => metrics.batchStarted(size),
+    );
     this.workers = laneNames(options.lanes).map(
       (name) =>
         new Worker(name, (job, token, signal) => this.process(job, token, signal), {
@@ -74,7 +91,8 @@ export class CommandConsumer {
       const outcomes: Outcome[] = [];
       for (let start = 0; start < parsed.data.commands.length; start += this.sliceSize) {
         const slice = parsed.data.commands.slice(start, start + this.sliceSize);
-        outcomes.push(...(await this.applyWithRetries(job, token, signal, slice)));
+        // Giving up on this slice leaves it and every later slice of the chunk unapplied.
+        outcomes.push(...(await this.applyWithRetries(job, token, signal, slice, parsed.data.commands.length - start)));
       }
       return {
         applied: outcomes.filter((o) => o.status === 'applied').length,
@@ -83,7 +101,7 @@ export class CommandConsumer {
     }
     const parsed = commandJobSchema.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`Job payload not understood: ${parsed.error.message}`);
-    return (await this.applyWithRetries(job, token, signal, [parsed.data]))[0];
+    return (await this.applyWithRetries(job, token, signal, [parsed.data], 1))[0];
   }
 
   private get sliceSize(): number {
@@ -100,8 +118,9 @@ export class CommandConsumer {
     token: string | undefined,
     signal: AbortSignal | undefined,
     commands: CommandJob[],
+    unappliedIfGivenUp: number,
   ): Promise<Outcome[]> {
-    const { logger, maxAttempts, backoffMs, maxBackoffMs } = this.options;
+    const { logger, metrics, maxAttempts, backoffMs, maxBackoffMs } = this.options;
     // Deliveries before this one (a crashed worker's attempt) count towards the total.
     const earlierDeliveries = Math.max(0, (job.attemptsStarted ?? 1) - 1);
 
@@ -112,8 +131,11 @@ export class CommandConsumer {
           commands.map((data) => this.batcher.submit({ job: data, attempts: earlierDeliveries + attempt })),
         );
         const applyMs = Math.round((performance.now() - started) * 10) / 10; // waiting for a batch slot included
+        const notices: Notice[] = [];
         for (const [i, outcome] of outcomes.entries()) {
           const data = commands[i] as CommandJob;
+          const lagMs = Date.now() - data.acceptedAt;
+          metrics.commandFinished(outcome, lagMs);
           logger.info(
             {
               commandId: data.commandId,
@@ -121,12 +143,13 @@ export class CommandConsumer {
               outcome: outcome.status,
               ...(outcome.status === 'applied' ? { insertId: outcome.insertId } : { failure: outcome.failure }),
               applyMs,
-              lagMs: Date.now() - data.acceptedAt,
+              lagMs,
             },
             outcome.repeat ? 'command already finished' : outcome.status === 'applied' ? 'command applied' : 'command failed',
           );
-          if (data.notify) await publishCompletion(this.publisher, this.options.prefix, data.commandId, outcome).catch(() => {});
+          if (data.notify) notices.push({ commandId: data.commandId, outcome });
         }
+        await publishCompletions(this.publisher, this.options.prefix, notices).catch(() => {});
         return outcomes;
       } catch (error) {
         const { error: reason } = classify(error);
@@ -134,7 +157,11 @@ export class CommandConsumer {
         const delay = giveUp ? 0 : backoffDelay(attempt, backoffMs, maxBackoffMs);
         const progress: RetryProgress = { attempts: attempt, nextTryAt: Date.now() + delay, lastError: reason.message };
         await job.updateProgress(progress).catch(() => {});
-        if (giveUp) throw new UnrecoverableError(`Gave up after ${attempt} attempts: ${reason.message}`);
+        if (giveUp) {
+          metrics.commandsDeadLettered(unappliedIfGivenUp);
+          throw new UnrecoverableError(`Gave up after ${attempt} attempts: ${reason.message}`);
+        }
+        metrics.commandsRetried(reason, commands.length);
         logger.warn({ jobId: job.id, commands: commands.length, ...progress }, 'command will be retried');
         if (!(await sleep(delay, signal))) {
           // Shutting down: hand the job back to the head of its lane, untouched.

@@ -40,49 +40,53 @@ describe('MySQL connections killed under the worker', () => {
   it.each([
     ['single commands', sendReplies],
     ['bulk commands in chunks', sendBulk],
-  ])('retries through repeated KILL CONNECTION with no loss and no duplicates (%s)', async (label, send) => {
-    const ids = await Promise.all(Array.from({ length: 10 }, () => addTicket(h.db, '2.6.7', { clientId: world.clientA })));
-    const sent = await send(h, world.keys.all, ids, 40);
-    const commandIds = sent.map((s) => s.commandId);
-    const workerUrl = new URL(withDatabase(inject('mysqlUrl'), h.config.DATABASE_URL.split('/').pop() as string));
-    workerUrl.username = user;
-    workerUrl.password = 'worker-pass';
-    const worker = spawnEntry(
-      'workers/worker.ts',
-      h.processEnv({
-        DATABASE_URL: workerUrl.toString(),
-        APPLY_BACKOFF_MS: '50',
-        APPLY_MAX_BACKOFF_MS: '400',
-        // Enough tries to outlast every kill round even when a batch takes longer than a round.
-        APPLY_MAX_ATTEMPTS: '100',
-      }),
-    );
-
-    let kills = 0;
-    let rounds = 0;
-    while ((await ledgerCount(h, commandIds)) < commandIds.length && rounds < 40) {
-      rounds++;
-      const [connections] = await admin.query<mysql.RowDataPacket[]>(
-        'SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?',
-        [user],
+  ])(
+    'retries through repeated KILL CONNECTION with no loss and no duplicates (%s)',
+    async (label, send) => {
+      const ids = await Promise.all(Array.from({ length: 10 }, () => addTicket(h.db, '2.6.7', { clientId: world.clientA })));
+      const sent = await send(h, world.keys.all, ids, 40);
+      const commandIds = sent.map((s) => s.commandId);
+      const workerUrl = new URL(withDatabase(inject('mysqlUrl'), h.config.DATABASE_URL.split('/').pop() as string));
+      workerUrl.username = user;
+      workerUrl.password = 'worker-pass';
+      const worker = spawnEntry(
+        'workers/worker.ts',
+        h.processEnv({
+          DATABASE_URL: workerUrl.toString(),
+          APPLY_BACKOFF_MS: '50',
+          APPLY_MAX_BACKOFF_MS: '400',
+          // Enough tries to outlast every kill round even when a batch takes longer than a round.
+          APPLY_MAX_ATTEMPTS: '100',
+        }),
       );
-      for (const { ID } of connections) {
-        await admin.query('KILL CONNECTION ?', [ID]).then(
-          () => kills++,
-          () => {}, // already gone
-        );
-      }
-      await new Promise((resolve) => setTimeout(resolve, 120));
-    }
-    await waitForLedger(h, commandIds, 45_000).catch((error) => {
-      throw new Error(`${error.message}; worker output ends:\n${worker.output().slice(-6000)}`);
-    });
-    worker.child.kill('SIGTERM');
-    expect(await worker.exited).toBe(0);
 
-    expect(kills).toBeGreaterThan(5);
-    expect(worker.output()).toMatch(/command will be retried/);
-    const tally = await expectExactlyOnce(h, sent);
-    console.info(`KILL CONNECTION under the worker (${label}):`, { ...tally, connectionsKilled: kills, killRounds: rounds });
-  }, 90_000);
+      let kills = 0;
+      let rounds = 0;
+      while ((await ledgerCount(h, commandIds)) < commandIds.length && rounds < 40) {
+        rounds++;
+        const [connections] = await admin.query<mysql.RowDataPacket[]>(
+          'SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?',
+          [user],
+        );
+        for (const { ID } of connections) {
+          await admin.query('KILL CONNECTION ?', [ID]).then(
+            () => kills++,
+            () => {}, // already gone
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, 120));
+      }
+      await waitForLedger(h, commandIds, 45_000).catch((error) => {
+        throw new Error(`${error.message}; worker output ends:\n${worker.output().slice(-6000)}`);
+      });
+      worker.child.kill('SIGTERM');
+      expect(await worker.exited).toBe(0);
+
+      expect(kills).toBeGreaterThan(5);
+      expect(worker.output()).toMatch(/command will be retried/);
+      const tally = await expectExactlyOnce(h, sent);
+      console.info(`KILL CONNECTION under the worker (${label}):`, { ...tally, connectionsKilled: kills, killRounds: rounds });
+    },
+    90_000,
+  );
 });

@@ -1,9 +1,10 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { Invalid, PayloadTooLarge } from '../../errors.js';
 import { requireLevel, WRITE } from '../../itflow/apiKeys.js';
+import { chunkIdOf } from '../../queue/chunks.js';
 import { preferredWait } from '../accept.js';
 import { authenticate } from '../auth.js';
-import { acceptBulk, UnreadableLine } from '../bulkAccept.js';
+import { acceptBulk, type ItemResult, UnreadableLine } from '../bulkAccept.js';
 import type { RouteDeps } from '../server.js';
 import { originOf } from './createReply.js';
 
@@ -52,6 +53,7 @@ export function registerBulk(app: FastifyInstance, deps: RouteDeps): void {
       dryRun,
       waitSeconds: wait,
     });
+    logAccepted(request.log, results);
     if (wait > 0) reply.header('Preference-Applied', `wait=${wait}`);
     if (httpStatus >= 400) {
       const message =
@@ -63,4 +65,20 @@ export function registerBulk(app: FastifyInstance, deps: RouteDeps): void {
     }
     return reply.code(httpStatus).send({ success: 'True', count: results.length, data: results });
   });
+}
+
+/** Most command ids a bulk request's "commands accepted" line lists one by one. */
+const LOGGED_IDS = 100;
+
+/**
+ * One log line for the commands a bulk request queued, in the request's log (with its reqId):
+ * their ids, or for a large request its chunk ids (a command's id is its chunk's id with the
+ * last three hex digits replaced by its position in the chunk), so the line stays small.
+ */
+function logAccepted(log: FastifyBaseLogger, results: ItemResult[]): void {
+  const commandIds = results.flatMap((r) => ('command_id' in r && !r.replayed ? [r.command_id] : []));
+  if (commandIds.length === 0) return;
+  const ids =
+    commandIds.length <= LOGGED_IDS ? { commandIds } : { chunkIds: [...new Set(commandIds.map((id) => chunkIdOf(id)))] };
+  log.info({ accepted: commandIds.length, ...ids }, 'commands accepted');
 }

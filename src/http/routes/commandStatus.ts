@@ -1,14 +1,12 @@
 import type { FastifyInstance } from 'fastify';
-import { parseCommandStatus } from '../../commands/readReplies.js';
-import { Invalid, NotFound } from '../../errors.js';
+import { parseCommandStatus, parseCommandStatusMany } from '../../commands/readReplies.js';
+import { NotFound } from '../../errors.js';
 import { READ, requireLevel } from '../../itflow/apiKeys.js';
 import { commandStatus, commandStatusMany } from '../../read/commandStatus.js';
 import { COMMANDS_PATH } from '../accept.js';
 import { authenticate } from '../auth.js';
 import { ok } from '../envelope.js';
 import type { RouteDeps } from '../server.js';
-
-export const MAX_STATUS_IDS = 1000;
 
 /**
  * GET commands.php?command_id=…: where an accepted command is, for the key that sent it.
@@ -21,11 +19,7 @@ export function registerCommandStatus(app: FastifyInstance, deps: RouteDeps): vo
     const body = (request.body ?? {}) as { command_ids?: unknown };
     const principal = await authenticate(deps.auth, request, body);
     requireLevel(principal, READ);
-    const ids = body.command_ids;
-    if (!Array.isArray(ids) || ids.length === 0 || !ids.every((id) => typeof id === 'string')) {
-      throw new Invalid('command_ids must be a non-empty array of command ids.');
-    }
-    if (ids.length > MAX_STATUS_IDS) throw new Invalid(`command_ids may name at most ${MAX_STATUS_IDS} commands.`);
+    const ids = parseCommandStatusMany(body);
     const finished = await commandStatusMany(deps.read.pool, deps.read.tables, ids, principal.keyId);
     return ok(ids.map((id) => finished.get(id) ?? { command_id: id, status: 'unfinished' }));
   });

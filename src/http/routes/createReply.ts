@@ -4,6 +4,7 @@ import { parseCreateReply } from '../../commands/createReply.js';
 import { parseItflowCreateReply } from '../../commands/itflowCreateReply.js';
 import { Invalid } from '../../errors.js';
 import { requireLevel, WRITE } from '../../itflow/apiKeys.js';
+import type { Endpoint } from '../../metrics/registry.js';
 import { accept, newJob, preferredWait } from '../accept.js';
 import { authenticate } from '../auth.js';
 import type { RouteDeps } from '../server.js';
@@ -30,7 +31,8 @@ type Parser = (body: unknown) => { command: Command; idempotencyKey: string | un
  * One reply and/or status change and/or time worked, in either field dialect. `waitByDefault`
  * is how long to wait for the worker when the client states no preference.
  */
-function createHandler(deps: RouteDeps, parse: Parser, waitByDefault: number): RouteHandlerMethod {
+function createHandler(deps: RouteDeps, endpoint: Endpoint, parse: Parser, waitByDefault: number): RouteHandlerMethod {
+  const acceptDeps = { ...deps.accept, accepted: deps.metrics.acceptedVia(endpoint) };
   return async (request, reply) => {
     const body = request.body ?? {};
     const principal = await authenticate(deps.auth, request, body);
@@ -38,14 +40,14 @@ function createHandler(deps: RouteDeps, parse: Parser, waitByDefault: number): R
     const { command, idempotencyKey } = parse(body);
     const key = idempotencyKeyHeader(request) ?? idempotencyKey;
     const wait = preferredWait(request.headers.prefer, deps.preferWaitMaxSeconds, waitByDefault);
-    return accept(deps.accept, reply, principal, newJob(principal, command, key, originOf(request), wait > 0), wait);
+    return accept(acceptDeps, reply, principal, newJob(principal, command, key, originOf(request), wait > 0), wait);
   };
 }
 
 export function registerCreateReply(app: FastifyInstance, deps: RouteDeps): void {
   // The proposal's path: asynchronous (202) unless the client asks to wait.
-  app.post(CREATE_PATH, createHandler(deps, parseCreateReply, 0));
+  app.post(CREATE_PATH, createHandler(deps, 'create', parseCreateReply, 0));
   // ITFlow's own path answers synchronously, so it waits as long as allowed unless the client
   // says `Prefer: respond-async` or `wait=0`.
-  app.post(ITFLOW_CREATE_PATH, createHandler(deps, parseItflowCreateReply, deps.preferWaitMaxSeconds));
+  app.post(ITFLOW_CREATE_PATH, createHandler(deps, 'itflow_create', parseItflowCreateReply, deps.preferWaitMaxSeconds));
 }

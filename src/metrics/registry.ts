@@ -1,0 +1,134 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Outcome } from '../apply/ledger.js';
+import { TransientDbError } from '../errors.js';
+
+/** Where a command came in: create.php, bulk.php, or ITFlow's own ticket_replies/create.php path. */
+export type Endpoint = 'create' | 'bulk' | 'itflow_create';
+
+/** What an accept path needs: a counter it bumps once per command it queued. */
+export interface AcceptedCounter {
+  inc(count?: number): void;
+}
+
+/**
+ * One process's metrics, in a registry of its own (never prom-client's global one), so several
+ * services started in one process — as the tests do — each count only their own work. The hot
+ * path only bumps counters and histograms; everything that needs Redis or MySQL (queue depth,
+ * pool use) is read when Prometheus scrapes, by the collectors in this folder.
+ */
+export class ServiceMetrics {
+  readonly registry = new Registry();
+
+  private readonly accepted = new Counter({
+    name: 'replyqueue_commands_accepted_total',
+    help: 'Commands accepted and queued by the intake, by endpoint.',
+    labelNames: ['endpoint'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly applied = new Counter({
+    name: 'replyqueue_commands_applied_total',
+    help: 'Commands whose effects a worker committed (re-deliveries of finished commands not counted).',
+    registers: [this.registry],
+  });
+
+  private readonly failed = new Counter({
+    name: 'replyqueue_commands_failed_total',
+    help: 'Commands that failed for good: reason is the HTTP status a synchronous call would have got, or dead_letter.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly retried = new Counter({
+    name: 'replyqueue_commands_retried_total',
+    help: 'Commands whose apply met an error and was scheduled to be retried, by MySQL error code.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly repeated = new Counter({
+    name: 'replyqueue_commands_already_finished_total',
+    help: 'Deliveries of commands the ledger had already finished (re-delivery, replay, idempotency twin): nothing written.',
+    registers: [this.registry],
+  });
+
+  private readonly applySeconds = new Histogram({
+    name: 'replyqueue_apply_batch_seconds',
+    help: 'Time of one apply transaction (a batch of commands), from taking a connection to commit or rollback.',
+    labelNames: ['result'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
+  private readonly lagSeconds = new Histogram({
+    name: 'replyqueue_command_lag_seconds',
+    help: 'Time from the intake accepting a command to a worker having applied it.',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800],
+    registers: [this.registry],
+  });
+
+  private readonly batchSize = new Histogram({
+    name: 'replyqueue_apply_batch_commands',
+    help: 'Commands folded into one apply transaction.',
+    buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** The counter an accept path bumps, already labelled with its endpoint. */
+  acceptedVia(endpoint: Endpoint): AcceptedCounter {
+    return this.accepted.labels(endpoint);
+  }
+
+  /** A command's outcome as the worker reports it; lag only for commands applied now. */
+  commandFinished(outcome: Outcome, lagMs: number): void {
+    if (outcome.repeat) this.repeated.inc();
+    else if (outcome.status === 'applied') {
+      this.applied.inc();
+      this.lagSeconds.observe(lagMs / 1000);
+    } else this.failed.inc({ reason: String(outcome.failure.status) });
+  }
+
+  commandsRetried(error: Error, count: number): void {
+    this.retried.inc({ reason: error instanceof TransientDbError ? error.code : 'other' }, count);
+  }
+
+  /** Commands left in a job that exhausted its attempts and became a dead letter. */
+  commandsDeadLettered(count: number): void {
+    this.failed.inc({ reason: 'dead_letter' }, count);
+  }
+
+  batchStarted(size: number): void {
+    this.batchSize.observe(size);
+  }
+
+  transactionFinished(seconds: number, committed: boolean): void {
+    this.applySeconds.observe({ result: committed ? 'committed' : 'rolled_back' }, seconds);
+  }
+
+  /** A gauge whose value is read at scrape time, registered in this process's registry. */
+  scrapedGauge<L extends string>(
+    name: string,
+    help: string,
+    labelNames: readonly L[],
+    collect: (gauge: Gauge<L>) => Promise<void> | void,
+  ): Gauge<L> {
+    return new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [this.registry],
+      collect() {
+        return collect(this);
+      },
+    });
+  }
+
+  /** The Prometheus text exposition (format 0.0.4) and its content type. */
+  async exposition(): Promise<{ contentType: string; text: string }> {
+    return { contentType: this.registry.contentType, text: await this.registry.metrics() };
+  }
+}

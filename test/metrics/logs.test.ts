@@ -1,0 +1,135 @@
+import { randomBytes } from 'node:crypto';
+import mysql from 'mysql2/promise';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { type Harness, startHarness, uniqueName } from '../helpers/harness.js';
+import { addTicket, seedWorld, type World } from '../helpers/itflow.js';
+import { killLeftovers, spawnEntry } from '../helpers/processes.js';
+
+/**
+ * The all-in-one process at LOG_LEVEL=info, as an operator runs it, with a MySQL password in
+ * DATABASE_URL. Its whole output is read back: request lines carry the request id, accepted
+ * and applied commands their command id, and no API key (valid or not, in the header, the
+ * query string or the body) and no password ever appears.
+ */
+const CREATE = '/api/v1/tickets/replies/create.php';
+const BULK = '/api/v1/tickets/replies/bulk.php';
+const READ = '/api/v1/tickets/replies/read.php';
+
+describe('logs: request and command ids in, secrets out', () => {
+  let h: Harness;
+  let world: World;
+  let admin: mysql.Connection;
+  const user = uniqueName('l').slice(0, 32);
+  const password = `pw-${randomBytes(8).toString('hex')}`;
+
+  beforeAll(async () => {
+    h = await startHarness({ generation: '2.6.7', roles: { intake: false, worker: false } });
+    world = await seedWorld(h.db, '2.6.7');
+    admin = await mysql.createConnection({ uri: inject('mysqlUrl') });
+    const database = h.config.DATABASE_URL.split('/').pop() as string;
+    for (const host of ['localhost', '127.0.0.1', '%']) {
+      await admin.query('CREATE USER ?@? IDENTIFIED BY ?', [user, host, password]);
+      await admin.query(`GRANT ALL ON \`${database}\`.* TO ?@?`, [user, host]);
+    }
+  });
+  afterEach(killLeftovers);
+  afterAll(async () => {
+    for (const host of ['localhost', '127.0.0.1', '%']) await admin?.query('DROP USER IF EXISTS ?@?', [user, host]);
+    await admin?.end();
+    await h?.close();
+  });
+
+  it('carries request and command ids, and never an API key or the database password', async () => {
+    const databaseUrl = new URL(h.config.DATABASE_URL);
+    databaseUrl.username = user;
+    databaseUrl.password = password;
+    const service = spawnEntry('workers/service.ts', h.processEnv({ DATABASE_URL: databaseUrl.toString(), LOG_LEVEL: 'info' }));
+    const url = JSON.parse(await service.waitFor(/"ITFlow Reply Queue started"/)).url as string;
+
+    const key = world.keys.all;
+    const badKey = `bad-${randomBytes(12).toString('hex')}`;
+    const ticket = await addTicket(h.db, '2.6.7', { clientId: world.clientA });
+    const send = async (
+      requestId: string,
+      path: string,
+      body: unknown,
+      headers: Record<string, string> = {},
+      method = 'POST',
+    ): Promise<{ status: number; body: any }> => {
+      const response = await fetch(`${url}${path}`, {
+        method,
+        headers: { 'Content-Type': 'application/json', 'X-Request-Id': requestId, ...headers },
+        body: method === 'POST' ? JSON.stringify(body) : undefined,
+      });
+      return { status: response.status, body: await response.json() };
+    };
+
+    const accepted = new Map<string, string[]>(); // request id → command ids
+    const expectAccepted = (requestId: string, answer: { status: number; body: any }) => {
+      expect(answer.status, JSON.stringify(answer.body)).toBe(202);
+      accepted.set(
+        requestId,
+        answer.body.data.map((item: { command_id: string }) => item.command_id),
+      );
+    };
+    expectAccepted(
+      'obs-header',
+      await send('obs-header', CREATE, { ticket_id: ticket, ticket_reply: 'a' }, { 'X-API-Key': key }),
+    );
+    expectAccepted('obs-query', await send('obs-query', `${CREATE}?api_key=${key}`, { ticket_id: ticket, ticket_reply: 'b' }));
+    expectAccepted('obs-body', await send('obs-body', CREATE, { ticket_id: ticket, ticket_reply: 'c', api_key: key }));
+    expectAccepted(
+      'obs-bulk',
+      await send('obs-bulk', `${BULK}?api_key=${key}`, [
+        { ticket_id: ticket, ticket_reply: 'd' },
+        { ticket_id: ticket, ticket_reply: 'e' },
+      ]),
+    );
+    const reply = { ticket_id: ticket, ticket_reply: 'refused' };
+    expect((await send('obs-bad-header', CREATE, reply, { 'X-API-Key': badKey })).status).toBe(401);
+    expect((await send('obs-bad-query', `${CREATE}?api_key=${badKey}&x=1`, reply)).status).toBe(401);
+    expect((await send('obs-bad-body', CREATE, { ...reply, api_key: badKey })).status).toBe(401);
+    expect((await send('obs-bad-bearer', CREATE, reply, { Authorization: `Bearer ${badKey}` })).status).toBe(401);
+    expect((await send('obs-read', `${READ}?api_key=${key}&ticket_id=${ticket}`, undefined, {}, 'GET')).status).toBeLessThan(500);
+
+    const commandIds = [...accepted.values()].flat();
+    for (const id of commandIds) await service.waitFor(new RegExp(`"commandId":"${id}".*"command applied"`));
+    service.child.kill('SIGTERM');
+    expect(await service.exited).toBe(0);
+
+    const output = service.output();
+    expect(output).not.toContain(key);
+    expect(output).not.toContain(badKey);
+    expect(output).not.toContain(password);
+
+    const lines = output
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, any>);
+    // Every request is logged with its request id, and keys in URLs are masked.
+    for (const requestId of ['obs-header', 'obs-query', 'obs-body', 'obs-bulk', 'obs-bad-header', 'obs-bad-query', 'obs-read']) {
+      const completed = lines.find((l) => l.reqId === requestId && l.msg === 'request completed');
+      expect(completed, requestId).toBeDefined();
+    }
+    const incoming = lines.filter((l) => l.msg === 'incoming request').map((l) => l.req.url as string);
+    expect(incoming).toContain(`${CREATE}?api_key=[redacted]`);
+    expect(incoming).toContain(`${CREATE}?api_key=[redacted]&x=1`);
+
+    // The accepting request's log names each command it queued.
+    for (const requestId of ['obs-header', 'obs-query', 'obs-body']) {
+      const [commandId] = accepted.get(requestId) as string[];
+      expect(lines.find((l) => l.msg === 'command accepted' && l.reqId === requestId)).toMatchObject({
+        commandId,
+        ticketId: ticket,
+      });
+    }
+    expect(lines.find((l) => l.msg === 'commands accepted' && l.reqId === 'obs-bulk')).toMatchObject({
+      accepted: 2,
+      commandIds: accepted.get('obs-bulk'),
+    });
+    // And the worker's line for each applied command carries the same id.
+    for (const commandId of commandIds) {
+      expect(lines.find((l) => l.msg === 'command applied' && l.commandId === commandId)).toMatchObject({ ticketId: ticket });
+    }
+  }, 60_000);
+});
