@@ -38,20 +38,20 @@ function offsetAt(instant: number, timeZone: string): number {
   return Date.parse(`${wall.replace(' ', 'T')}Z`) - Math.floor(instant / 1000) * 1000;
 }
 
-// Offsets by zone and quarter hour: zone transitions fall on quarter hours, so an offset found
-// at both ends of a quarter hour holds throughout it.
-const QUARTER_HOUR = 900_000;
+// Offsets by zone and UTC day: a zone changes its offset at most once in a day, so an offset
+// found at both ends of a day holds throughout it; a day with a change is formatted per instant.
+const DAY = 86_400_000;
 const offsets = new Map<string, number | null>();
 
 /** 'YYYY-MM-DD HH:MM:SS' for an instant, as a wall clock in the given IANA zone shows it. */
 export function wallClock(instant: Date | number, timeZone: string): string {
   const ms = typeof instant === 'number' ? instant : instant.getTime();
-  const quarter = Math.floor(ms / QUARTER_HOUR);
-  const key = `${timeZone} ${quarter}`;
+  const day = Math.floor(ms / DAY);
+  const key = `${timeZone} ${day}`;
   let offset = offsets.get(key);
   if (offset === undefined) {
-    const start = offsetAt(quarter * QUARTER_HOUR, timeZone);
-    offset = start === offsetAt((quarter + 1) * QUARTER_HOUR - 1000, timeZone) ? start : null;
+    const start = offsetAt(day * DAY, timeZone);
+    offset = start === offsetAt((day + 1) * DAY - 1000, timeZone) ? start : null;
     if (offsets.size > 10_000) offsets.clear();
     offsets.set(key, offset);
   }
