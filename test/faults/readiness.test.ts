@@ -1,9 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Answer, type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, seedWorld, type World } from '../helpers/itflow.js';
+import { freePort, startRedisServer } from '../helpers/processes.js';
 
 /**
  * /readyz while a dependency is away. This file runs its own redis-server (no persistence) so
@@ -12,16 +12,6 @@ import { addTicket, seedWorld, type World } from '../helpers/itflow.js';
  * 503 + Retry-After meanwhile; /healthz and /metrics keep answering.
  */
 const CREATE = '/api/v1/tickets/replies/create.php';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function until(check: () => Promise<Answer>, accept: (answer: Answer) => boolean, timeoutMs = 10_000): Promise<Answer> {
   const deadline = Date.now() + timeoutMs;
@@ -39,18 +29,7 @@ describe('/readyz and the intake while Redis is unreachable', () => {
   let port: number;
 
   async function startRedis(): Promise<void> {
-    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-      stdio: 'ignore',
-    });
-    for (let i = 0; i < 100; i++) {
-      const up = await fetch(`http://127.0.0.1:${port}`).then(
-        () => true,
-        (error: { cause?: { code?: string } }) => error.cause?.code !== 'ECONNREFUSED',
-      );
-      if (up) return;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    throw new Error('redis-server did not start');
+    redis = await startRedisServer(port, ['--appendonly', 'no']);
   }
 
   beforeAll(async () => {

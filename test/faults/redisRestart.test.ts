@@ -1,13 +1,13 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitForLedger } from '../helpers/faults.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, seedWorld, type World } from '../helpers/itflow.js';
+import { freePort, startRedisServer } from '../helpers/processes.js';
 
 /**
  * Redis crashes (SIGKILL) and comes back while clients keep posting. This test runs its own
@@ -20,16 +20,6 @@ import { addTicket, seedWorld, type World } from '../helpers/itflow.js';
  */
 const CREATE = '/api/v1/tickets/replies/create.php';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 describe('Redis restarted under load', () => {
   let h: Harness;
   let world: World;
@@ -38,33 +28,7 @@ describe('Redis restarted under load', () => {
   const dir = mkdtempSync(join(tmpdir(), 'replyqueue-redis-'));
 
   async function startRedis(): Promise<void> {
-    redis = spawn(
-      'redis-server',
-      [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--save',
-        '',
-        '--appendonly',
-        'yes',
-        '--appendfsync',
-        'always',
-        '--dir',
-        dir,
-      ],
-      { stdio: 'ignore' },
-    );
-    for (let i = 0; i < 100; i++) {
-      const up = await fetch(`http://127.0.0.1:${port}`).then(
-        () => true,
-        (error: { cause?: { code?: string } }) => error.cause?.code !== 'ECONNREFUSED',
-      );
-      if (up) return;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    throw new Error('redis-server did not start');
+    redis = await startRedisServer(port, ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir]);
   }
 
   beforeAll(async () => {
