@@ -61,6 +61,8 @@ describe('a worker killed mid-job (SIGKILL)', () => {
       h,
       sent.map((s) => s.commandId),
     );
+    // Stopped only once it runs: a SIGTERM while it is still loading ends it before it can exit 0.
+    await rescuer.waitFor(/worker started/);
     rescuer.child.kill('SIGTERM');
     expect(await rescuer.exited).toBe(0);
     const tally = await expectExactlyOnce(h, sent);
@@ -83,6 +85,7 @@ describe('a worker killed mid-job (SIGKILL)', () => {
 
     const rescuer = spawnEntry('workers/worker.ts', h.processEnv(workerEnv));
     await waitForLedger(h, commandIds);
+    await rescuer.waitFor(/worker started/);
     rescuer.child.kill('SIGTERM');
     expect(await rescuer.exited).toBe(0);
     const tally = await expectExactlyOnce(h, sent);
