@@ -106,6 +106,35 @@ async function load(service: BenchService, connections: number): Promise<{ resul
   return { result: await runLoad({ ...options, seconds: Number(opts.seconds) }), warmup: warmup.ok };
 }
 
+type Ledger = Awaited<ReturnType<typeof waitForLedger>>;
+
+/**
+ * One scenario on a fresh database and queue: starts the service, lets `drive` load it, waits
+ * until the ledger holds every command `drive` got accepted, then stops the service.
+ */
+async function onFreshService<T>(
+  drive: (service: BenchService) => Promise<T>,
+  acceptedOf: (driven: T) => number,
+): Promise<{ driven: T; ledger: Ledger }> {
+  await fresh();
+  const service = await startBenchService(opts.topology, serviceEnv);
+  try {
+    const driven = await drive(service);
+    return { driven, ledger: await waitForLedger(url, acceptedOf(driven), 600_000) };
+  } finally {
+    await service.stop();
+  }
+}
+
+/** The accept→applied lag percentiles and failures a ledger shows. */
+function lagColumns(ledger: Ledger): Record<string, string> {
+  return {
+    'lag p50 ms': fmt(percentile(ledger.lags, 50)),
+    'lag p99 ms': fmt(percentile(ledger.lags, 99)),
+    failed: String(ledger.failed),
+  };
+}
+
 function acceptRow(name: string, result: LoadResult): Record<string, string> {
   return {
     scenario: `${name}, ${result.generator}`,
@@ -117,13 +146,12 @@ function acceptRow(name: string, result: LoadResult): Record<string, string> {
 }
 
 if (scenarios.has('bulk')) {
-  await fresh();
-  const service = await startBenchService(opts.topology, serviceEnv);
   const total = Number(opts.bulkTotal);
   console.log(`Bulk: ${total.toLocaleString()} replies through bulk.php, 1,000 a request, 4 requests at a time…`);
-  const load = await sendBulkLoad(service.url, { total, perRequest: 1000, inFlight: 4, tickets });
-  const ledger = await waitForLedger(url, load.accepted, 600_000);
-  await service.stop();
+  const { driven: load, ledger } = await onFreshService(
+    (service) => sendBulkLoad(service.url, { total, perRequest: 1000, inFlight: 4, tickets }),
+    (load) => load.accepted,
+  );
   const applied = (load.accepted / ledger.spanMs) * 1000;
   best.bulk = Math.max(best.bulk, applied);
   rows.push({
@@ -131,52 +159,44 @@ if (scenarios.has('bulk')) {
     'accepted/s': fmt(load.accepted / load.seconds),
     'applied/s': fmt(applied),
     'vs ceiling': `${fmt((applied / ceiling) * 100)} %`,
-    'lag p50 ms': fmt(percentile(ledger.lags, 50)),
-    'lag p99 ms': fmt(percentile(ledger.lags, 99)),
+    ...lagColumns(ledger),
     'not accepted': String(load.failed),
-    failed: String(ledger.failed),
   });
 }
 
 const connectionCounts = opts.connections.split(',').map(Number);
 if (scenarios.has('import')) {
-  await fresh();
-  const service = await startBenchService(opts.topology, serviceEnv);
   const lines = Number(opts.importLines);
   console.log(`Import: the CLI importing ${lines.toLocaleString()} historical replies over ${tickets.toLocaleString()} tickets…`);
-  const run = await runImport(service.url, lines, tickets);
-  const ledger = await waitForLedger(url, run.summary.queued, 600_000);
-  await service.stop();
+  const { driven: run, ledger } = await onFreshService(
+    (service) => runImport(service.url, lines, tickets),
+    (run) => run.summary.queued,
+  );
   const applied = run.summary.applied / run.summary.elapsedSeconds;
   rows.push({
     scenario: `CLI import (${opts.topology}), ${fmt(lines)} lines, ${fmt(tickets)} tickets`,
     'applied/s': fmt(applied),
     'vs ceiling': `${fmt((applied / ceiling) * 100)} %`,
-    'lag p50 ms': fmt(percentile(ledger.lags, 50)),
-    'lag p99 ms': fmt(percentile(ledger.lags, 99)),
+    ...lagColumns(ledger),
     'not accepted': String(run.summary.rejected),
-    failed: String(ledger.failed),
     'client RSS MiB': fmt(run.peakRssMiB),
   });
 }
 
 for (const connections of scenarios.has('pipeline') || scenarios.has('phases') ? connectionCounts : []) {
   if (scenarios.has('pipeline')) {
-    await fresh();
-    const service = await startBenchService(opts.topology, serviceEnv);
     console.log(`Pipeline (${opts.topology}): single commands for ${opts.seconds}s at ${connections} connections…`);
-    const { result, warmup } = await load(service, connections);
-    const ledger = await waitForLedger(url, warmup + result.ok, 600_000);
-    await service.stop();
-    const applied = ((warmup + result.ok) / ledger.spanMs) * 1000;
+    const { driven, ledger } = await onFreshService(
+      (service) => load(service, connections),
+      ({ result, warmup }) => warmup + result.ok,
+    );
+    const applied = ((driven.warmup + driven.result.ok) / ledger.spanMs) * 1000;
     best.single = Math.max(best.single, applied);
     rows.push({
-      ...acceptRow(`pipeline (${opts.topology}), c=${connections}`, result),
+      ...acceptRow(`pipeline (${opts.topology}), c=${connections}`, driven.result),
       'applied/s': fmt(applied),
       'vs ceiling': `${fmt((applied / ceiling) * 100)} %`,
-      'lag p50 ms': fmt(percentile(ledger.lags, 50)),
-      'lag p99 ms': fmt(percentile(ledger.lags, 99)),
-      failed: String(ledger.failed),
+      ...lagColumns(ledger),
     });
   }
 
@@ -208,45 +228,40 @@ if (scenarios.has('steady')) {
   const singleRate = opts.steadyRate ? Number(opts.steadyRate) : best.single / 2;
   const bulkRate = opts.steadyBulkRate ? Number(opts.steadyBulkRate) : best.bulk / 2;
   if (singleRate > 0) {
-    await fresh();
-    const service = await startBenchService(opts.topology, serviceEnv);
     const rate = Math.round(singleRate);
     console.log(`Steady: single commands at a fixed ${fmt(rate)}/s for ${opts.seconds}s…`);
-    const result = await runLoad({
-      url: `${service.url}/api/v1/tickets/replies/create.php`,
-      key: BENCH_KEY,
-      connections: 32,
-      tickets,
-      seconds: Number(opts.seconds),
-      rate,
-    });
-    const ledger = await waitForLedger(url, result.ok, 600_000);
-    await service.stop();
+    const { driven: result, ledger } = await onFreshService(
+      (service) =>
+        runLoad({
+          url: `${service.url}/api/v1/tickets/replies/create.php`,
+          key: BENCH_KEY,
+          connections: 32,
+          tickets,
+          seconds: Number(opts.seconds),
+          rate,
+        }),
+      (result) => result.ok,
+    );
     rows.push({
       ...acceptRow(`steady single commands at ${fmt(rate)}/s (half max)`, result),
       'applied/s': fmt((result.ok / ledger.spanMs) * 1000),
-      'lag p50 ms': fmt(percentile(ledger.lags, 50)),
-      'lag p99 ms': fmt(percentile(ledger.lags, 99)),
-      failed: String(ledger.failed),
+      ...lagColumns(ledger),
     });
   } else console.log('Steady (single): no rate; run it with pipeline or give --steady-rate.');
   if (bulkRate > 0) {
-    await fresh();
-    const service = await startBenchService(opts.topology, serviceEnv);
     const rate = Math.round(bulkRate);
     const total = rate * Number(opts.seconds);
     console.log(`Steady: bulk items paced at ${fmt(rate)}/s, 100 a request, for ${opts.seconds}s…`);
-    const load = await sendBulkLoad(service.url, { total, perRequest: 100, inFlight: 8, tickets, itemsPerSecond: rate });
-    const ledger = await waitForLedger(url, load.accepted, 600_000);
-    await service.stop();
+    const { driven: load, ledger } = await onFreshService(
+      (service) => sendBulkLoad(service.url, { total, perRequest: 100, inFlight: 8, tickets, itemsPerSecond: rate }),
+      (load) => load.accepted,
+    );
     rows.push({
       scenario: `steady bulk.php at ${fmt(rate)} items/s (half max), 100 items/request`,
       'accepted/s': fmt(load.accepted / load.seconds),
       'applied/s': fmt((load.accepted / ledger.spanMs) * 1000),
-      'lag p50 ms': fmt(percentile(ledger.lags, 50)),
-      'lag p99 ms': fmt(percentile(ledger.lags, 99)),
+      ...lagColumns(ledger),
       'not accepted': String(load.failed),
-      failed: String(ledger.failed),
     });
   } else console.log('Steady (bulk): no rate; run it with bulk or give --steady-bulk-rate.');
 }

@@ -24,10 +24,7 @@ export const completionChannel = (prefix: string) => `${prefix}:replyqueue:done`
 
 export async function publishCompletions(redis: Redis, prefix: string, notices: Notice[]): Promise<void> {
   if (notices.length === 0) return;
-  await redis.publish(
-    completionChannel(prefix),
-    JSON.stringify(notices.map(({ commandId, outcome }) => ({ commandId, outcome }))),
-  );
+  await redis.publish(completionChannel(prefix), JSON.stringify(notices));
 }
 
 export class CompletionWaiter {

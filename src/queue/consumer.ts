@@ -132,21 +132,24 @@ export class CommandConsumer {
         );
         const applyMs = Math.round((performance.now() - started) * 10) / 10; // waiting for a batch slot included
         const notices: Notice[] = [];
+        // A line per command is built only when it will be written (the hot path at LOG_LEVEL=warn).
+        const logInfo = logger.isLevelEnabled('info');
         for (const [i, outcome] of outcomes.entries()) {
           const data = commands[i] as CommandJob;
           const lagMs = Date.now() - data.acceptedAt;
           metrics.commandFinished(outcome, lagMs);
-          logger.info(
-            {
-              commandId: data.commandId,
-              ticketId: data.command.ticketId,
-              outcome: outcome.status,
-              ...(outcome.status === 'applied' ? { insertId: outcome.insertId } : { failure: outcome.failure }),
-              applyMs,
-              lagMs,
-            },
-            outcome.repeat ? 'command already finished' : outcome.status === 'applied' ? 'command applied' : 'command failed',
-          );
+          if (logInfo)
+            logger.info(
+              {
+                commandId: data.commandId,
+                ticketId: data.command.ticketId,
+                outcome: outcome.status,
+                ...(outcome.status === 'applied' ? { insertId: outcome.insertId } : { failure: outcome.failure }),
+                applyMs,
+                lagMs,
+              },
+              outcome.repeat ? 'command already finished' : outcome.status === 'applied' ? 'command applied' : 'command failed',
+            );
           if (data.notify) notices.push({ commandId: data.commandId, outcome });
         }
         await publishCompletions(this.publisher, this.options.prefix, notices).catch(() => {});

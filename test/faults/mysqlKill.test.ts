@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vi
 import { withDatabase } from '../../src/demo/itflowDatabase.js';
 import { expectExactlyOnce, ledgerCount, sendBulk, sendReplies, waitForLedger } from '../helpers/faults.js';
 import { type Harness, startHarness, uniqueName } from '../helpers/harness.js';
-import { addTicket, seedWorld, type World } from '../helpers/itflow.js';
+import { addTicket, createMysqlUser, seedWorld, type World } from '../helpers/itflow.js';
 import { killLeftovers, spawnEntry } from '../helpers/processes.js';
 
 /**
@@ -17,22 +17,19 @@ describe('MySQL connections killed under the worker', () => {
   let world: World;
   let admin: mysql.Connection;
   const user = uniqueName('w').slice(0, 32);
+  let dropUser: (() => Promise<void>) | undefined;
 
   beforeAll(async () => {
     h = await startHarness({ generation: '2.6.7', roles: { intake: true, worker: false } });
     world = await seedWorld(h.db, '2.6.7');
     admin = await mysql.createConnection({ uri: inject('mysqlUrl') });
-    const database = h.config.DATABASE_URL.split('/').pop() as string;
     // The worker logs in as its own user, so its connections (and only those) can be killed.
-    for (const host of ['localhost', '127.0.0.1', '%']) {
-      await admin.query(`CREATE USER ?@? IDENTIFIED BY 'worker-pass'`, [user, host]);
-      await admin.query(`GRANT ALL ON \`${database}\`.* TO ?@?`, [user, host]);
-    }
+    dropUser = await createMysqlUser(admin, h.config.DATABASE_URL.split('/').pop() as string, user, 'worker-pass');
     await admin.query('GRANT PROCESS ON *.* TO ?@?', [user, '%']);
   });
   afterEach(killLeftovers);
   afterAll(async () => {
-    for (const host of ['localhost', '127.0.0.1', '%']) await admin?.query('DROP USER IF EXISTS ?@?', [user, host]);
+    await dropUser?.();
     await admin?.end();
     await h?.close();
   });

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import type { Connection, Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import type { Generation } from '../../src/demo/itflowDatabase.js';
 
 /**
@@ -179,5 +179,25 @@ export async function seedWorld(db: Pool, generation: Generation): Promise<World
     },
     author: admin,
     agent,
+  };
+}
+
+/**
+ * A MySQL user of a test's own with every right on `database`, so a service can log in as it
+ * (to have its connections killed, or a password to look for in logs); returns its removal.
+ */
+export async function createMysqlUser(
+  admin: Connection,
+  database: string,
+  user: string,
+  password: string,
+): Promise<() => Promise<void>> {
+  const hosts = ['localhost', '127.0.0.1', '%'];
+  for (const host of hosts) {
+    await admin.query('CREATE USER ?@? IDENTIFIED BY ?', [user, host, password]);
+    await admin.query(`GRANT ALL ON \`${database}\`.* TO ?@?`, [user, host]);
+  }
+  return async () => {
+    for (const host of hosts) await admin.query('DROP USER IF EXISTS ?@?', [user, host]);
   };
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type Harness, startHarness, uniqueName } from '../helpers/harness.js';
-import { addTicket, seedWorld, type World } from '../helpers/itflow.js';
+import { addTicket, createMysqlUser, seedWorld, type World } from '../helpers/itflow.js';
 import { killLeftovers, spawnEntry } from '../helpers/processes.js';
 
 /**
@@ -21,20 +21,17 @@ describe('logs: request and command ids in, secrets out', () => {
   let admin: mysql.Connection;
   const user = uniqueName('l').slice(0, 32);
   const password = `pw-${randomBytes(8).toString('hex')}`;
+  let dropUser: (() => Promise<void>) | undefined;
 
   beforeAll(async () => {
     h = await startHarness({ generation: '2.6.7', roles: { intake: false, worker: false } });
     world = await seedWorld(h.db, '2.6.7');
     admin = await mysql.createConnection({ uri: inject('mysqlUrl') });
-    const database = h.config.DATABASE_URL.split('/').pop() as string;
-    for (const host of ['localhost', '127.0.0.1', '%']) {
-      await admin.query('CREATE USER ?@? IDENTIFIED BY ?', [user, host, password]);
-      await admin.query(`GRANT ALL ON \`${database}\`.* TO ?@?`, [user, host]);
-    }
+    dropUser = await createMysqlUser(admin, h.config.DATABASE_URL.split('/').pop() as string, user, password);
   });
   afterEach(killLeftovers);
   afterAll(async () => {
-    for (const host of ['localhost', '127.0.0.1', '%']) await admin?.query('DROP USER IF EXISTS ?@?', [user, host]);
+    await dropUser?.();
     await admin?.end();
     await h?.close();
   });
