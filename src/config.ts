@@ -79,6 +79,12 @@ export const configSchema = z.object({
   BULK_BODY_LIMIT_BYTES: intFrom(1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
   /** Bulk commands per queue job (chunk); one BullMQ job per chunk instead of per command. */
   BULK_CHUNK_SIZE: intFrom(1, 4095).default(250),
+  /**
+   * How long the intake holds a lane's chunk open for more single commands before queueing it,
+   * in ms (see src/queue/coalescer.ts): one queue job per chunk instead of per command.
+   * 0 turns it off: every single command is queued as a job of its own.
+   */
+  INTAKE_LINGER_MS: intFrom(0, 1000).default(2),
   /** Longest `Prefer: wait=N` honoured, in seconds. */
   PREFER_WAIT_MAX_SECONDS: intFrom(0, 30).default(30),
   /** How long command outcomes are kept for commands.php, in days. */
@@ -99,6 +105,20 @@ export const configSchema = z.object({
   SHUTDOWN_TIMEOUT_SECONDS: intFrom(1, 600).default(20),
   /** Failed-authentication rows written to ITFlow's `logs` per client IP per minute. */
   AUTH_FAILURE_LOGS_PER_MINUTE: intFrom(0, 10_000).default(10),
+  /**
+   * Requests to the /api/ endpoints per API key (as presented, valid or not) and per client IP
+   * per minute, counted in Redis so they hold across every intake process; past them, 429 with
+   * Retry-After. 0 turns a limit off. The defaults stop a runaway loop or a flood, not an
+   * integration: 60,000 a minute is 1,000 single commands/s from one key, the order of what
+   * ITFlow's own reply endpoint manages on a small machine (~1,650/s); through bulk.php (1,000
+   * commands a request) it is far beyond what any install applies. An integration sending more
+   * single commands than that should batch them (bulk.php) or raise the limit (load tests: set
+   * both to 0). The per-IP limit is twice the per-key one, so a few
+   * busy keys behind one NAT or proxy still fit, while one address cannot take a whole intake
+   * (~8,500 requests/s).
+   */
+  RATE_LIMIT_PER_KEY_PER_MINUTE: intFrom(0, 100_000_000).default(60_000),
+  RATE_LIMIT_PER_IP_PER_MINUTE: intFrom(0, 100_000_000).default(120_000),
   TRUST_PROXY: boolFrom.default(false),
 });
 

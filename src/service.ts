@@ -148,7 +148,16 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
       );
     }
     if (roles.intake) {
-      const queue = new CommandQueue(redis, config.QUEUE_PREFIX, config.QUEUE_PARTITIONS, config.COMMAND_RETENTION_DAYS * 86_400);
+      const queue = new CommandQueue(
+        redis,
+        config.QUEUE_PREFIX,
+        config.QUEUE_PARTITIONS,
+        config.COMMAND_RETENTION_DAYS * 86_400,
+        {
+          chunkSize: config.BULK_CHUNK_SIZE,
+          lingerMs: config.INTAKE_LINGER_MS,
+        },
+      );
       closers.push(() => queue.close());
       const subscriber = createRedis(config.REDIS_URL, 'blocking', 'replyqueue-waiter');
       closers.push(() => subscriber.quit());
@@ -187,6 +196,12 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
           health: { pool: lookupPool, redis, schema },
           metrics,
           preferWaitMaxSeconds: config.PREFER_WAIT_MAX_SECONDS,
+          rateLimits: {
+            redis,
+            prefix: config.QUEUE_PREFIX,
+            perKeyPerMinute: config.RATE_LIMIT_PER_KEY_PER_MINUTE,
+            perIpPerMinute: config.RATE_LIMIT_PER_IP_PER_MINUTE,
+          },
         },
         serverOptions,
       );

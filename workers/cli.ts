@@ -1,4 +1,4 @@
-// The command-line tool: `migrate`, `demo`, `import FILE`, `dead-letters list|show|replay`.
+// The command-line tool: `migrate`, `demo`, `import FILE`, `queues`, `dead-letters list|show|replay`.
 // Each verb loads only what it uses (import never loads the service, the queue or MySQL),
 // which keeps a long import's memory small.
 import { existsSync } from 'node:fs';
@@ -125,6 +125,27 @@ function positive(value: string, name: string): number {
   return n;
 }
 
+program
+  .command('queues')
+  .description('what waits in the lanes: totals by state, the deepest lanes, the oldest waiting command, dead letters')
+  .option('--top <n>', 'how many of the deepest lanes to list', '10')
+  .option('--all', 'list every lane')
+  .option('--json', 'print the overview as JSON')
+  .action(async (options: { top: string; all?: boolean; json?: boolean }) => {
+    const { queuesText, readQueues } = await import('../src/cli/queues.js');
+    const { createRedis, redisReady } = await import('../src/queue/redis.js');
+    const { REDIS_URL, QUEUE_PREFIX, QUEUE_PARTITIONS } = config();
+    const top = options.all ? 'all' : positive(options.top, '--top');
+    const redis = createRedis(REDIS_URL, 'blocking', 'replyqueue-cli');
+    try {
+      await redisReady(redis).catch((error: Error) => fail(`Cannot reach Redis: ${error.message}`));
+      const view = await readQueues(redis, QUEUE_PREFIX, QUEUE_PARTITIONS, { top });
+      process.stdout.write(options.json ? `${JSON.stringify(view)}\n` : queuesText(view, { top }));
+    } finally {
+      redis.disconnect();
+    }
+  });
+
 const deadLetters = program.command('dead-letters').description('commands that exhausted their attempts: list, show, replay');
 
 async function withDeadLetters<T>(use: (letters: DeadLetters) => Promise<T>): Promise<T> {
@@ -178,10 +199,20 @@ deadLetters
       }
       if (commandIds.length === 0) fail('Name the command ids to replay, or pass --all.');
       let missing = 0;
+      // Replaying a command replays the chunk it travelled in, chunk-mates included.
+      const replayed = new Set<string>();
       for (const id of commandIds) {
-        const replayed = await letters.replay(id);
-        console.log(replayed ? `Replayed ${id}.` : `No dead letter ${id} (already replayed, applied, or unknown).`);
-        if (!replayed) missing++;
+        if (replayed.has(id)) {
+          console.log(`Replayed ${id} (with its chunk).`);
+          continue;
+        }
+        const commands = await letters.replay(id);
+        for (const command of commands) replayed.add(command);
+        const mates = commands.length - 1;
+        if (commands.length === 0) {
+          console.log(`No dead letter ${id} (already replayed, applied, or unknown).`);
+          missing++;
+        } else console.log(`Replayed ${id}.${mates > 0 ? ` Its chunk's ${mates} other command(s) went with it.` : ''}`);
       }
       if (missing > 0) process.exitCode = 2;
     }),

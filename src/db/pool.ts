@@ -1,4 +1,4 @@
-import mysql, { type Pool, type PoolOptions } from 'mysql2/promise';
+import mysql, { type Pool, type PoolConnection, type PoolOptions } from 'mysql2/promise';
 
 /**
  * A mysql2 pool as every part of the service uses it: DATETIMEs come back as the
@@ -30,6 +30,42 @@ export function createPool(
     });
   }
   return pool;
+}
+
+/**
+ * Whether MySQL answers `SELECT 1` within timeoutMs (a readiness probe). On a silent network
+ * (a partition, a frozen server: nothing answers, nothing refuses) a query on a pooled
+ * connection waits as long as the kernel keeps retransmitting — many minutes — and mysql2's
+ * query timeout leaves the connection busy with it. So the probe gives up at its deadline and
+ * destroys the connection it holds rather than leave it checked out behind it, one more with
+ * each probe.
+ */
+export async function answersWithin(pool: Pool, timeoutMs: number): Promise<boolean> {
+  let expired = false;
+  let held: PoolConnection | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const check = (async () => {
+    const connection = await pool.getConnection();
+    if (expired) {
+      connection.release(); // came too late, but answered the pool: not a stalled one
+      return false;
+    }
+    held = connection;
+    await connection.query('SELECT 1');
+    held = undefined;
+    connection.release();
+    return true;
+  })().catch(() => false);
+  const deadline = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs);
+  });
+  try {
+    return await Promise.race([check, deadline]);
+  } finally {
+    clearTimeout(timer);
+    expired = true;
+    held?.destroy();
+  }
 }
 
 /** The database named in a connection URL (the ITFlow database). */

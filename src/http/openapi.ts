@@ -233,6 +233,9 @@ const FAILURES: Record<string, Json> = {
   '413': failureResponse('The request body is too large.'),
   '415': failureResponse('The body is not JSON (send Content-Type: application/json).'),
   '422': failureResponse('The idempotency key was already used for a different request.'),
+  '429': failureResponse('Too many requests from this API key or IP address this minute: retry after Retry-After seconds.', {
+    'Retry-After': RETRY_AFTER,
+  }),
   '503': failureResponse('MySQL or Redis is unreachable: retry after Retry-After seconds.', { 'Retry-After': RETRY_AFTER }),
 };
 const failures = (...codes: string[]) => Object.fromEntries(codes.map((code) => [code, FAILURES[code]]));
@@ -273,7 +276,7 @@ function createOperation(summary: string, description: string, body: string, lim
         headers: { Location: LOCATION, 'Idempotent-Replayed': header('true when replayed.') },
         content: json(ref('Queued')),
       },
-      ...failures('400', '401', '403', '404', '409', '413', '415', '422', '503'),
+      ...failures('400', '401', '403', '404', '409', '413', '415', '422', '429', '503'),
     },
   };
 }
@@ -291,7 +294,7 @@ function readOperation(summary: string, description: string, query: z.ZodType, r
       },
       ...failures('400', '401', '403'),
       '404': failureResponse(`Nothing found: \`${NO_RESOURCE}\``),
-      ...failures('503'),
+      ...failures('429', '503'),
     },
   };
 }
@@ -359,7 +362,7 @@ export function buildOpenApiDocument(limits: DocumentLimits): Json {
             },
             ...failures('401', '403'),
             '413': failureResponse(`The body is too large, or carries more than ${limits.bulkMaxItems} commands.`),
-            ...failures('415'),
+            ...failures('415', '429'),
             '503': {
               description: 'Nothing could be queued: Redis is unreachable.',
               headers: { 'Retry-After': RETRY_AFTER },
@@ -384,7 +387,7 @@ export function buildOpenApiDocument(limits: DocumentLimits): Json {
           parameters: queryParameters(commandStatusQuery),
           responses: {
             '200': { description: "The command's status.", content: json(ref('CommandStatus')) },
-            ...failures('400', '401', '403', '404', '503'),
+            ...failures('400', '401', '403', '404', '429', '503'),
           },
         },
         post: {
@@ -394,7 +397,7 @@ export function buildOpenApiDocument(limits: DocumentLimits): Json {
           requestBody: { required: true, content: json(ref('CommandStatusManyRequest')) },
           responses: {
             '200': { description: 'One entry per command id, in order.', content: json(ref('CommandOutcomes')) },
-            ...failures('400', '401', '403', '413', '415', '503'),
+            ...failures('400', '401', '403', '413', '415', '429', '503'),
           },
         },
       },

@@ -10,6 +10,7 @@ import type { AuthDeps } from './auth.js';
 import type { BulkDeps } from './bulkAccept.js';
 import { fail } from './envelope.js';
 import { errorHandler } from './errors.js';
+import { type RateLimitDeps, registerRateLimits } from './rateLimits.js';
 import { registerBulk } from './routes/bulk.js';
 import { registerCommandStatus } from './routes/commandStatus.js';
 import { registerCreateReply } from './routes/createReply.js';
@@ -28,6 +29,7 @@ export interface RouteDeps {
   health: HealthDeps;
   metrics: ServiceMetrics;
   preferWaitMaxSeconds: number;
+  rateLimits: RateLimitDeps;
 }
 
 export interface ServerOptions {
@@ -39,6 +41,7 @@ export interface ServerOptions {
 /** The intake: routes, JSON body handling, and the v1 envelope on every answer. */
 export function buildServer(deps: RouteDeps, options: ServerOptions): FastifyInstance {
   const app = baseServer(options);
+  registerRateLimits(app, deps.rateLimits);
   registerCreateReply(app, deps);
   registerBulk(app, deps);
   registerReadReplies(app, deps);

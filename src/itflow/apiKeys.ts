@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { ttlMemo } from '../cache.js';
 import { Forbidden } from '../errors.js';
@@ -28,6 +29,7 @@ type Resolution = { principal: Principal } | { forbidden: string } | null;
 interface KeyRow extends RowDataPacket {
   api_key_id: number;
   api_key_name: string;
+  api_key_secret: string;
   owner: number;
 }
 
@@ -46,8 +48,10 @@ export class KeyResolver {
     private readonly clock: ItflowClock,
     cacheMs: number,
   ) {
-    this.bySecretMemo = ttlMemo<string, Resolution>(cacheMs, 10_000, (secret) => this.load('api_key_secret = ?', secret));
-    this.byIdMemo = ttlMemo<number, Resolution>(cacheMs, 10_000, (id) => this.load('api_key_id = ?', id));
+    this.bySecretMemo = ttlMemo<string, Resolution>(cacheMs, 10_000, (secret) =>
+      this.load('api_key_secret = ?', secret, (row) => sameSecret(row.api_key_secret, secret)),
+    );
+    this.byIdMemo = ttlMemo<number, Resolution>(cacheMs, 10_000, (id) => this.load('api_key_id = ?', id, () => true));
   }
 
   /** null when the key is unknown or expired; throws Forbidden when ITFlow would refuse it. */
@@ -64,16 +68,22 @@ export class KeyResolver {
     this.byIdMemo.clear();
   }
 
-  private async load(where: string, value: string | number): Promise<Resolution> {
+  /**
+   * `where` finds the candidate rows; `matches` is the final word on each. The look-up by
+   * secret needs both: ITFlow's tables use utf8mb4_general_ci, under which `=` ignores case,
+   * accents and trailing spaces, so the SQL equality alone would take 'ABC ' for 'abc'.
+   */
+  private async load(where: string, value: string | number, matches: (row: KeyRow) => boolean): Promise<Resolution> {
     const owner = this.schema.keyModel === 'key-runs-as-user' ? 'api_key_user_id' : 'api_key_client_id';
     // ITFlow: a key is valid while api_key_expire > NOW(), NOW() being its own wall clock.
     const now = await this.clock.at();
+    // Not LIMIT 1: several keys may be equal under the collation, and only one is the secret.
     const [rows] = await this.pool.query<KeyRow[]>(
-      `SELECT api_key_id, api_key_name, ${owner} AS owner FROM api_keys
-       WHERE ${where} AND api_key_expire > ? LIMIT 1`,
+      `SELECT api_key_id, api_key_name, api_key_secret, ${owner} AS owner FROM api_keys
+       WHERE ${where} AND api_key_expire > ? LIMIT 16`,
       [value, now],
     );
-    const row = rows[0];
+    const row = rows.find(matches);
     if (!row) return null;
     const key = { keyId: Number(row.api_key_id), keyName: String(row.api_key_name), owner: Number(row.owner) };
     return this.schema.keyModel === 'key-runs-as-user' ? this.userPrincipal(key) : clientPrincipal(key);
@@ -124,6 +134,18 @@ export class KeyResolver {
       },
     };
   }
+}
+
+/**
+ * The presented secret against the stored one, in constant time. ITFlow stores secrets in
+ * plaintext and the candidate row is found by an SQL equality, which no code here can make
+ * constant-time (ITFlow's schema offers no key id to look up by instead); what Node compares is.
+ * Comparing SHA-256 digests gives timingSafeEqual buffers of one length, so neither the length
+ * nor the first differing byte of the stored secret shows in the time taken.
+ */
+function sameSecret(stored: string, presented: string): boolean {
+  const digest = (text: string) => createHash('sha256').update(text, 'utf8').digest();
+  return timingSafeEqual(digest(stored), digest(presented));
 }
 
 function clientPrincipal(key: { keyId: number; keyName: string; owner: number }): Resolution {

@@ -1,16 +1,23 @@
 import { type Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { type ChunkJob, chunkIdOf, isChunk } from './chunks.js';
 import { type CommandJob, retryProgressSchema } from './jobs.js';
 import { laneNames } from './lanes.js';
 
 /**
  * Commands that exhausted their attempts against a failing database (or whose job could not be
  * read). BullMQ keeps them in each lane's failed set for the retention; an operator lists,
- * inspects and replays them. A replay puts the command back at the end of its lane; the
- * ledger makes it a no-op if an earlier delivery did apply it.
+ * inspects and replays them. A replay puts the job back at the end of its lane; the ledger
+ * makes it a no-op for any command an earlier delivery did apply.
+ *
+ * Most commands travel in chunks (several commands of one lane in one job), so a dead job may
+ * hold many commands: each is listed on its own, with its chunk, and replaying one replays its
+ * chunk — the chunk-mates that were applied before it failed stay applied once.
  */
 export interface DeadLetter {
   commandId: string;
+  /** The chunk job the command travelled in (null: a job of its own). */
+  chunkId: string | null;
   ticketId: number | null;
   apiKeyId: number | null;
   acceptedAt: string | null;
@@ -19,6 +26,8 @@ export interface DeadLetter {
   reason: string;
   lane: string;
 }
+
+type DeadJob = Job<CommandJob | ChunkJob>;
 
 export class DeadLetters {
   private readonly lanes: Queue[];
@@ -30,35 +39,49 @@ export class DeadLetters {
   async list(): Promise<DeadLetter[]> {
     const letters: DeadLetter[] = [];
     for (const lane of this.lanes) {
-      for (const job of (await lane.getFailed(0, -1)) as Job<CommandJob>[]) letters.push(describe(lane, job));
+      for (const job of (await lane.getFailed(0, -1)) as DeadJob[]) {
+        for (const command of commandsOf(job)) letters.push(describe(lane, job, command));
+      }
     }
     return letters.sort((a, b) => String(a.acceptedAt).localeCompare(String(b.acceptedAt)));
   }
 
-  async show(commandId: string): Promise<{ letter: DeadLetter; job: CommandJob } | null> {
+  async show(commandId: string): Promise<{ letter: DeadLetter; job: Partial<CommandJob> } | null> {
     const found = await this.find(commandId);
-    return found ? { letter: describe(found.lane, found.job), job: found.job.data } : null;
+    if (!found) return null;
+    const command = commandsOf(found.job).find((c) => c.commandId === commandId) ?? {};
+    return { letter: describe(found.lane, found.job, command), job: command };
   }
 
-  /** Puts a dead letter back in its lane; false when there is no such dead letter. */
-  async replay(commandId: string): Promise<boolean> {
+  /**
+   * Puts the dead job holding the command back in its lane. Resolves with the ids of every
+   * command it holds (the command alone, or its whole chunk); empty when there is no such
+   * dead letter.
+   */
+  async replay(commandId: string): Promise<string[]> {
     const found = await this.find(commandId);
-    if (!found) return false;
+    if (!found) return [];
     await found.job.updateProgress(0);
     await found.job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
-    return true;
+    return commandsOf(found.job).map((c) => c.commandId ?? String(found.job.id));
   }
 
+  /** Replays every dead job; resolves with how many commands they held. */
   async replayAll(): Promise<number> {
     let replayed = 0;
-    for (const letter of await this.list()) if (await this.replay(letter.commandId)) replayed++;
+    for (const letter of await this.list()) replayed += (await this.replay(letter.commandId)).length;
     return replayed;
   }
 
-  private async find(commandId: string): Promise<{ lane: Queue; job: Job<CommandJob> } | null> {
+  /** The dead job holding the command: a job of its own, or its chunk. */
+  private async find(commandId: string): Promise<{ lane: Queue; job: DeadJob } | null> {
     for (const lane of this.lanes) {
-      const job = (await lane.getJob(commandId)) as Job<CommandJob> | undefined;
-      if (job && (await job.isFailed())) return { lane, job };
+      for (const jobId of [commandId, chunkIdOf(commandId)]) {
+        const job = (await lane.getJob(jobId)) as DeadJob | undefined;
+        if (job && (await job.isFailed()) && commandsOf(job).some((c) => (c.commandId ?? job.id) === commandId)) {
+          return { lane, job };
+        }
+      }
     }
     return null;
   }
@@ -68,14 +91,21 @@ export class DeadLetters {
   }
 }
 
-function describe(lane: Queue, job: Job<CommandJob>): DeadLetter {
-  const progress = retryProgressSchema.safeParse(job.progress);
+/** The commands a job carries (a job whose data cannot be read counts as one, by its id). */
+function commandsOf(job: DeadJob): Array<Partial<CommandJob>> {
   const data = job.data as Partial<CommandJob> | undefined;
+  if (isChunk(data)) return (job.data as ChunkJob).commands ?? [];
+  return [{ ...data, commandId: data?.commandId ?? String(job.id) }];
+}
+
+function describe(lane: Queue, job: DeadJob, command: Partial<CommandJob>): DeadLetter {
+  const progress = retryProgressSchema.safeParse(job.progress);
   return {
-    commandId: String(job.id),
-    ticketId: data?.command?.ticketId ?? null,
-    apiKeyId: data?.apiKeyId ?? null,
-    acceptedAt: data?.acceptedAt ? new Date(data.acceptedAt).toISOString() : null,
+    commandId: command.commandId ?? String(job.id),
+    chunkId: isChunk(job.data) ? String(job.id) : null,
+    ticketId: command.command?.ticketId ?? null,
+    apiKeyId: command.apiKeyId ?? null,
+    acceptedAt: command.acceptedAt ? new Date(command.acceptedAt).toISOString() : null,
     failedAt: job.finishedOn ? new Date(job.finishedOn).toISOString() : null,
     attempts: progress.success ? progress.data.attempts : 1,
     reason: job.failedReason,

@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { expect } from 'vitest';
 import { idBytes } from '../../src/apply/ledger.js';
 import type { Harness } from './harness.js';
@@ -103,4 +105,95 @@ export async function expectExactlyOnce(h: Harness, sent: Sent[]): Promise<Tally
     expect(times, `ticket ${ticket} created_at follows acceptance order`).toEqual([...times].sort());
   }
   return tally;
+}
+
+/**
+ * A TCP proxy on 127.0.0.1 in front of a server (MariaDB), so a test can take the server away
+ * from one service without stopping it for everyone else. `cut()` stops listening (new
+ * connections are refused) and resets every piped connection both ways (pooled connections
+ * die mid-query, as when the server goes down); `freeze()` is a silent network instead: open
+ * connections stop carrying data and new ones are accepted but never reach the server, so
+ * nothing answers and nothing refuses. `restore()` ends either: frozen connections are reset
+ * (the partition's casualties) and the proxy listens again on the same port.
+ */
+export interface TcpProxy {
+  port: number;
+  /** Connections piped since the proxy started (to check a service really came through it). */
+  readonly accepted: number;
+  cut(): Promise<void>;
+  /** Silent network: nothing answers, nothing refuses. */
+  freeze(): Promise<void>;
+  restore(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
+  const sockets = new Set<Socket>();
+  let accepted = 0;
+  let server: Server | null = null;
+  let port = 0;
+  let frozen = false;
+
+  const pipe = (client: Socket) => {
+    accepted++;
+    if (frozen) {
+      sockets.add(client);
+      client.on('error', () => {});
+      client.on('close', () => sockets.delete(client));
+      return;
+    }
+    const upstream = connect({ host: target.host, port: target.port });
+    for (const [socket, peer] of [
+      [client, upstream],
+      [upstream, client],
+    ] as const) {
+      sockets.add(socket);
+      socket.pipe(peer);
+      socket.on('error', () => peer.destroy());
+      socket.on('close', () => {
+        sockets.delete(socket);
+        peer.destroy();
+      });
+    }
+  };
+  const listen = async () => {
+    server = createServer(pipe);
+    server.listen(port, '127.0.0.1');
+    await once(server, 'listening');
+    port = (server.address() as { port: number }).port;
+  };
+  const cut = async () => {
+    const closing = server;
+    server = null;
+    if (!closing) return;
+    const closed = new Promise((resolve) => closing.close(resolve));
+    for (const socket of sockets) socket.resetAndDestroy();
+    await closed;
+  };
+
+  await listen();
+  return {
+    get port() {
+      return port;
+    },
+    get accepted() {
+      return accepted;
+    },
+    cut,
+    async freeze() {
+      frozen = true;
+      for (const socket of sockets) {
+        socket.unpipe();
+        socket.pause();
+      }
+    },
+    async restore() {
+      if (frozen) {
+        frozen = false;
+        for (const socket of sockets) socket.resetAndDestroy();
+      }
+      if (!server) await listen();
+    },
+    close: cut,
+  };
 }
