@@ -10,6 +10,7 @@ import { killLeftovers, spawnEntry } from '../helpers/processes.js';
  * replays it from the CLI once the cause is gone; replaying is itself idempotent.
  */
 const CREATE = '/api/v1/tickets/replies/create.php';
+const BULK = '/api/v1/tickets/replies/bulk.php';
 
 describe('dead letters', () => {
   let h: Harness;
@@ -69,6 +70,58 @@ describe('dead letters', () => {
       expect((await cli('replay', '--all')).output).toContain('Replayed 0 dead letter(s).');
       expect(await repliesOf(h.db, ticket)).toHaveLength(1);
       expect((await cli('list')).output).toContain('No dead letters.');
+    } finally {
+      await holder.end();
+      await worker.close();
+    }
+  });
+
+  it('inside a chunk: each command is listed with its chunk, and replaying one replays the chunk, each applied once', async () => {
+    const ticket = await addTicket(h.db, '2.6.7', { clientId: world.clientA });
+    const holder = await mysql.createConnection({ uri: h.config.DATABASE_URL });
+    await holder.query('START TRANSACTION');
+    await holder.query('SELECT * FROM tickets WHERE ticket_id = ? FOR UPDATE', [ticket]);
+    const bulk = await h.post(
+      BULK,
+      [
+        { ticket_id: ticket, ticket_reply: 'First in the chunk' },
+        { ticket_id: ticket, ticket_reply: 'Second in the chunk' },
+      ],
+      { key: world.keys.all },
+    );
+    const ids = bulk.body.data.map((item: { command_id: string }) => item.command_id) as [string, string];
+
+    const worker = await h.startPeer(
+      { intake: false, worker: true },
+      { APPLY_MAX_ATTEMPTS: '2', APPLY_LOCK_WAIT_SECONDS: '1', APPLY_BACKOFF_MS: '100', APPLY_MAX_BACKOFF_MS: '100' },
+    );
+    try {
+      let letters: Array<{ commandId: string; chunkId: string | null; ticketId: number }> = [];
+      for (let i = 0; i < 100 && letters.length < 2; i++) {
+        const listed = (await cli('list', '--json')).output;
+        letters = listed
+          .split('\n')
+          .filter((line) => line.startsWith('{'))
+          .map((line) => JSON.parse(line))
+          .filter((letter) => ids.includes(letter.commandId));
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      expect(letters.map((l) => l.commandId).sort()).toEqual([...ids].sort());
+      expect(new Set(letters.map((l) => l.chunkId)).size).toBe(1);
+      expect(letters[0]?.chunkId).not.toBeNull();
+      expect(JSON.parse((await cli('show', ids[1])).output)).toMatchObject({
+        letter: { commandId: ids[1] },
+        job: { command: { reply: { body: 'Second in the chunk' } } },
+      });
+
+      await holder.query('COMMIT');
+      const replayed = await cli('replay', ids[1], ids[0]);
+      expect(replayed.code).toBe(0);
+      expect(replayed.output).toContain(`Replayed ${ids[1]}. Its chunk's 1 other command(s) went with it.`);
+      expect(replayed.output).toContain(`Replayed ${ids[0]} (with its chunk).`);
+      for (const id of ids) expect((await h.finished(id)).status).toBe('applied');
+      expect((await repliesOf(h.db, ticket)).map((r) => r.ticket_reply)).toEqual(['First in the chunk', 'Second in the chunk']);
+      expect((await cli('replay', ids[0])).code).toBe(2);
     } finally {
       await holder.end();
       await worker.close();
