@@ -34,7 +34,12 @@ interface AuditInput {
 }
 
 // ITFlow's column widths; its strict-mode inserts fail on longer text rather than truncate.
-const cut = (text: string, max: number) => (text.length > max ? text.slice(0, max) : text);
+/** At most `max` UTF-16 units, never ending in half a surrogate pair (which MySQL would store as U+FFFD). */
+const cut = (text: string, max: number) => {
+  if (text.length <= max) return text;
+  const end = /[\uD800-\uDBFF]/.test(text[max - 1] ?? '') ? max - 1 : max;
+  return text.slice(0, end);
+};
 
 /**
  * The audit trail ITFlow's own handlers leave, naming the key:

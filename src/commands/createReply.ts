@@ -1,7 +1,15 @@
 import { z } from 'zod';
 import { Invalid } from '../errors.js';
 import { type Command, timeWorked } from './command.js';
-import { firstMessage, INTEGER_LIKE, optionalInteger, optionalString, requiredInteger, requireObject } from './fields.js';
+import {
+  firstMessage,
+  INTEGER_LIKE,
+  idempotencyKey,
+  optionalInteger,
+  optionalString,
+  requiredInteger,
+  requireObject,
+} from './fields.js';
 
 /**
  * POST /api/v1/tickets/replies/create.php — the proposal's field names.
@@ -26,7 +34,7 @@ export const createReplyFields = z.object({
   minutes: optionalInteger('minutes', { max: 59 }),
   seconds: optionalInteger('seconds', { max: 59 }),
   client_id: optionalInteger('client_id').meta({ description: "Narrows an all-clients key to one client's tickets." }),
-  idempotency_key: optionalString('idempotency_key', 255),
+  idempotency_key: idempotencyKey('idempotency_key'),
 });
 
 type CreateFields = z.output<typeof createReplyFields>;

@@ -59,6 +59,12 @@ export const optionalInteger = (field: string, options: Omit<IntegerOptions, 're
 export const requiredInteger = (field: string, options: Omit<IntegerOptions, 'required'> = {}) =>
   integerLike(field, { ...options, required: true }).transform((n) => n as number);
 
+/**
+ * An unpaired UTF-16 surrogate: JSON can carry one (a lone "\ud800" escape) but UTF-8, Redis
+ * and MySQL cannot, so it would be stored as U+FFFD — a silent change of what was sent.
+ */
+const LONE_SURROGATE = /\p{Cs}/u;
+
 export const optionalString = (field: string, maxLength?: number) =>
   z
     .union([z.string(), z.null()], { error: `${field} must be a string.` })
@@ -68,9 +74,35 @@ export const optionalString = (field: string, maxLength?: number) =>
       if (maxLength !== undefined && value.length > maxLength) {
         ctx.addIssue({ code: 'custom', message: `${field} must be at most ${maxLength} characters.` });
       }
+      if (LONE_SURROGATE.test(value)) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `${field} contains an unpaired surrogate (a lone \\uD800-\\uDFFF escape), which is not valid Unicode and cannot be stored.`,
+        });
+      }
       return value;
     })
     .meta(maxLength === undefined ? {} : { maxLength });
+
+export const MAX_IDEMPOTENCY_KEY = 255;
+
+/**
+ * An idempotency key; null or "" means none (as for every other field). It may not end with a
+ * space: the ledger's unique index compares keys as MySQL does, ignoring trailing spaces, so
+ * 'k' and 'k ' would be two keys to the intake but one to the ledger.
+ */
+export const idempotencyKey = (field: string) =>
+  optionalString(field, MAX_IDEMPOTENCY_KEY)
+    .transform((value, ctx): string | undefined => {
+      if (value === undefined || value === '') return undefined;
+      if (value.endsWith(' ')) ctx.addIssue({ code: 'custom', message: `${field} must not end with a space.` });
+      return value;
+    })
+    .meta({
+      maxLength: MAX_IDEMPOTENCY_KEY,
+      pattern: '(^|[^ ])$',
+      description: 'At most 255 characters, not ending with a space.',
+    });
 
 /** The first problem, as the one-line message a v1 client gets. */
 export function firstMessage(error: z.ZodError): string {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { Invalid } from '../errors.js';
 import { type Command, timeWorked } from './command.js';
 import { hasText, shapeProblem, shapeRules } from './createReply.js';
-import { firstMessage, optionalInteger, optionalString, requiredInteger, requireObject } from './fields.js';
+import { firstMessage, idempotencyKey, optionalInteger, optionalString, requiredInteger, requireObject } from './fields.js';
 
 /**
  * POST /api/v1/ticket_replies/create.php — ITFlow ≥ 2.4.7's own field names, mapped onto the
@@ -42,7 +42,7 @@ export const itflowCreateReplyRequest = z
       }),
     ticket_status: optionalInteger('ticket_status'),
     client_id: optionalInteger('client_id'),
-    idempotency_key: optionalString('idempotency_key', 255),
+    idempotency_key: idempotencyKey('idempotency_key'),
   })
   .superRefine(
     (body, ctx) => {

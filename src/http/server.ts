@@ -7,6 +7,7 @@ import type { ServiceMetrics } from '../metrics/registry.js';
 import type { ListPlanner } from '../read/planner.js';
 import type { AcceptDeps } from './accept.js';
 import type { AuthDeps } from './auth.js';
+import { utf8Body } from './body.js';
 import type { BulkDeps } from './bulkAccept.js';
 import { fail } from './envelope.js';
 import { errorHandler } from './errors.js';
@@ -78,15 +79,22 @@ function baseServer(options: ServerOptions): FastifyInstance {
   // query string gets a field error rather than a parser error.
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeAllContentTypeParsers();
-  const json = (request: FastifyRequest, body: string, done: (err: Error | null, body?: unknown) => void) =>
-    body === '' ? done(null, {}) : parseJson(request, body, done);
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, json);
-  app.addContentTypeParser(/^application\/[a-z0-9.+-]*\+json$/i, { parseAs: 'string' }, json);
+  const json = (request: FastifyRequest, body: Buffer, done: (err: Error | null, body?: unknown) => void) => {
+    let text: string;
+    try {
+      text = utf8Body(request, body);
+    } catch (error) {
+      return done(error as Error);
+    }
+    return text === '' ? done(null, {}) : parseJson(request, text, done);
+  };
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, json);
+  app.addContentTypeParser(/^application\/[a-z0-9.+-]*\+json$/i, { parseAs: 'buffer' }, json);
   // A body sent with no Content-Type at all is read as JSON (some HTTP clients omit it);
   // any other declared type is refused with 415.
-  app.addContentTypeParser('*', { parseAs: 'string' }, (request, body, done) =>
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (request, body, done) =>
     request.headers['content-type'] === undefined
-      ? json(request, body as string, done)
+      ? json(request, body as Buffer, done)
       : done(new UnsupportedMediaType('Send the request body as JSON, with Content-Type: application/json.')),
   );
 

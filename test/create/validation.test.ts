@@ -43,6 +43,13 @@ describe('create.php input validation', () => {
     [{ ticket_id: 1, ticket_reply: 'x', client_id: 'A' }, 'client_id must be an integer.'],
     [{ ticket_id: 1, ticket_reply: 'x', idempotency_key: 'k'.repeat(256) }, 'idempotency_key must be at most 255 characters.'],
     [{ ticket_id: 1, status: 4, minutes: 30 }, TIME_NEEDS_REPLY],
+    // JSON can carry a lone surrogate (\ud800); UTF-8 and MySQL cannot: it would be stored as U+FFFD.
+    [
+      { ticket_id: 1, ticket_reply: 'x\ud800y' },
+      'ticket_reply contains an unpaired surrogate (a lone \\uD800-\\uDFFF escape), which is not valid Unicode and cannot be stored.',
+    ],
+    // The ledger's unique index ignores trailing spaces: 'k ' would collide with 'k' there only.
+    [{ ticket_id: 1, ticket_reply: 'x', idempotency_key: 'k ' }, 'idempotency_key must not end with a space.'],
   ])('%j is refused with "%s"', async (body, message) => {
     const answer = await h.post(CREATE, body, { key: world.keys.all });
     expect(answer.status).toBe(400);
@@ -66,6 +73,17 @@ describe('create.php input validation', () => {
     expect(answer.status).toBe(201);
     const replies = await repliesOf(h.db, ticket);
     expect(replies.at(-1)).toMatchObject({ ticket_reply_type: 'Public', ticket_reply_time_worked: '00:00:07' });
+  });
+
+  it('an idempotency_key of "" means none, as "" does for every other field', async () => {
+    for (const reply of ['first', 'second']) {
+      const answer = await h.post(
+        CREATE,
+        { ticket_id: ticket, ticket_reply: reply, idempotency_key: '' },
+        { key: world.keys.all },
+      );
+      expect(answer.status).toBe(202);
+    }
   });
 
   it('a body that is not a JSON object, not JSON at all, or not declared as JSON is refused', async () => {

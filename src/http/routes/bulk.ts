@@ -4,6 +4,7 @@ import { requireLevel, WRITE } from '../../itflow/apiKeys.js';
 import { chunkIdOf } from '../../queue/chunks.js';
 import { preferredWait } from '../accept.js';
 import { authenticate } from '../auth.js';
+import { utf8Body } from '../body.js';
 import { acceptBulk, type ItemResult, UnreadableLine } from '../bulkAccept.js';
 import type { RouteDeps } from '../server.js';
 import { originOf } from './createReply.js';
@@ -33,9 +34,13 @@ export function parseNdjson(body: string): unknown[] {
  * `?dry_run=1` validates everything and queues nothing.
  */
 export function registerBulk(app: FastifyInstance, deps: RouteDeps): void {
-  app.addContentTypeParser(['application/x-ndjson', 'application/jsonl'], { parseAs: 'string' }, (_request, body, done) =>
-    done(null, parseNdjson(body as string)),
-  );
+  app.addContentTypeParser(['application/x-ndjson', 'application/jsonl'], { parseAs: 'buffer' }, (request, body, done) => {
+    try {
+      done(null, parseNdjson(utf8Body(request, body as Buffer)));
+    } catch (error) {
+      done(error as Error);
+    }
+  });
   app.post(BULK_PATH, { bodyLimit: deps.bulkBodyLimitBytes }, async (request, reply) => {
     const principal = await authenticate(deps.auth, request, null);
     requireLevel(principal, WRITE);

@@ -1,0 +1,16 @@
+import { isUtf8 } from 'node:buffer';
+import type { FastifyRequest } from 'fastify';
+import { Invalid, UnsupportedMediaType } from '../errors.js';
+
+/**
+ * A request body as text. JSON travels in UTF-8 (RFC 8259): another declared charset is refused
+ * with 415, and bytes that are not UTF-8 with 400 — never decoded into U+FFFD and stored.
+ */
+export function utf8Body(request: FastifyRequest, body: Buffer): string {
+  const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(String(request.headers['content-type'] ?? ''))?.[1];
+  if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+    throw new UnsupportedMediaType(`Send the request body in UTF-8 (charset=${charset.slice(0, 40)} is not accepted).`);
+  }
+  if (!isUtf8(body)) throw new Invalid('The request body is not valid UTF-8.');
+  return body.toString('utf8');
+}
