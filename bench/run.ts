@@ -57,14 +57,7 @@ const DATABASE = 'itflow_bench';
 const PREFIX = 'rqbench';
 const tickets = Number(opts.tickets);
 // Tuning variables set when running the bench reach the service (QUEUE_PARTITIONS=32 npm run bench).
-const TUNING = [
-  'QUEUE_PARTITIONS',
-  'WORKER_CONCURRENCY',
-  'BATCH_MAX_COMMANDS',
-  'BATCH_LINGER_MS',
-  'INTAKE_LINGER_MS',
-  'LOG_LEVEL',
-];
+const TUNING = ['QUEUE_PARTITIONS', 'WORKER_CONCURRENCY', 'BATCH_MAX_COMMANDS', 'BATCH_LINGER_MS', 'LOG_LEVEL'];
 const serviceEnv: Record<string, string> = {
   DATABASE_URL: withDatabase(MYSQL, DATABASE),
   REDIS_URL: REDIS,

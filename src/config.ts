@@ -79,12 +79,6 @@ export const configSchema = z.object({
   BULK_BODY_LIMIT_BYTES: intFrom(1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
   /** Bulk commands per queue job (chunk); one BullMQ job per chunk instead of per command. */
   BULK_CHUNK_SIZE: intFrom(1, 4095).default(250),
-  /**
-   * How long the intake holds a lane's chunk open for more single commands before queueing it,
-   * in ms (see src/queue/coalescer.ts): one queue job per chunk instead of per command.
-   * 0 turns it off: every single command is queued as a job of its own.
-   */
-  INTAKE_LINGER_MS: intFrom(0, 1000).default(2),
   /** Longest `Prefer: wait=N` honoured, in seconds. */
   PREFER_WAIT_MAX_SECONDS: intFrom(0, 30).default(30),
   /** How long command outcomes are kept for commands.php, in days. */

@@ -148,16 +148,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
       );
     }
     if (roles.intake) {
-      const queue = new CommandQueue(
-        redis,
-        config.QUEUE_PREFIX,
-        config.QUEUE_PARTITIONS,
-        config.COMMAND_RETENTION_DAYS * 86_400,
-        {
-          chunkSize: config.BULK_CHUNK_SIZE,
-          lingerMs: config.INTAKE_LINGER_MS,
-        },
-      );
+      const queue = new CommandQueue(redis, config.QUEUE_PREFIX, config.QUEUE_PARTITIONS, config.COMMAND_RETENTION_DAYS * 86_400);
       closers.push(() => queue.close());
       const subscriber = createRedis(config.REDIS_URL, 'blocking', 'replyqueue-waiter');
       closers.push(() => subscriber.quit());

@@ -11,7 +11,6 @@ import type { Principal } from '../itflow/apiKeys.js';
 import { narrowScope, scopeAllows } from '../itflow/scope.js';
 import type { TicketDirectory, TicketStatus, TicketSummary } from '../itflow/tickets.js';
 import type { AcceptedCounter } from '../metrics/registry.js';
-import type { Slot } from '../queue/coalescer.js';
 import type { CompletionWaiter } from '../queue/completion.js';
 import type { IdempotencyClaims } from '../queue/idempotency.js';
 import type { CommandJob } from '../queue/jobs.js';
@@ -94,26 +93,6 @@ export async function accept(
   job: CommandJob,
   waitSeconds: number,
 ): Promise<FastifyReply> {
-  // The command's place in its lane's open chunk, taken first: the place gives the command its
-  // id, which an idempotency key is claimed under. Given back unless the command is queued.
-  const slot = deps.queue.reserve(job.command.ticketId);
-  if (slot) job.commandId = slot.commandId;
-  const queuing = { slot, filled: false };
-  try {
-    return await acceptWithId(deps, reply, principal, job, waitSeconds, queuing);
-  } finally {
-    if (slot && !queuing.filled) slot.cancel();
-  }
-}
-
-async function acceptWithId(
-  deps: AcceptDeps,
-  reply: FastifyReply,
-  principal: Principal,
-  job: CommandJob,
-  waitSeconds: number,
-  queuing: Queuing,
-): Promise<FastifyReply> {
   const key = job.idempotencyKey;
   if (key !== null) {
     const claim = await deps.claims.claim(principal.keyId, key, job.fingerprint, job.commandId);
@@ -129,7 +108,7 @@ async function acceptWithId(
   }
   try {
     await checkAgainstTicket(deps, principal, job.command);
-    const outcome = await enqueue(deps, job, waitSeconds, reply.log, queuing);
+    const outcome = await enqueue(deps, job, waitSeconds, reply.log);
     return outcome ? sendOutcome(reply, job.commandId, outcome, waitSeconds) : sendQueued(reply, job.commandId);
   } catch (error) {
     if (key !== null && !(await deps.queue.find(job.commandId).catch(() => null))) {
@@ -178,36 +157,24 @@ async function replay(
   return sendQueued(reply, commandId);
 }
 
-/** A command's place in its lane's open chunk (null: it is queued alone), and whether it was filled. */
-interface Queuing {
-  slot: Slot | null;
-  filled: boolean;
-}
-
 /**
- * Queues one job — in its place in the lane's open chunk, or alone — and, when the client asked
- * to wait, waits up to waitSeconds for its outcome. The waiter is registered before the job is
- * queued so a fast worker cannot finish unseen.
+ * Queues one job and, when the client asked to wait, waits up to waitSeconds for its outcome.
+ * The waiter is registered before the job is queued so a fast worker cannot finish unseen.
  */
-async function enqueue(
+export async function enqueue(
   deps: AcceptDeps,
   job: CommandJob,
   waitSeconds: number,
   log: FastifyBaseLogger,
-  queuing: Queuing,
 ): Promise<Outcome | null> {
-  const add = () => {
-    queuing.filled = true;
-    return queuing.slot ? queuing.slot.fill(job) : deps.queue.add(job);
-  };
   if (waitSeconds <= 0) {
-    await add();
+    await deps.queue.add(job);
     queued(deps, job, log);
     return null;
   }
   const waiting = await deps.waiter.expect(job.commandId, waitSeconds * 1000);
   try {
-    await add();
+    await deps.queue.add(job);
   } catch (error) {
     waiting.cancel();
     throw error;

@@ -1,7 +1,6 @@
 import { type Job, type JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { type ChunkJob, chunkIdOf, isChunk } from './chunks.js';
-import { Coalescer, type CoalescerOptions, type Slot } from './coalescer.js';
 import { type CommandJob, type RetryProgress, retryProgressSchema } from './jobs.js';
 import { laneNames, laneOf } from './lanes.js';
 
@@ -21,15 +20,12 @@ export type QueuedState =
 export class CommandQueue {
   private readonly queues: Queue[];
   private readonly jobOptions: JobsOptions;
-  private readonly coalescer: Coalescer;
-  private readonly coalescing: boolean;
 
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
     private readonly lanes: number,
     deadLetterRetentionSeconds: number,
-    coalescing: Omit<CoalescerOptions, 'maxHoldMs'> = { chunkSize: 250, lingerMs: 2 },
   ) {
     this.queues = laneNames(lanes).map((name) => {
       const queue = new Queue(name, { connection: redis, prefix });
@@ -44,28 +40,13 @@ export class CommandQueue {
       removeOnFail: { age: deadLetterRetentionSeconds },
       attempts: 1,
     };
-    this.coalescing = coalescing.lingerMs > 0;
-    this.coalescer = new Coalescer(
-      (chunks) => this.addChunks(chunks),
-      (job) => this.add(job),
-      { ...coalescing, maxHoldMs: 50 },
-    );
   }
 
   private laneFor(ticketId: number): Queue {
     return this.queues[laneOf(ticketId, this.lanes)] as Queue;
   }
 
-  /**
-   * A place for one command in its lane's open chunk (see Coalescer): the command takes the
-   * place's id, then `fill`s it with its job, which resolves once the chunk is in Redis.
-   * null when coalescing is off (linger 0): the command is queued alone.
-   */
-  reserve(ticketId: number): Slot | null {
-    return this.coalescing ? this.coalescer.reserve(laneOf(ticketId, this.lanes)) : null;
-  }
-
-  /** Adds a command as a job of its own; the job id is the command id, so it is never queued twice. */
+  /** Adds a command; the job id is the command id, so a command is never queued twice. */
   async add(job: CommandJob): Promise<void> {
     await this.laneFor(job.command.ticketId).add(JOB_NAME, job, { ...this.jobOptions, jobId: job.commandId });
   }
@@ -146,7 +127,6 @@ export class CommandQueue {
   }
 
   async close(): Promise<void> {
-    await this.coalescer.flush();
     await Promise.all(this.queues.map((q) => q.close()));
   }
 }

@@ -2,7 +2,6 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { idBytes } from '../../src/apply/ledger.js';
-import { chunkIdOf } from '../../src/queue/chunks.js';
 import { laneName, laneOf } from '../../src/queue/lanes.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addKey, addTicket, repliesOf, seedWorld, ticketRow, type World } from '../helpers/itflow.js';
@@ -147,19 +146,17 @@ describe('accepted commands and the worker (ITFlow 2.6.7)', () => {
     const answer = await h.post(CREATE, { ticket_id: ticket, ticket_reply: 'Once only', status: 4 }, { key: world.keys.all });
     const commandId = answer.body.data[0].command_id;
     const lane = laneOfTicket(ticket);
-    // Single commands travel in their lane's chunk job (src/queue/coalescer.ts).
-    const jobId = chunkIdOf(commandId);
-    const job = await lane.getJob(jobId);
-    expect(job?.data.commands.map((c: { commandId: string }) => c.commandId)).toEqual([commandId]);
+    const job = await lane.getJob(commandId);
+    expect(job?.data.commandId).toBe(commandId);
 
     const worker = await h.startPeer({ intake: false, worker: true });
     try {
       const first = await h.finished(commandId);
-      // The same job again, as a stalled job would come back.
-      await lane.add('chunk', job?.data, { jobId, removeOnComplete: true });
+      // The same command again, as a stalled job would come back.
+      await lane.add('command', job?.data, { jobId: commandId, removeOnComplete: true });
       await new Promise((resolve) => setTimeout(resolve, 200));
-      for (let i = 0; i < 100 && (await lane.getJob(jobId)); i++) await new Promise((resolve) => setTimeout(resolve, 50));
-      expect(await lane.getJob(jobId)).toBeUndefined();
+      for (let i = 0; i < 100 && (await lane.getJob(commandId)); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(await lane.getJob(commandId)).toBeUndefined();
 
       expect(await repliesOf(h.db, ticket)).toHaveLength(1);
       expect(await h.query('SELECT * FROM rq_commands WHERE command_id = ?', [idBytes(commandId)])).toEqual([first]);

@@ -717,7 +717,7 @@ class QueueProbe {
     }));
   }
 
-  /** A command still in Redis, in a job of its own or in a chunk (create.php coalesces them). */
+  /** A command still in Redis, in a job of its own or in a chunk (bulk.php's). */
   async command(commandId: string): Promise<QueuedCommand | null> {
     const alone = await this.job(commandId);
     const inChunk = alone ?? (await this.job(chunkIdOf(commandId)));

@@ -20,8 +20,7 @@ describe('cli queues', () => {
   let world: World;
 
   beforeAll(async () => {
-    // INTAKE_LINGER_MS=0: single commands are queued as jobs of their own, so the view shows both kinds.
-    h = await startHarness({ generation: '2.6.7', roles: { intake: true, worker: false }, env: { INTAKE_LINGER_MS: '0' } });
+    h = await startHarness({ generation: '2.6.7', roles: { intake: true, worker: false } });
     world = await seedWorld(h.db, '2.6.7');
   });
   afterEach(killLeftovers);
