@@ -11,7 +11,7 @@ export interface BenchService {
   stop(): Promise<void>;
 }
 
-const ENTRIES = {
+export const ENTRIES = {
   'all-in-one': ['dist/workers/service.js'],
   split: ['dist/workers/intake.js', 'dist/workers/worker.js'],
   intake: ['dist/workers/intake.js'],
@@ -23,26 +23,43 @@ export type Topology = keyof typeof ENTRIES;
 /** Starts the processes of a topology and waits until they answer /readyz. */
 export async function startBenchService(topology: Topology, env: Record<string, string>): Promise<BenchService> {
   // A worker alone answers health checks on WORKER_PORT.
-  const processEnv = { ...process.env, ...env, ...(topology === 'worker' ? { WORKER_PORT: env.PORT } : {}) };
-  const children: ChildProcess[] = ENTRIES[topology].map((entry) =>
-    spawn(process.execPath, [entry], { env: processEnv, stdio: ['ignore', 'ignore', 'inherit'] }),
-  );
+  const processEnv = { ...env, ...(topology === 'worker' ? { WORKER_PORT: env.PORT } : {}) };
+  const children = ENTRIES[topology].map((entry) => spawnEntry(entry, processEnv));
   const url = `http://127.0.0.1:${env.PORT}`;
-  for (let i = 0; i < 200; i++) {
+  await waitReady(url, 20_000);
+  return {
+    url,
+    async stop() {
+      await Promise.all(children.map((child) => stopProcess(child, 'SIGTERM')));
+    },
+  };
+}
+
+/** One process of the service from its compiled entry point; its stderr goes to ours. */
+export function spawnEntry(entry: string, env: Record<string, string>): ChildProcess {
+  return spawn(process.execPath, [entry], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+/** Polls `${url}/readyz` until it answers 2xx; false if it has not within `timeoutMs`. */
+export async function waitReady(url: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
     const ready = await fetch(`${url}/readyz`).then(
       (r) => r.ok,
       () => false,
     );
-    if (ready) break;
+    if (ready) return true;
+    if (Date.now() > deadline) return false;
     await sleep(100);
   }
-  return {
-    url,
-    async stop() {
-      for (const child of children) child.kill('SIGTERM');
-      await Promise.all(children.map((child) => (child.exitCode === null ? once(child, 'exit') : null)));
-    },
-  };
+}
+
+/** Sends `signal` and resolves once the process has exited. */
+export async function stopProcess(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill(signal);
+  await exited;
 }
 
 export async function clearRedisPrefix(redisUrl: string, prefix: string): Promise<void> {
