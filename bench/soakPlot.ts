@@ -87,7 +87,8 @@ export function soakSvg(samples: Sample[], restarts: RestartMark[], loadSeconds:
       label(px + 4, top1 + 14 + (i % 2) * 14, restart.signal, 'start', COLORS.restart),
     );
   });
-  if (tMax > loadSeconds) out.push(label(x(loadSeconds) + 4, top2 + 14, 'drain', 'start'));
+  // Named only when the drain is wide enough to hold its name.
+  if (x(tMax) - x(loadSeconds) > 40) out.push(label(x(loadSeconds) + 4, top2 + 14, 'drain', 'start'));
   out.push(legend(right), '</svg>');
   return `${out.join('\n')}\n`;
 }

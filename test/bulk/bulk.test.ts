@@ -3,13 +3,13 @@ import { GENERATIONS, type Generation } from '../../src/demo/itflowDatabase.js';
 import { wallClock } from '../../src/itflow/clock.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addRole, addTicket, addUser, repliesOf, seedWorld, ticketRow, type World } from '../helpers/itflow.js';
+import { BULK } from '../helpers/paths.js';
 
 /**
  * POST bulk.php: many commands in one request, each validated and answered on its own, the
  * valid ones queued even when others are refused; NDJSON; the size limit; historical import
  * semantics; author attribution; idempotency per item.
  */
-const BULK = '/api/v1/tickets/replies/bulk.php';
 const ZONE = 'America/New_York';
 
 async function addContact(h: Harness, clientId: number, name: string): Promise<number> {

@@ -5,13 +5,13 @@ import { idBytes } from '../../src/apply/ledger.js';
 import { laneName, laneOf } from '../../src/queue/lanes.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addKey, addTicket, repliesOf, seedWorld, ticketRow, type World } from '../helpers/itflow.js';
+import { CREATE } from '../helpers/paths.js';
 
 /**
  * The asynchronous model: 202 + command id + Location, `Prefer: wait`, the worker's own
  * re-checks of everything the intake checked, and the ledger that makes a re-delivered
  * command a no-op. The intake here runs alone; each test starts a worker when it wants one.
  */
-const CREATE = '/api/v1/tickets/replies/create.php';
 
 describe('accepted commands and the worker (ITFlow 2.6.7)', () => {
   let h: Harness;

@@ -11,12 +11,12 @@ import {
   setClientPermissions,
   type World,
 } from '../helpers/itflow.js';
+import { CREATE } from '../helpers/paths.js';
 
 /**
  * Who may write what: API keys of both ITFlow generations, their client scope, and the
  * newer generation's user permissions.
  */
-const CREATE = '/api/v1/tickets/replies/create.php';
 const WAIT = { Prefer: 'wait=10' };
 const AUTH_FAILED = { success: 'False', message: 'Authentication failed. API key is invalid or has expired.' };
 

@@ -3,12 +3,12 @@ import { EMAIL_NOT_SENT, NOTHING_TO_DO } from '../../src/commands/createReply.js
 import { GENERATIONS } from '../../src/demo/itflowDatabase.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, repliesOf, seedWorld, ticketRow, type World } from '../helpers/itflow.js';
+import { CREATE } from '../helpers/paths.js';
 
 /**
  * The proposal's test plan for create.php (seed/ticket-replies-proposal.txt), line by line,
  * through HTTP against both ITFlow schema generations.
  */
-const CREATE = '/api/v1/tickets/replies/create.php';
 const WAIT = { Prefer: 'wait=10' };
 
 describe.each(GENERATIONS)('create.php, the proposal test plan (ITFlow %s)', (generation) => {

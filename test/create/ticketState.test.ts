@@ -3,12 +3,12 @@ import { GENERATIONS } from '../../src/demo/itflowDatabase.js';
 import { wallClock } from '../../src/itflow/clock.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, repliesOf, seedWorld, ticketRow, type World } from '../helpers/itflow.js';
+import { CREATE } from '../helpers/paths.js';
 
 /**
  * What a command does to the ticket and to ITFlow's audit trail, as ITFlow's own reply,
  * resolve and close handlers would have left it.
  */
-const CREATE = '/api/v1/tickets/replies/create.php';
 const WAIT = { Prefer: 'wait=10' };
 const ZONE = 'America/New_York';
 

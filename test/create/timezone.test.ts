@@ -4,6 +4,7 @@ import type { Generation } from '../../src/demo/itflowDatabase.js';
 import { wallClock } from '../../src/itflow/clock.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, seedWorld, type World } from '../helpers/itflow.js';
+import { CREATE } from '../helpers/paths.js';
 
 /**
  * ITFlow writes DATETIMEs as wall-clock time in settings.config_timezone (it sets the MySQL
@@ -11,7 +12,6 @@ import { addTicket, seedWorld, type World } from '../helpers/itflow.js';
  * must sort correctly between replies ITFlow writes just before and just after it — even
  * when the zone is as far from the server's UTC as it gets.
  */
-const CREATE = '/api/v1/tickets/replies/create.php';
 
 /** '+14:00' for a zone right now, as ITFlow computes it for SET time_zone. */
 function currentOffset(zone: string): string {

@@ -3,12 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TIME_NEEDS_REPLY } from '../../src/commands/createReply.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, repliesOf, seedWorld, type World } from '../helpers/itflow.js';
+import { CREATE } from '../helpers/paths.js';
 
 /**
  * What the intake refuses, with which status and message — and that a refused request
  * leaves nothing in Redis or MySQL.
  */
-const CREATE = '/api/v1/tickets/replies/create.php';
 
 describe('create.php input validation', () => {
   let h: Harness;

@@ -8,12 +8,12 @@ import { GENERATIONS, type Generation } from '../../src/demo/itflowDatabase.js';
 import { laneName, laneOf } from '../../src/queue/lanes.js';
 import { deleteQueueKeys, type Harness, startHarness } from '../helpers/harness.js';
 import { addKey, addTicket, repliesOf, seedWorld, ticketRow, type World } from '../helpers/itflow.js';
+import { CREATE } from '../helpers/paths.js';
 
 /**
  * Idempotency keys: a retry with the same key and body gets the first command back and never
  * causes a second effect; the same key with another body is refused (422). Keys are per API key.
  */
-const CREATE = '/api/v1/tickets/replies/create.php';
 
 describe.each(GENERATIONS)('idempotency keys (ITFlow %s)', (generation: Generation) => {
   let h: Harness;

@@ -2,6 +2,7 @@ import mysql from 'mysql2/promise';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, repliesOf, seedWorld, type World } from '../helpers/itflow.js';
+import { BULK, CREATE } from '../helpers/paths.js';
 import { killLeftovers, spawnEntry } from '../helpers/processes.js';
 
 /**
@@ -9,8 +10,6 @@ import { killLeftovers, spawnEntry } from '../helpers/processes.js';
  * retried with backoff, then kept as a dead letter. An operator lists it, looks at it, and
  * replays it from the CLI once the cause is gone; replaying is itself idempotent.
  */
-const CREATE = '/api/v1/tickets/replies/create.php';
-const BULK = '/api/v1/tickets/replies/bulk.php';
 
 describe('dead letters', () => {
   let h: Harness;

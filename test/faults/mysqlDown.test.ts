@@ -5,6 +5,7 @@ import type { RunningService } from '../../src/service.js';
 import { expectExactlyOnce, type Sent, startTcpProxy, type TcpProxy, waitForLedger } from '../helpers/faults.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, repliesOf, seedWorld, type World } from '../helpers/itflow.js';
+import { BULK, COMMANDS, CREATE, ITFLOW_CREATE, ITFLOW_READ, READ } from '../helpers/paths.js';
 
 /**
  * MySQL unreachable from the service while Redis stays up. The service (intake and worker in
@@ -21,12 +22,6 @@ import { addTicket, repliesOf, seedWorld, type World } from '../helpers/itflow.j
  *   applying when its connection was cut) is applied after it, exactly once: none lost, none
  *   doubled, none dead-lettered.
  */
-const CREATE = '/api/v1/tickets/replies/create.php';
-const BULK = '/api/v1/tickets/replies/bulk.php';
-const READ = '/api/v1/tickets/replies/read.php';
-const ITFLOW_CREATE = '/api/v1/ticket_replies/create.php';
-const ITFLOW_READ = '/api/v1/ticket_replies/read.php';
-const COMMANDS = '/api/v1/tickets/replies/commands.php';
 
 interface Answer {
   status: number;

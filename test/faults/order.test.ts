@@ -3,6 +3,7 @@ import { idBytes } from '../../src/apply/ledger.js';
 import { waitForLedger } from '../helpers/faults.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, repliesOf, seedWorld, ticketRow, type World } from '../helpers/itflow.js';
+import { CREATE } from '../helpers/paths.js';
 import { killLeftovers, spawnEntry } from '../helpers/processes.js';
 
 /**
@@ -11,7 +12,6 @@ import { killLeftovers, spawnEntry } from '../helpers/processes.js';
  * Each ticket's client sends replies and status changes in turn (each waiting for its 202),
  * and ends with "reply, then close" — the pair an automation sends to wrap a ticket up.
  */
-const CREATE = '/api/v1/tickets/replies/create.php';
 
 describe('per-ticket order with several workers', () => {
   let h: Harness;

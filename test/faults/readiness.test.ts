@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Answer, type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, seedWorld, type World } from '../helpers/itflow.js';
+import { CREATE } from '../helpers/paths.js';
 import { freePort, startRedisServer } from '../helpers/processes.js';
 
 /**
@@ -11,7 +12,6 @@ import { freePort, startRedisServer } from '../helpers/processes.js';
  * Retry-After while Redis is unreachable and 200 again once it is back; create.php answers
  * 503 + Retry-After meanwhile; /healthz and /metrics keep answering.
  */
-const CREATE = '/api/v1/tickets/replies/create.php';
 
 async function until(check: () => Promise<Answer>, accept: (answer: Answer) => boolean, timeoutMs = 10_000): Promise<Answer> {
   const deadline = Date.now() + timeoutMs;

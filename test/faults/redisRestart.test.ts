@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitForLedger } from '../helpers/faults.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, seedWorld, type World } from '../helpers/itflow.js';
+import { CREATE } from '../helpers/paths.js';
 import { freePort, startRedisServer } from '../helpers/processes.js';
 
 /**
@@ -18,7 +19,6 @@ import { freePort, startRedisServer } from '../helpers/processes.js';
  * a hang, never a 202 for a command it could not queue; it recovers by itself when Redis is
  * back; and clients retrying with their idempotency keys end with exactly one effect each.
  */
-const CREATE = '/api/v1/tickets/replies/create.php';
 
 describe('Redis restarted under load', () => {
   let h: Harness;

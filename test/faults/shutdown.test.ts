@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { expectExactlyOnce, ledgerCount, sendReplies, waitForLedger } from '../helpers/faults.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, seedWorld, type World } from '../helpers/itflow.js';
+import { CREATE } from '../helpers/paths.js';
 import { killLeftovers, spawnEntry } from '../helpers/processes.js';
 
 /**
@@ -9,7 +10,6 @@ import { killLeftovers, spawnEntry } from '../helpers/processes.js';
  * no command is lost or half-applied — every one either committed whole (effects and ledger
  * row) or left for the next worker; every 202 the intake gave is applied.
  */
-const CREATE = '/api/v1/tickets/replies/create.php';
 
 describe('graceful shutdown under load', () => {
   let h: Harness;

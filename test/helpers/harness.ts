@@ -41,6 +41,33 @@ export interface HarnessOptions {
   env?: Record<string, string>;
 }
 
+/**
+ * One HTTP request to a service at `url`: a body that is not a string is sent as JSON (with
+ * Content-Type: application/json unless the headers say otherwise); the answer's body is parsed
+ * as JSON when it is JSON.
+ */
+export async function httpRequest(
+  url: string,
+  method: string,
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<Answer> {
+  const sent = { ...headers };
+  if (body !== undefined && !('Content-Type' in sent)) sent['Content-Type'] = 'application/json';
+  const response = await fetch(`${url}${path}`, {
+    method,
+    headers: sent,
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await response.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {}
+  return { status: response.status, headers: response.headers, body: parsed };
+}
+
 /** A unique name for this file's database and queue prefix. */
 export function uniqueName(label: string): string {
   return `rqt_${label}_${randomBytes(4).toString('hex')}`;
@@ -73,27 +100,11 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
   const db = createPool(config.DATABASE_URL, 4);
   const url = service.url ?? '';
 
-  const call = async (
-    method: string,
-    path: string,
-    body: unknown,
-    opts: { key?: string; headers?: Record<string, string> } = {},
-  ) => {
-    const headers: Record<string, string> = { ...(opts.headers ?? {}) };
-    if (opts.key !== undefined) headers['X-API-Key'] = opts.key;
-    if (body !== undefined && !('Content-Type' in headers)) headers['Content-Type'] = 'application/json';
-    const response = await fetch(`${url}${path}`, {
-      method,
-      headers,
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  const call = (method: string, path: string, body: unknown, opts: { key?: string; headers?: Record<string, string> } = {}) =>
+    httpRequest(url, method, path, body, {
+      ...(opts.headers ?? {}),
+      ...(opts.key !== undefined ? { 'X-API-Key': opts.key } : {}),
     });
-    const text = await response.text();
-    let parsed: unknown = text;
-    try {
-      parsed = JSON.parse(text);
-    } catch {}
-    return { status: response.status, headers: response.headers, body: parsed };
-  };
 
   const query = async <T>(sql: string, params: unknown[] = []) => {
     const [rows] = await db.query(sql, params);

@@ -5,8 +5,9 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { GENERATIONS } from '../../src/demo/itflowDatabase.js';
 import type { RunningService } from '../../src/service.js';
-import { type Answer, deleteQueueKeys, type Harness, startHarness } from '../helpers/harness.js';
+import { type Answer, deleteQueueKeys, type Harness, httpRequest, startHarness } from '../helpers/harness.js';
 import { addKey, addTicket, seedWorld, type World } from '../helpers/itflow.js';
+import { BULK, COMMANDS, CREATE, READ } from '../helpers/paths.js';
 import { freePort, startRedisServer } from '../helpers/processes.js';
 
 /**
@@ -15,10 +16,6 @@ import { freePort, startRedisServer } from '../helpers/processes.js';
  * and JSON only (415), failed-key `logs` rows bounded per IP, and a key look-up that takes
  * nothing but the exact secret.
  */
-const CREATE = '/api/v1/tickets/replies/create.php';
-const BULK = '/api/v1/tickets/replies/bulk.php';
-const READ = '/api/v1/tickets/replies/read.php';
-const COMMANDS = '/api/v1/tickets/replies/commands.php';
 const AUTH_FAILED = { success: 'False', message: 'Authentication failed. API key is invalid or has expired.' };
 const INTAKE_ONLY = { intake: true, worker: false };
 
@@ -28,17 +25,7 @@ async function send(
   path: string,
   { method = 'POST', body, headers = {} }: { method?: string; body?: unknown; headers?: Record<string, string> } = {},
 ): Promise<Answer> {
-  const response = await fetch(`${url}${path}`, {
-    method,
-    headers: body === undefined ? headers : { 'Content-Type': 'application/json', ...headers },
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  const text = await response.text();
-  let parsed: unknown = text;
-  try {
-    parsed = JSON.parse(text);
-  } catch {}
-  return { status: response.status, headers: response.headers, body: parsed };
+  return httpRequest(url, method, path, body, headers);
 }
 
 /** The failed-key log counter is per calendar minute: keep a burst from straddling two. */

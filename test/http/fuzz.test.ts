@@ -9,6 +9,7 @@ import { chunkIdOf } from '../../src/queue/chunks.js';
 import { laneNames } from '../../src/queue/lanes.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, seedWorld, type World } from '../helpers/itflow.js';
+import { BULK, CREATE, READ } from '../helpers/paths.js';
 
 /**
  * Hostile input, through real HTTP against a running intake on a real MariaDB and Redis:
@@ -24,9 +25,6 @@ import { addTicket, seedWorld, type World } from '../helpers/itflow.js';
  * commands' effects and nothing else. Reproduce a failure with FUZZ_SEED (and FUZZ_RUNS to
  * change how many cases each property runs).
  */
-const CREATE = '/api/v1/tickets/replies/create.php';
-const BULK = '/api/v1/tickets/replies/bulk.php';
-const READ = '/api/v1/tickets/replies/read.php';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 70_402_026);
 const runs = (n: number) => Number(process.env.FUZZ_RUNS ?? n);

@@ -3,18 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReplyRequest } from '../../src/commands/createReply.js';
 import { DEMO_KEYS, seedDemoData } from '../../src/demo/seed.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
+import { BULK, COMMANDS, CREATE, ITFLOW_CREATE, ITFLOW_READ, READ } from '../helpers/paths.js';
 
 /**
  * The OpenAPI document and the docs page, against the running intake: the document lists every
  * endpoint, its request schemas accept and refuse what the intake does, and the answers the
  * intake really gives are among the documented ones, in the documented shape.
  */
-const CREATE = '/api/v1/tickets/replies/create.php';
-const ITFLOW_CREATE = '/api/v1/ticket_replies/create.php';
-const BULK = '/api/v1/tickets/replies/bulk.php';
-const READ = '/api/v1/tickets/replies/read.php';
-const COMMANDS = '/api/v1/tickets/replies/commands.php';
-const ITFLOW_READ = '/api/v1/ticket_replies/read.php';
 
 type Json = Record<string, any>;
 

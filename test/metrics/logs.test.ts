@@ -3,6 +3,7 @@ import mysql from 'mysql2/promise';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type Harness, startHarness, uniqueName } from '../helpers/harness.js';
 import { addTicket, createMysqlUser, seedWorld, type World } from '../helpers/itflow.js';
+import { BULK, CREATE, READ } from '../helpers/paths.js';
 import { killLeftovers, spawnEntry } from '../helpers/processes.js';
 
 /**
@@ -11,9 +12,6 @@ import { killLeftovers, spawnEntry } from '../helpers/processes.js';
  * and applied commands their command id, and no API key (valid or not, in the header, the
  * query string or the body) and no password ever appears.
  */
-const CREATE = '/api/v1/tickets/replies/create.php';
-const BULK = '/api/v1/tickets/replies/bulk.php';
-const READ = '/api/v1/tickets/replies/read.php';
 
 describe('logs: request and command ids in, secrets out', () => {
   let h: Harness;

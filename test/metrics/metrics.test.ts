@@ -2,14 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningService } from '../../src/service.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, seedWorld, type World } from '../helpers/itflow.js';
+import { BULK, CREATE, ITFLOW_CREATE } from '../helpers/paths.js';
 
 /**
  * GET /metrics on the intake and on a worker-only process's operations port. Each service has
  * its own registry, so the intake counts what it accepted and the worker what it applied.
  */
-const CREATE = '/api/v1/tickets/replies/create.php';
-const ITFLOW_CREATE = '/api/v1/ticket_replies/create.php';
-const BULK = '/api/v1/tickets/replies/bulk.php';
 
 interface Sample {
   name: string;

@@ -5,6 +5,7 @@ import type { QueuesView } from '../../src/cli/queues.js';
 import { laneName, laneOf } from '../../src/queue/lanes.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, seedWorld, type World } from '../helpers/itflow.js';
+import { BULK, CREATE } from '../helpers/paths.js';
 import { killLeftovers, spawnEntry } from '../helpers/processes.js';
 
 /**
@@ -12,8 +13,6 @@ import { killLeftovers, spawnEntry } from '../helpers/processes.js';
  * with no worker, so everything accepted stays waiting: totals by state, single commands vs
  * bulk chunks, the deepest lanes, the age of the oldest waiting command, and the dead letters.
  */
-const CREATE = '/api/v1/tickets/replies/create.php';
-const BULK = '/api/v1/tickets/replies/bulk.php';
 
 describe('cli queues', () => {
   let h: Harness;

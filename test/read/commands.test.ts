@@ -3,13 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GENERATIONS, type Generation } from '../../src/demo/itflowDatabase.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addKey, addTicket, seedWorld, type World } from '../helpers/itflow.js';
+import { CREATE } from '../helpers/paths.js';
 
 /**
  * GET commands.php: where an accepted command is — queued, applying, retrying, applied,
  * failed — for the key that sent it and nobody else. The intake runs alone; tests start a
  * worker when they want the command to move on.
  */
-const CREATE = '/api/v1/tickets/replies/create.php';
 
 async function until<T>(probe: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -3,13 +3,13 @@ import { GENERATIONS, type Generation } from '../../src/demo/itflowDatabase.js';
 import { NO_RESOURCE } from '../../src/http/routes/readReplies.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addKey, addRole, addTicket, addUser, seedWorld, type World } from '../helpers/itflow.js';
+import { READ } from '../helpers/paths.js';
 
 /**
  * GET read.php: the listing, its paging, its scope, and the exact v1 serialisation of a row.
  * Replies are written straight into ticket_replies, as ITFlow's web UI writes them: the
  * listing reads the database, not the queue.
  */
-const READ = '/api/v1/tickets/replies/read.php';
 
 async function webReply(
   h: Harness,
