@@ -91,18 +91,24 @@ export class IdempotencyClaims {
       apiKeyId,
       fresh.map((e) => e.idempotencyKey),
     );
+    // A fresh claim the ledger does not know is new: nothing more to ask. The others either
+    // take the ledger's command (and Redis is told), or read who holds the key.
     const getting = this.redis.pipeline();
+    const asked = new Map<number, number>();
     entries.forEach((e, i) => {
       const holder = finished.get(e.idempotencyKey);
       if (holder) getting.set(keys[i] as string, `${holder.commandId} ${holder.fingerprint} 0`, 'EX', ttl);
-      else getting.get(keys[i] as string);
+      else if (set[i]?.[1] !== 'OK') asked.set(i, asked.size);
     });
-    const got = (await getting.exec()) ?? [];
+    for (const i of asked.keys()) getting.get(keys[i] as string);
+    const got = getting.length > 0 ? ((await getting.exec()) ?? []) : [];
+    const setsFirst = got.length - asked.size;
     return entries.map((e, i): BatchClaim => {
       const holder = finished.get(e.idempotencyKey);
+      if (!holder && set[i]?.[1] === 'OK') return { kind: 'new' };
       const [commandId = '', fingerprint = '', at = '0'] = holder
         ? [holder.commandId, holder.fingerprint, '0']
-        : String(got[i]?.[1] ?? '').split(' ');
+        : String(got[setsFirst + (asked.get(i) as number)]?.[1] ?? '').split(' ');
       if (commandId === e.commandId) return { kind: 'new' };
       try {
         return this.compare(e.idempotencyKey, { commandId, fingerprint, claimedAt: Number(at) }, e.fingerprint);
