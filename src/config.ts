@@ -58,6 +58,12 @@ export const configSchema = z.object({
   BATCH_LINGER_MS: intFrom(0, 1000).default(0),
   /** Connections the intake may use for key, ticket and status look-ups. */
   INTAKE_DB_POOL_SIZE: intFrom(1, 256).default(8),
+  /**
+   * Longest a key, ticket, status, idempotency or listing look-up may take, in ms; past it the
+   * request answers 503 (a worker retries) and the connection is dropped, so a silent network
+   * to MySQL cannot hang requests.
+   */
+  LOOKUP_TIMEOUT_MS: intFrom(100, 600_000).default(10_000),
   /** Prefix of every Redis key the service writes; lets several installs share one Redis. */
   QUEUE_PREFIX: identifier.default('rq'),
   /**

@@ -5,7 +5,7 @@ import { type ApplyDeps, applySessionSql } from './apply/applyBatch.js';
 import { purgeLedger } from './apply/ledger.js';
 import { type Config, redactConnectionUrl } from './config.js';
 import { migrate } from './db/migrate.js';
-import { createPool, databaseName } from './db/pool.js';
+import { createPool, databaseName, withQueryDeadline } from './db/pool.js';
 import { type ServiceTables, serviceTables } from './db/tables.js';
 import { buildOperationsServer, buildServer } from './http/server.js';
 import { KeyResolver } from './itflow/apiKeys.js';
@@ -70,13 +70,16 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
       );
     }
 
+    // What requests and commands wait on goes through a deadline: a silent network to MySQL
+    // becomes a 503 (or a retry) after LOOKUP_TIMEOUT_MS rather than a request that hangs.
+    const lookups = withQueryDeadline(lookupPool, config.LOOKUP_TIMEOUT_MS);
     const cacheMs = config.AUTH_CACHE_SECONDS * 1000;
-    const clock = createItflowClock(lookupPool, (zone) =>
+    const clock = createItflowClock(lookups, (zone) =>
       logger.warn({ zone }, 'settings.config_timezone is not a valid time zone; using UTC'),
     );
-    const keys = new KeyResolver(lookupPool, schema, clock, cacheMs);
-    const tickets = new TicketDirectory(lookupPool, cacheMs);
-    const people = new People(lookupPool, cacheMs);
+    const keys = new KeyResolver(lookups, schema, clock, cacheMs);
+    const tickets = new TicketDirectory(lookups, cacheMs);
+    const people = new People(lookups, cacheMs);
 
     const redis = createRedis(config.REDIS_URL, 'command', 'replyqueue');
     closers.push(() => redis.quit());
@@ -156,8 +159,8 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
         tickets,
         queue,
         waiter: new CompletionWaiter(subscriber, config.QUEUE_PREFIX),
-        claims: new IdempotencyClaims(redis, lookupPool, tables, config.QUEUE_PREFIX, config.COMMAND_RETENTION_DAYS * 86_400),
-        pool: lookupPool,
+        claims: new IdempotencyClaims(redis, lookups, tables, config.QUEUE_PREFIX, config.COMMAND_RETENTION_DAYS * 86_400),
+        pool: lookups,
         tables,
         accepted: metrics.acceptedVia('create'),
       };
@@ -165,7 +168,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
         {
           auth: {
             keys,
-            pool: lookupPool,
+            pool: lookups,
             clock,
             redis,
             prefix: config.QUEUE_PREFIX,
@@ -183,7 +186,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
           },
           bulkMaxItems: config.BULK_MAX_ITEMS,
           bulkBodyLimitBytes: config.BULK_BODY_LIMIT_BYTES,
-          read: { pool: lookupPool, tables, planner: new ListPlanner(lookupPool, schema) },
+          read: { pool: lookups, tables, planner: new ListPlanner(lookups, schema) },
           health: { pool: lookupPool, redis, schema },
           metrics,
           preferWaitMaxSeconds: config.PREFER_WAIT_MAX_SECONDS,

@@ -1,4 +1,5 @@
 import mysql, { type Pool, type PoolConnection, type PoolOptions } from 'mysql2/promise';
+import { TransientDbError } from '../errors.js';
 
 /**
  * A mysql2 pool as every part of the service uses it: DATETIMEs come back as the
@@ -33,39 +34,88 @@ export function createPool(
 }
 
 /**
- * Whether MySQL answers `SELECT 1` within timeoutMs (a readiness probe). On a silent network
- * (a partition, a frozen server: nothing answers, nothing refuses) a query on a pooled
- * connection waits as long as the kernel keeps retransmitting — many minutes — and mysql2's
- * query timeout leaves the connection busy with it. So the probe gives up at its deadline and
- * destroys the connection it holds rather than leave it checked out behind it, one more with
- * each probe.
+ * Runs `use` on a pooled connection, giving up at `timeoutMs`. On a silent network (a
+ * partition, a frozen server: nothing answers, nothing refuses) a query on a pooled connection
+ * waits as long as the kernel keeps retransmitting — many minutes — and mysql2's own query
+ * timeout leaves the connection busy with it. So at the deadline the connection in use is
+ * destroyed rather than left checked out, and a connection that arrives only after the deadline
+ * goes straight back to the pool. Rejects with `onTimeout()` at the deadline.
  */
-export async function answersWithin(pool: Pool, timeoutMs: number): Promise<boolean> {
+export async function withinDeadline<T>(
+  pool: Pool,
+  timeoutMs: number,
+  use: (connection: PoolConnection) => Promise<T>,
+  onTimeout: () => Error,
+): Promise<T> {
   let expired = false;
   let held: PoolConnection | undefined;
   let timer: NodeJS.Timeout | undefined;
-  const check = (async () => {
+  const work = (async () => {
     const connection = await pool.getConnection();
     if (expired) {
       connection.release(); // came too late, but answered the pool: not a stalled one
-      return false;
+      throw onTimeout();
     }
     held = connection;
-    await connection.query('SELECT 1');
-    held = undefined;
-    connection.release();
-    return true;
-  })().catch(() => false);
-  const deadline = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), timeoutMs);
+    try {
+      return await use(connection);
+    } finally {
+      held = undefined;
+      connection.release();
+    }
+  })();
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), timeoutMs);
   });
   try {
-    return await Promise.race([check, deadline]);
+    return await Promise.race([work, deadline]);
   } finally {
     clearTimeout(timer);
     expired = true;
     held?.destroy();
+    work.catch(() => {}); // its outcome, if it comes after the deadline, is nobody's
   }
+}
+
+/** Whether MySQL answers `SELECT 1` within timeoutMs (a readiness probe). */
+export async function answersWithin(pool: Pool, timeoutMs: number): Promise<boolean> {
+  return withinDeadline(
+    pool,
+    timeoutMs,
+    async (connection) => {
+      await connection.query('SELECT 1');
+      return true;
+    },
+    () => new Error('no answer'),
+  ).catch(() => false);
+}
+
+/**
+ * The pool with a deadline on every `query` and `execute` (the look-ups requests wait on: keys,
+ * tickets, statuses, idempotency, listings): past `timeoutMs` the call fails as a transient
+ * MySQL error — a 503 with Retry-After for a client, a retry for a worker — instead of hanging
+ * on a silent network. Everything else (getConnection, events, end) is the pool's own.
+ */
+export function withQueryDeadline(pool: Pool, timeoutMs: number): Pool {
+  const timedOut = () => new TransientDbError(`MySQL did not answer within ${timeoutMs} ms`, 'QUERY_DEADLINE');
+  const bounded =
+    (method: 'query' | 'execute') =>
+    (...args: unknown[]) =>
+      withinDeadline(
+        pool,
+        timeoutMs,
+        (connection) => (connection[method] as (...a: unknown[]) => Promise<unknown>)(...args),
+        timedOut,
+      );
+  const query = bounded('query');
+  const execute = bounded('execute');
+  return new Proxy(pool, {
+    get(target, property, receiver) {
+      if (property === 'query') return query;
+      if (property === 'execute') return execute;
+      return Reflect.get(target, property, receiver);
+    },
+  });
 }
 
 /** The database named in a connection URL (the ITFlow database). */

@@ -106,6 +106,8 @@ describe('the service while MySQL is unreachable', () => {
         APPLY_LOCK_WAIT_SECONDS: '20',
         // Few lookup connections, so /readyz probes on a silent network run out of pooled ones.
         INTAKE_DB_POOL_SIZE: '2',
+        // Look-ups give up after 1.5 s on a silent network (the default is 10 s).
+        LOOKUP_TIMEOUT_MS: '1500',
       },
     );
     admin = await mysql.createConnection({ uri: h.config.DATABASE_URL });
@@ -234,7 +236,7 @@ describe('the service while MySQL is unreachable', () => {
     expect(Number(ledger?.attempts), 'retried, not applied on its first try').toBeGreaterThan(1);
   });
 
-  it('answers /readyz within its deadline while the network to MySQL is silent, and recovers', async () => {
+  it('answers /readyz, and 503 to the API, within their deadlines while the network to MySQL is silent, and recovers', async () => {
     const ticket = await addTicket(h.db, '2.6.7', { clientId: world.clientA });
     expect((await get('/readyz')).status).toBe(200);
 
@@ -250,6 +252,16 @@ describe('the service while MySQL is unreachable', () => {
     const alive = await get('/healthz');
     expect(alive.status).toBe(200);
     expect(alive.ms).toBeLessThan(500);
+    // Requests that need MySQL give up at LOOKUP_TIMEOUT_MS (1.5 s here) with a 503, whether
+    // they meet a stalled pooled connection or a new one that never gets its handshake.
+    for (const [what, answer] of [
+      ['create.php', await post(CREATE, { ticket_id: ticket, ticket_reply: 'during the silence' })],
+      ['read.php', await get(`${READ}?ticket_id=${ticket}`)],
+      ['create.php again', await post(CREATE, { ticket_id: ticket, ticket_reply: 'still silent' })],
+      ['bulk.php', await post(BULK, [{ ticket_id: ticket, ticket_reply: 'silent bulk' }])],
+    ] as const) {
+      expectUnavailable(answer, what);
+    }
 
     await proxy.restore();
     expect(
