@@ -57,6 +57,9 @@ describe('MySQL connections killed under the worker', () => {
         }),
       );
 
+      // The kills start once the worker is running: one that loses MySQL while it starts (schema
+      // detection, migration) stops with a clear line, as it should, and that is another test.
+      await worker.waitFor(/worker started/, 60_000);
       let kills = 0;
       let rounds = 0;
       while ((await ledgerCount(h, commandIds)) < commandIds.length && rounds < 40) {
