@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type mysql from 'mysql2/promise';
 import { utcTimestamp } from '../src/apply/ledger.js';
-import { laneNames } from '../src/queue/lanes.js';
+import { laneQueues } from '../src/queue/lanes.js';
 
 /** One row of the soak's time series; rates and lags cover the interval since the previous row. */
 export interface Sample {
@@ -45,7 +45,7 @@ export class QueueDepth {
   private readonly queues: Queue[];
 
   constructor(redis: Redis, prefix: string, lanes: number) {
-    this.queues = laneNames(lanes).map((name) => new Queue(name, { connection: redis, prefix }).on('error', () => {}));
+    this.queues = laneQueues(redis, prefix, lanes);
   }
 
   async read(): Promise<{ waiting: number; active: number; deadLetters: number }> {

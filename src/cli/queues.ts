@@ -1,8 +1,8 @@
-import { type Job, Queue } from 'bullmq';
+import type { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { type ChunkJob, isChunk } from '../queue/chunks.js';
+import { type ChunkJob, commandsIn } from '../queue/chunks.js';
 import type { CommandJob } from '../queue/jobs.js';
-import { laneNames } from '../queue/lanes.js';
+import { laneQueues } from '../queue/lanes.js';
 import { CHUNK_NAME } from '../queue/producer.js';
 
 /**
@@ -59,7 +59,7 @@ export async function readQueues(
   lanes: number,
   { top = 10, now = Date.now() }: { top?: number | 'all'; now?: number } = {},
 ): Promise<QueuesView> {
-  const queues = laneNames(lanes).map((name) => new Queue(name, { connection: redis, prefix }).on('error', () => {}));
+  const queues = laneQueues(redis, prefix, lanes);
   try {
     const recorded = await redis.get(`${prefix}:replyqueue:lanes`);
     const views = await Promise.all(queues.map((queue) => readLane(queue)));
@@ -124,8 +124,7 @@ async function readLane(queue: Queue): Promise<{ view: LaneView; oldest: { comma
 
 /** The first command a job carries (a chunk's are in acceptance order), with when it was accepted. */
 function firstCommandOf(job: Job<CommandJob | ChunkJob>): { commandId: string; acceptedAt: number } {
-  const data = job.data as Partial<CommandJob> | Partial<ChunkJob> | undefined;
-  const command = isChunk(data) ? (data as ChunkJob).commands[0] : (data as Partial<CommandJob> | undefined);
+  const [command] = commandsIn(job);
   return {
     commandId: command?.commandId ?? String(job.id),
     acceptedAt: command?.acceptedAt ?? job.timestamp,

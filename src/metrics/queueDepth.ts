@@ -1,6 +1,5 @@
-import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { laneNames } from '../queue/lanes.js';
+import { laneQueues } from '../queue/lanes.js';
 import type { ServiceMetrics } from './registry.js';
 
 /** BullMQ's job states, summed into the states an operator reads. */
@@ -19,7 +18,7 @@ const STATES = {
  * rather than reported as zero.
  */
 export function watchQueueDepth(metrics: ServiceMetrics, redis: Redis, prefix: string, lanes: number): () => Promise<void> {
-  const queues = laneNames(lanes).map((name) => new Queue(name, { connection: redis, prefix }).on('error', () => {}));
+  const queues = laneQueues(redis, prefix, lanes);
   const types = Object.values(STATES).flat();
   metrics.scrapedGauge(
     'replyqueue_queue_jobs',

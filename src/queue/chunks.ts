@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { newCommandId } from '../commands/commandId.js';
-import { commandJobSchema } from './jobs.js';
+import { type CommandJob, commandJobSchema } from './jobs.js';
 
 /**
  * Bulk items travel in chunks: one BullMQ job carries up to CHUNK_MAX commands of one lane, in
@@ -36,4 +36,14 @@ export function chunkIdOf(commandId: string): string {
 
 export function isChunk(data: unknown): data is { kind: 'chunk' } {
   return typeof data === 'object' && data !== null && (data as { kind?: unknown }).kind === 'chunk';
+}
+
+/**
+ * The commands a job carries: a chunk's, in acceptance order, or the job's own. A payload that
+ * cannot be read counts as one command, known by the job's id.
+ */
+export function commandsIn(job: { id?: string; data: unknown }): Array<Partial<CommandJob>> {
+  if (isChunk(job.data)) return (job.data as ChunkJob).commands ?? [];
+  const data = job.data as Partial<CommandJob> | undefined;
+  return [{ ...data, commandId: data?.commandId ?? String(job.id) }];
 }

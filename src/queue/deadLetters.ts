@@ -1,8 +1,8 @@
-import { type Job, Queue } from 'bullmq';
+import type { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { type ChunkJob, chunkIdOf, isChunk } from './chunks.js';
+import { type ChunkJob, commandsIn, isChunk } from './chunks.js';
 import { type CommandJob, retryProgressSchema } from './jobs.js';
-import { laneNames } from './lanes.js';
+import { jobHolding, laneQueues } from './lanes.js';
 
 /**
  * Commands that exhausted their attempts against a failing database (or whose job could not be
@@ -32,15 +32,19 @@ type DeadJob = Job<CommandJob | ChunkJob>;
 export class DeadLetters {
   private readonly lanes: Queue[];
 
-  constructor(redis: Redis, prefix: string, lanes: number) {
-    this.lanes = laneNames(lanes).map((name) => new Queue(name, { connection: redis, prefix }).on('error', () => {}));
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    lanes: number,
+  ) {
+    this.lanes = laneQueues(redis, prefix, lanes);
   }
 
   async list(): Promise<DeadLetter[]> {
     const letters: DeadLetter[] = [];
     for (const lane of this.lanes) {
       for (const job of (await lane.getFailed(0, -1)) as DeadJob[]) {
-        for (const command of commandsOf(job)) letters.push(describe(lane, job, command));
+        for (const command of commandsIn(job)) letters.push(describe(lane, job, command));
       }
     }
     return letters.sort((a, b) => String(a.acceptedAt).localeCompare(String(b.acceptedAt)));
@@ -49,7 +53,7 @@ export class DeadLetters {
   async show(commandId: string): Promise<{ letter: DeadLetter; job: Partial<CommandJob> } | null> {
     const found = await this.find(commandId);
     if (!found) return null;
-    const command = commandsOf(found.job).find((c) => c.commandId === commandId) ?? {};
+    const command = commandsIn(found.job).find((c) => c.commandId === commandId) ?? {};
     return { letter: describe(found.lane, found.job, command), job: command };
   }
 
@@ -63,7 +67,7 @@ export class DeadLetters {
     if (!found) return [];
     await found.job.updateProgress(0);
     await found.job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
-    return commandsOf(found.job).map((c) => c.commandId ?? String(found.job.id));
+    return commandsIn(found.job).map((c) => c.commandId as string);
   }
 
   /** Replays every dead job; resolves with how many commands they held. */
@@ -75,27 +79,14 @@ export class DeadLetters {
 
   /** The dead job holding the command: a job of its own, or its chunk. */
   private async find(commandId: string): Promise<{ lane: Queue; job: DeadJob } | null> {
-    for (const lane of this.lanes) {
-      for (const jobId of [commandId, chunkIdOf(commandId)]) {
-        const job = (await lane.getJob(jobId)) as DeadJob | undefined;
-        if (job && (await job.isFailed()) && commandsOf(job).some((c) => (c.commandId ?? job.id) === commandId)) {
-          return { lane, job };
-        }
-      }
-    }
-    return null;
+    const found = await jobHolding(this.redis, this.prefix, this.lanes, commandId);
+    if (!found || !commandsIn(found.job).some((c) => c.commandId === commandId)) return null;
+    return (await found.job.isFailed()) ? found : null;
   }
 
   async close(): Promise<void> {
     await Promise.all(this.lanes.map((lane) => lane.close()));
   }
-}
-
-/** The commands a job carries (a job whose data cannot be read counts as one, by its id). */
-function commandsOf(job: DeadJob): Array<Partial<CommandJob>> {
-  const data = job.data as Partial<CommandJob> | undefined;
-  if (isChunk(data)) return (job.data as ChunkJob).commands ?? [];
-  return [{ ...data, commandId: data?.commandId ?? String(job.id) }];
 }
 
 function describe(lane: Queue, job: DeadJob, command: Partial<CommandJob>): DeadLetter {

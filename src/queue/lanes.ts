@@ -1,5 +1,7 @@
-import { Queue } from 'bullmq';
+import { type Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { type ChunkJob, chunkIdOf } from './chunks.js';
+import type { CommandJob } from './jobs.js';
 
 /**
  * Per-ticket order on BullMQ open source, which has no per-key groups:
@@ -27,6 +29,41 @@ export function laneNames(lanes: number): string[] {
   return Array.from({ length: lanes }, (_, lane) => laneName(lane));
 }
 
+/**
+ * Every lane as a BullMQ Queue on one shared connection. Failures surface on the calls (an add
+ * while Redis is away answers 503); without a listener BullMQ would print every reconnection
+ * error to stderr.
+ */
+export function laneQueues(redis: Redis, prefix: string, lanes: number): Queue[] {
+  return laneNames(lanes).map((name) => new Queue(name, { connection: redis, prefix }).on('error', () => {}));
+}
+
+/**
+ * The job holding a command while it is in Redis — a job of its own, or its chunk — with its
+ * lane; null when neither is there. A job id alone does not name its lane, so one pipeline asks
+ * every lane for both ids.
+ */
+export async function jobHolding(
+  redis: Redis,
+  prefix: string,
+  queues: Queue[],
+  commandId: string,
+): Promise<{ lane: Queue; job: Job<CommandJob | ChunkJob> } | null> {
+  const jobIds = [commandId, chunkIdOf(commandId)];
+  const pipeline = redis.pipeline();
+  for (const jobId of jobIds) for (const queue of queues) pipeline.exists(`${prefix}:${queue.name}:${jobId}`);
+  const answers = (await pipeline.exec()) ?? [];
+  for (const [j, jobId] of jobIds.entries()) {
+    const lane = queues.find((_, q) => {
+      const [error, exists] = answers[j * queues.length + q] ?? [];
+      return !error && exists === 1;
+    });
+    const job = lane ? ((await lane.getJob(jobId)) as Job<CommandJob | ChunkJob> | undefined) : undefined;
+    if (lane && job) return { lane, job };
+  }
+  return null;
+}
+
 /** Thrown when QUEUE_PARTITIONS differs from the lane count the queue in Redis was built with. */
 export class LaneCountMismatch extends Error {}
 
@@ -45,14 +82,10 @@ export async function prepareLanes(redis: Redis, prefix: string, lanes: number):
         `Set QUEUE_PARTITIONS=${recorded}, or drain the queues and delete the key ${key} to change it.`,
     );
   }
-  await Promise.all(
-    laneNames(lanes).map(async (name) => {
-      const queue = new Queue(name, { connection: redis, prefix }).on('error', () => {});
-      try {
-        await queue.setGlobalConcurrency(1);
-      } finally {
-        await queue.close();
-      }
-    }),
-  );
+  const queues = laneQueues(redis, prefix, lanes);
+  try {
+    await Promise.all(queues.map((queue) => queue.setGlobalConcurrency(1)));
+  } finally {
+    await Promise.all(queues.map((queue) => queue.close()));
+  }
 }

@@ -1,8 +1,8 @@
-import { type Job, type JobsOptions, Queue } from 'bullmq';
+import type { JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { type ChunkJob, chunkIdOf, isChunk } from './chunks.js';
+import { type ChunkJob, chunkIdOf, commandsIn } from './chunks.js';
 import { type CommandJob, type RetryProgress, retryProgressSchema } from './jobs.js';
-import { laneNames, laneOf } from './lanes.js';
+import { jobHolding, laneOf, laneQueues } from './lanes.js';
 
 export const JOB_NAME = 'command';
 export const CHUNK_NAME = 'chunk';
@@ -27,13 +27,7 @@ export class CommandQueue {
     private readonly lanes: number,
     deadLetterRetentionSeconds: number,
   ) {
-    this.queues = laneNames(lanes).map((name) => {
-      const queue = new Queue(name, { connection: redis, prefix });
-      // Failures surface on the calls (an add while Redis is away answers 503); without a
-      // listener BullMQ would print every reconnection error to stderr.
-      queue.on('error', () => {});
-      return queue;
-    });
+    this.queues = laneQueues(redis, prefix, lanes);
     this.jobOptions = {
       // Finished commands live in the MySQL ledger; only dead letters are kept in Redis.
       removeOnComplete: true,
@@ -78,14 +72,10 @@ export class CommandQueue {
    * null once it has left (or never was).
    */
   async find(commandId: string): Promise<QueuedState | null> {
-    const [single, chunk] = await this.lanesHolding([commandId, chunkIdOf(commandId)]);
-    const lane = single ?? chunk;
-    if (!lane) return null;
-    const job: Job<CommandJob | ChunkJob> | undefined = await lane.getJob(single ? commandId : chunkIdOf(commandId));
-    if (!job) return null;
-    const data = isChunk(job.data)
-      ? (job.data as ChunkJob).commands.find((c) => c.commandId === commandId)
-      : (job.data as CommandJob);
+    const found = await jobHolding(this.redis, this.prefix, this.queues, commandId);
+    if (!found) return null;
+    const { job } = found;
+    const data = commandsIn(job).find((c) => c.commandId === commandId) as CommandJob | undefined;
     if (!data) return null;
     const state = await job.getState();
     const progress = retryProgressSchema.safeParse(job.progress);
@@ -110,20 +100,6 @@ export class CommandQueue {
     }
     const answers = (await pipeline.exec()) ?? [];
     return answers.map(([error, count]) => !error && Number(count) > 0);
-  }
-
-  /** A job id alone does not name its lane: ask every lane at once, for each job id. */
-  private async lanesHolding(jobIds: string[]): Promise<Array<Queue | null>> {
-    const pipeline = this.redis.pipeline();
-    for (const jobId of jobIds) for (const queue of this.queues) pipeline.exists(`${this.prefix}:${queue.name}:${jobId}`);
-    const answers = (await pipeline.exec()) ?? [];
-    return jobIds.map((_, j) => {
-      const index = this.queues.findIndex((_, q) => {
-        const [error, exists] = answers[j * this.queues.length + q] ?? [];
-        return !error && exists === 1;
-      });
-      return index < 0 ? null : (this.queues[index] as Queue);
-    });
   }
 
   async close(): Promise<void> {
