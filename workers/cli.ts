@@ -3,8 +3,9 @@
 // which keeps a long import's memory small.
 import { existsSync } from 'node:fs';
 import { Command } from 'commander';
+import type { Redis } from 'ioredis';
 import { DEMO_DATABASE } from '../src/cli/demoDatabase.js';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { type Config, ConfigError, loadConfig } from '../src/config.js';
 import type { DeadLetters } from '../src/queue/deadLetters.js';
 
 function config() {
@@ -133,34 +134,38 @@ program
   .option('--json', 'print the overview as JSON')
   .action(async (options: { top: string; all?: boolean; json?: boolean }) => {
     const { queuesText, readQueues } = await import('../src/cli/queues.js');
-    const { createRedis, redisReady } = await import('../src/queue/redis.js');
-    const { REDIS_URL, QUEUE_PREFIX, QUEUE_PARTITIONS } = config();
     const top = options.all ? 'all' : positive(options.top, '--top');
-    const redis = createRedis(REDIS_URL, 'blocking', 'replyqueue-cli');
-    try {
-      await redisReady(redis).catch((error: Error) => fail(`Cannot reach Redis: ${error.message}`));
+    await withRedis(async (redis, { QUEUE_PREFIX, QUEUE_PARTITIONS }) => {
       const view = await readQueues(redis, QUEUE_PREFIX, QUEUE_PARTITIONS, { top });
       process.stdout.write(options.json ? `${JSON.stringify(view)}\n` : queuesText(view, { top }));
-    } finally {
-      redis.disconnect();
-    }
+    });
   });
+
+/** Runs `use` with a connection to the queue's Redis (stopping with a clear line if it does not answer). */
+async function withRedis<T>(use: (redis: Redis, settings: Config) => Promise<T>): Promise<T> {
+  const { createRedis, redisReady } = await import('../src/queue/redis.js');
+  const settings = config();
+  const redis = createRedis(settings.REDIS_URL, 'blocking', 'replyqueue-cli');
+  try {
+    await redisReady(redis).catch((error: Error) => fail(`Cannot reach Redis: ${error.message}`));
+    return await use(redis, settings);
+  } finally {
+    redis.disconnect();
+  }
+}
 
 const deadLetters = program.command('dead-letters').description('commands that exhausted their attempts: list, show, replay');
 
 async function withDeadLetters<T>(use: (letters: DeadLetters) => Promise<T>): Promise<T> {
   const { DeadLetters } = await import('../src/queue/deadLetters.js');
-  const { createRedis, redisReady } = await import('../src/queue/redis.js');
-  const { REDIS_URL, QUEUE_PREFIX, QUEUE_PARTITIONS } = config();
-  const redis = createRedis(REDIS_URL, 'blocking', 'replyqueue-cli');
-  const letters = new DeadLetters(redis, QUEUE_PREFIX, QUEUE_PARTITIONS);
-  try {
-    await redisReady(redis).catch((error: Error) => fail(`Cannot reach Redis: ${error.message}`));
-    return await use(letters);
-  } finally {
-    await letters.close();
-    redis.disconnect();
-  }
+  return withRedis(async (redis, { QUEUE_PREFIX, QUEUE_PARTITIONS }) => {
+    const letters = new DeadLetters(redis, QUEUE_PREFIX, QUEUE_PARTITIONS);
+    try {
+      return await use(letters);
+    } finally {
+      await letters.close();
+    }
+  });
 }
 
 deadLetters

@@ -91,24 +91,24 @@ export class IdempotencyClaims {
       apiKeyId,
       fresh.map((e) => e.idempotencyKey),
     );
-    // A fresh claim the ledger does not know is new: nothing more to ask. The others either
-    // take the ledger's command (and Redis is told), or read who holds the key.
-    const getting = this.redis.pipeline();
-    const asked = new Map<number, number>();
+    // A fresh claim the ledger does not know is new: nothing more to ask. A fresh claim the
+    // ledger knows takes the ledger's command, and Redis is told; a key someone else already
+    // held is read (the reads go first in the pipeline, so answer n is read n).
+    const reads = entries.flatMap((_, i) => (set[i]?.[1] === 'OK' ? [] : [i]));
+    const pipeline = this.redis.pipeline();
+    for (const i of reads) pipeline.get(keys[i] as string);
     entries.forEach((e, i) => {
       const holder = finished.get(e.idempotencyKey);
-      if (holder) getting.set(keys[i] as string, `${holder.commandId} ${holder.fingerprint} 0`, 'EX', ttl);
-      else if (set[i]?.[1] !== 'OK') asked.set(i, asked.size);
+      if (holder) pipeline.set(keys[i] as string, `${holder.commandId} ${holder.fingerprint} 0`, 'EX', ttl);
     });
-    for (const i of asked.keys()) getting.get(keys[i] as string);
-    const got = getting.length > 0 ? ((await getting.exec()) ?? []) : [];
-    const setsFirst = got.length - asked.size;
+    const answers = pipeline.length > 0 ? ((await pipeline.exec()) ?? []) : [];
+    const heldBy = new Map(reads.map((i, n) => [i, String(answers[n]?.[1] ?? '')]));
     return entries.map((e, i): BatchClaim => {
       const holder = finished.get(e.idempotencyKey);
-      if (!holder && set[i]?.[1] === 'OK') return { kind: 'new' };
+      if (!holder && !heldBy.has(i)) return { kind: 'new' };
       const [commandId = '', fingerprint = '', at = '0'] = holder
         ? [holder.commandId, holder.fingerprint, '0']
-        : String(got[setsFirst + (asked.get(i) as number)]?.[1] ?? '').split(' ');
+        : (heldBy.get(i) ?? '').split(' ');
       if (commandId === e.commandId) return { kind: 'new' };
       try {
         return this.compare(e.idempotencyKey, { commandId, fingerprint, claimedAt: Number(at) }, e.fingerprint);
