@@ -1,12 +1,21 @@
 import { Command } from 'commander';
-import { GENERATIONS, withDatabase } from '../src/demo/itflowDatabase.js';
+import { GENERATIONS } from '../src/demo/itflowDatabase.js';
 import { sendBulkLoad } from './bulk.js';
 import { directSqlRate } from './directSql.js';
 import { runImport } from './importRun.js';
 import { type LoadResult, runLoad } from './load.js';
 import { readScenario } from './read.js';
-import { type BenchService, clearRedisPrefix, startBenchService, type Topology, waitForLedger } from './service.js';
-import { BENCH_KEY, createBenchDatabase, percentile, resetBenchDatabase } from './setup.js';
+import { type BenchService, startBenchService, type Topology, waitForLedger } from './service.js';
+import {
+  BENCH_KEY,
+  BENCH_MYSQL,
+  BENCH_REDIS,
+  benchServiceEnv,
+  createBenchDatabase,
+  freshBench,
+  percentile,
+  tuningFromEnvironment,
+} from './setup.js';
 
 /**
  * `npm run bench`: the service and the same machine's direct-SQL ceiling, measured in one run,
@@ -51,26 +60,13 @@ const opts = program.opts<{
   topology: Topology;
 }>();
 
-const MYSQL = process.env.BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/';
-const REDIS = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const MYSQL = BENCH_MYSQL;
+const REDIS = BENCH_REDIS;
 const DATABASE = 'itflow_bench';
 const PREFIX = 'rqbench';
 const tickets = Number(opts.tickets);
-// Tuning variables set when running the bench reach the service (QUEUE_PARTITIONS=32 npm run bench).
-const TUNING = ['QUEUE_PARTITIONS', 'WORKER_CONCURRENCY', 'BATCH_MAX_COMMANDS', 'BATCH_LINGER_MS', 'LOG_LEVEL'];
-const serviceEnv: Record<string, string> = {
-  DATABASE_URL: withDatabase(MYSQL, DATABASE),
-  REDIS_URL: REDIS,
-  PORT: '18181',
-  QUEUE_PREFIX: PREFIX,
-  LOG_LEVEL: 'warn',
-  // The rate limiters run (their Redis calls are part of each request's cost) but never bite:
-  // one bench key sends far more than the default 1,000 requests/s.
-  RATE_LIMIT_PER_KEY_PER_MINUTE: '100000000',
-  RATE_LIMIT_PER_IP_PER_MINUTE: '100000000',
-  ...Object.fromEntries(TUNING.flatMap((name) => (process.env[name] ? [[name, process.env[name] as string]] : []))),
-};
-const tuning = TUNING.filter((name) => process.env[name]).map((name) => `${name}=${process.env[name]}`);
+const serviceEnv = benchServiceEnv(DATABASE, PREFIX, '18181');
+const tuning = Object.entries(tuningFromEnvironment()).map(([name, value]) => `${name}=${value}`);
 if (tuning.length > 0) console.log(`Service tuning: ${tuning.join(' ')}`);
 
 const fmt = (n: number, digits = 0) =>
@@ -95,10 +91,7 @@ if (writes) {
   });
 }
 
-async function fresh(): Promise<void> {
-  await resetBenchDatabase(url);
-  await clearRedisPrefix(REDIS, PREFIX);
-}
+const fresh = () => freshBench(url, PREFIX);
 
 /**
  * Load for the scenario's duration, after a 2 s warm-up whose commands are not counted (JIT,

@@ -1,7 +1,50 @@
 import mysql from 'mysql2/promise';
 import { createItflowDatabase, withDatabase } from '../src/demo/itflowDatabase.js';
+import { clearRedisPrefix } from './service.js';
 
 export const BENCH_KEY = 'bench-admin-key';
+export const BENCH_MYSQL = process.env.BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/';
+export const BENCH_REDIS = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** Service settings that, set when running the bench or the soak, reach the service (QUEUE_PARTITIONS=64 npm run bench). */
+const TUNING = [
+  'QUEUE_PARTITIONS',
+  'WORKER_CONCURRENCY',
+  'BATCH_MAX_COMMANDS',
+  'BATCH_LINGER_MS',
+  'WORKER_LOCK_SECONDS',
+  'SHUTDOWN_TIMEOUT_SECONDS',
+  'LOG_LEVEL',
+];
+
+/** The tuning variables set in this environment. */
+export function tuningFromEnvironment(): Record<string, string> {
+  return Object.fromEntries(TUNING.flatMap((name) => (process.env[name] ? [[name, process.env[name] as string]] : [])));
+}
+
+/**
+ * The environment of the service under test: its own database, queue prefix and port, warn
+ * logs, the tuning set for the run, and rate limits that run (their Redis calls are part of a
+ * request's cost) but never bite — one bench key sends far more than the default 1,000/s.
+ */
+export function benchServiceEnv(database: string, prefix: string, port: string): Record<string, string> {
+  return {
+    DATABASE_URL: withDatabase(BENCH_MYSQL, database),
+    REDIS_URL: BENCH_REDIS,
+    PORT: port,
+    QUEUE_PREFIX: prefix,
+    LOG_LEVEL: 'warn',
+    RATE_LIMIT_PER_KEY_PER_MINUTE: '100000000',
+    RATE_LIMIT_PER_IP_PER_MINUTE: '100000000',
+    ...tuningFromEnvironment(),
+  };
+}
+
+/** Empties the bench database (see resetBenchDatabase) and the queue under `prefix`. */
+export async function freshBench(url: string, prefix: string): Promise<void> {
+  await resetBenchDatabase(url);
+  await clearRedisPrefix(BENCH_REDIS, prefix);
+}
 
 /**
  * A fresh ITFlow database (newest schema) with one admin key and `tickets` open tickets, each

@@ -5,10 +5,18 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Command } from 'commander';
 import { Redis } from 'ioredis';
 import mysql from 'mysql2/promise';
-import { withDatabase } from '../src/demo/itflowDatabase.js';
 import { runLoad } from './load.js';
 import { clearRedisPrefix, ENTRIES, spawnEntry, startBenchService, stopProcess, waitForLedger, waitReady } from './service.js';
-import { BENCH_KEY, createBenchDatabase, percentile, resetBenchDatabase } from './setup.js';
+import {
+  BENCH_KEY,
+  BENCH_MYSQL,
+  BENCH_REDIS,
+  benchServiceEnv,
+  createBenchDatabase,
+  freshBench,
+  percentile,
+  tuningFromEnvironment,
+} from './setup.js';
 import { OpenLoopLoad } from './soakLoad.js';
 import { type RestartMark, soakSvg } from './soakPlot.js';
 import { fmt, rssStats, samplesCsv } from './soakReport.js';
@@ -47,38 +55,14 @@ const opts = program.opts<{
   out: string;
 }>();
 
-const MYSQL = process.env.BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/';
-const REDIS = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 // Its own database, queue prefix and port, so a soak and a bench can share a machine.
 const DATABASE = 'itflow_soak';
 const PREFIX = 'rqsoak';
 const SAMPLE_MS = 5000;
 const loadSeconds = Number(opts.minutes) * 60;
 const tickets = Number(opts.tickets);
-const TUNING = [
-  'QUEUE_PARTITIONS',
-  'WORKER_CONCURRENCY',
-  'BATCH_MAX_COMMANDS',
-  'BATCH_LINGER_MS',
-  'WORKER_LOCK_SECONDS',
-  'SHUTDOWN_TIMEOUT_SECONDS',
-  'LOG_LEVEL',
-];
-// Tuning variables set when running the soak reach the service (WORKER_LOCK_SECONDS=10 npm run soak).
-const tuning: Record<string, string> = Object.fromEntries(
-  TUNING.flatMap((name) => (process.env[name] ? [[name, process.env[name] as string]] : [])),
-);
-const serviceEnv: Record<string, string> = {
-  DATABASE_URL: withDatabase(MYSQL, DATABASE),
-  REDIS_URL: REDIS,
-  PORT: opts.port,
-  QUEUE_PREFIX: PREFIX,
-  LOG_LEVEL: 'warn',
-  // One soak key sends more than the default 1,000 requests/s per key: the limiters run, never bite.
-  RATE_LIMIT_PER_KEY_PER_MINUTE: '100000000',
-  RATE_LIMIT_PER_IP_PER_MINUTE: '100000000',
-  ...tuning,
-};
+const tuning = tuningFromEnvironment();
+const serviceEnv = benchServiceEnv(DATABASE, PREFIX, opts.port);
 const intakeUrl = `http://127.0.0.1:${opts.port}`;
 const workerPort = String(Number(opts.port) + 1);
 const workerUrl = `http://127.0.0.1:${workerPort}`;
@@ -100,11 +84,6 @@ async function start(role: 'intake' | 'worker'): Promise<ChildProcess> {
   return child;
 }
 
-async function fresh(url: string): Promise<void> {
-  await resetBenchDatabase(url);
-  await clearRedisPrefix(REDIS, PREFIX);
-}
-
 /** The --rate auto probe: applied/s of single commands as fast as they are taken, on the split topology. */
 async function probeAppliedRate(url: string): Promise<number> {
   const service = await startBenchService('split', serviceEnv);
@@ -124,8 +103,8 @@ async function probeAppliedRate(url: string): Promise<number> {
 }
 
 console.log(`Creating ${DATABASE} with ${fmt(tickets)} tickets…`);
-const url = await createBenchDatabase(MYSQL, DATABASE, tickets);
-await clearRedisPrefix(REDIS, PREFIX);
+const url = await createBenchDatabase(BENCH_MYSQL, DATABASE, tickets);
+await clearRedisPrefix(BENCH_REDIS, PREFIX);
 
 let probedAppliedPerSecond: number | null = null;
 let rate: number;
@@ -134,7 +113,7 @@ if (opts.rate === 'auto') {
   probedAppliedPerSecond = await probeAppliedRate(url);
   rate = Math.max(1, Math.round(probedAppliedPerSecond / 2));
   console.log(`  probe applied ${fmt(probedAppliedPerSecond)}/s → soak at ${fmt(rate)}/s`);
-  await fresh(url);
+  await freshBench(url, PREFIX);
 } else {
   rate = Number(opts.rate);
   if (!(rate > 0)) throw new Error(`--rate must be a positive number or auto, not ${opts.rate}`);
@@ -146,7 +125,7 @@ let worker = await start('worker');
 let workerGeneration = 0;
 console.log(`Intake pid ${intake.pid} on ${intakeUrl}, worker pid ${worker.pid} (health on ${workerUrl}).`);
 
-const redis = new Redis(REDIS);
+const redis = new Redis(BENCH_REDIS);
 const depth = new QueueDepth(redis, PREFIX, lanes);
 const ledgerConn = await mysql.createConnection({ uri: url });
 const tracker = new LagTracker(ledgerConn);
