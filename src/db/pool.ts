@@ -1,4 +1,5 @@
 import mysql, { type Pool, type PoolConnection, type PoolOptions } from 'mysql2/promise';
+import { beforeDeadline } from '../deadline.js';
 import { TransientDbError } from '../errors.js';
 
 /**
@@ -49,7 +50,6 @@ export async function withinDeadline<T>(
 ): Promise<T> {
   let expired = false;
   let held: PoolConnection | undefined;
-  let timer: NodeJS.Timeout | undefined;
   const work = (async () => {
     const connection = await pool.getConnection();
     if (expired) {
@@ -64,13 +64,9 @@ export async function withinDeadline<T>(
       connection.release();
     }
   })();
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(onTimeout()), timeoutMs);
-  });
   try {
-    return await Promise.race([work, deadline]);
+    return await beforeDeadline(work, timeoutMs, onTimeout);
   } finally {
-    clearTimeout(timer);
     expired = true;
     held?.destroy();
     work.catch(() => {}); // its outcome, if it comes after the deadline, is nobody's

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Pool } from 'mysql2/promise';
 import { answersWithin } from '../../db/pool.js';
+import { beforeDeadline } from '../../deadline.js';
 import type { ItflowSchema } from '../../itflow/schema.js';
 
 export interface HealthDeps {
@@ -24,8 +25,8 @@ export function registerHealth(app: FastifyInstance, deps: HealthDeps): void {
   app.get('/readyz', async (_request, reply) => {
     const [mysql, redis] = await Promise.all([
       answersWithin(deps.pool, READY_TIMEOUT_MS).then((ok) => (ok ? 'ok' : 'unreachable')),
-      within(deps.redis.ping(), READY_TIMEOUT_MS).then(
-        (ok) => (ok ? 'ok' : 'unreachable'),
+      beforeDeadline(deps.redis.ping(), READY_TIMEOUT_MS, () => new Error('no answer')).then(
+        () => 'ok',
         () => 'unreachable',
       ),
     ]);
@@ -38,17 +39,4 @@ export function registerHealth(app: FastifyInstance, deps: HealthDeps): void {
       itflow: { keyModel: deps.schema.keyModel, databaseVersion: deps.schema.databaseVersion, sla: deps.schema.hasSla },
     };
   });
-}
-
-/** true when `promise` settles successfully within timeoutMs, false when the time runs out first. */
-async function within(promise: Promise<unknown>, timeoutMs: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), timeoutMs);
-  });
-  try {
-    return await Promise.race([promise.then(() => true), deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
