@@ -31,15 +31,6 @@ interface Answer {
   ms: number;
 }
 
-async function until(check: () => Promise<Answer>, accept: (answer: Answer) => boolean, timeoutMs: number): Promise<Answer> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const answer = await check();
-    if (accept(answer) || Date.now() > deadline) return answer;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 /** A 503 as SPEC §3 wants it: Retry-After, the v1 envelope, nothing from the inside. */
 function expectUnavailable(answer: Answer, what: string): void {
   expect(answer.status, `${what}: ${answer.text}`).toBe(503);
@@ -73,6 +64,15 @@ describe('the service while MySQL is unreachable', () => {
     return { status: response.status, headers: response.headers, text, body: parsed, ms: performance.now() - started };
   };
   const get = (path: string) => call('GET', path);
+  /** Polls /readyz until it answers `status` (or the time is up); returns its last answer. */
+  const readyzAnswers = async (status: number, timeoutMs: number): Promise<Answer> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const answer = await get('/readyz');
+      if (answer.status === status || Date.now() > deadline) return answer;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  };
   const post = (path: string, body: unknown, headers?: Record<string, string>) => call('POST', path, body, headers);
 
   /** Sends one reply and expects it accepted; returns what the exactly-once check needs. */
@@ -128,11 +128,7 @@ describe('the service while MySQL is unreachable', () => {
     await proxy.cut();
     const cutAt = performance.now();
 
-    const notReady = await until(
-      () => get('/readyz'),
-      (a) => a.status === 503,
-      5_000,
-    );
+    const notReady = await readyzAnswers(503, 5_000);
     expect(notReady).toMatchObject({ status: 503, body: { status: 'not ready', mysql: 'unreachable', redis: 'ok' } });
     expect(notReady.headers.get('retry-after')).toMatch(/^[1-9]\d*$/);
     expect(performance.now() - cutAt).toBeLessThan(5_000);
@@ -168,13 +164,7 @@ describe('the service while MySQL is unreachable', () => {
 
     await proxy.restore();
     const restoredAt = performance.now();
-    expect(
-      await until(
-        () => get('/readyz'),
-        (a) => a.status === 200,
-        10_000,
-      ),
-    ).toMatchObject({ status: 200, body: { status: 'ready', mysql: 'ok', redis: 'ok' } });
+    expect(await readyzAnswers(200, 10_000)).toMatchObject({ status: 200, body: { status: 'ready', mysql: 'ok', redis: 'ok' } });
     console.info(`readyz back ${Math.round(performance.now() - restoredAt)} ms after MySQL`);
 
     // The key refused with 503 was given back: the client's retry is accepted, not 409/422.
@@ -218,13 +208,7 @@ describe('the service while MySQL is unreachable', () => {
     }
 
     // Down for a while: the worker's retries meet refused connections; nothing is written.
-    expect(
-      await until(
-        () => get('/readyz'),
-        (a) => a.status === 503,
-        5_000,
-      ),
-    ).toMatchObject({ status: 503, body: { mysql: 'unreachable' } });
+    expect(await readyzAnswers(503, 5_000)).toMatchObject({ status: 503, body: { mysql: 'unreachable' } });
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     expect(await repliesOf(h.db, ticket)).toEqual([]);
     expect(await h.query('SELECT 1 FROM rq_commands WHERE command_id = ?', [idBytes(sent.commandId)])).toEqual([]);
@@ -264,13 +248,7 @@ describe('the service while MySQL is unreachable', () => {
     }
 
     await proxy.restore();
-    expect(
-      await until(
-        () => get('/readyz'),
-        (a) => a.status === 200,
-        10_000,
-      ),
-    ).toMatchObject({ status: 200, body: { status: 'ready' } });
+    expect(await readyzAnswers(200, 10_000)).toMatchObject({ status: 200, body: { status: 'ready' } });
     const sent = await sendAccepted(ticket, 1);
     await waitForLedger(h, [sent.commandId], 15_000);
     await expectExactlyOnce(h, [sent]);
