@@ -113,10 +113,3 @@ export interface FailureRecord {
 export function toFailureRecord(error: ServiceError): FailureRecord {
   return { status: error.status, message: error.message };
 }
-
-/** Rebuilds a stored failure as an error of the right class, for answering a waiting client. */
-export function fromFailureRecord(record: FailureRecord): ServiceError {
-  return new (class extends ServiceError {
-    readonly status = record.status;
-  })(record.message);
-}

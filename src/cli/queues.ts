@@ -2,6 +2,7 @@ import type { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { type ChunkJob, commandsIn } from '../queue/chunks.js';
 import type { CommandJob } from '../queue/jobs.js';
+import { redisKeys } from '../queue/keys.js';
 import { laneQueues } from '../queue/lanes.js';
 import { CHUNK_NAME } from '../queue/producer.js';
 
@@ -61,7 +62,7 @@ export async function readQueues(
 ): Promise<QueuesView> {
   const queues = laneQueues(redis, prefix, lanes);
   try {
-    const recorded = await redis.get(`${prefix}:replyqueue:lanes`);
+    const recorded = await redis.get(redisKeys(prefix).lanes);
     const views = await Promise.all(queues.map((queue) => readLane(queue)));
     const totals = Object.fromEntries(STATES.map((s) => [s, views.reduce((sum, v) => sum + v.view[s], 0)])) as Record<
       State,
@@ -143,7 +144,7 @@ async function countKinds(redis: Redis, prefix: string, queues: Queue[]): Promis
     })),
   );
   const candidates = ids.flatMap(({ lane, ids }) =>
-    ids.filter((id) => id.endsWith('000')).map((id) => `${prefix}:${lane}:${id}`),
+    ids.filter((id) => id.endsWith('000')).map((id) => redisKeys(prefix).laneJob(lane, id)),
   );
   const pipeline = redis.pipeline();
   for (const key of candidates) pipeline.hget(key, 'name');

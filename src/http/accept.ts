@@ -1,14 +1,16 @@
-import type { FastifyBaseLogger, FastifyReply } from 'fastify';
+// Accepting one command at the intake: the idempotency claim, the early ticket checks, the queue,
+// and — with `Prefer: wait` — the outcome. Every function here returns the answer as data
+// (status, headers, body) for the route to send, so no path can answer twice.
+import type { FastifyBaseLogger } from 'fastify';
 import type { Pool } from 'mysql2/promise';
-import { refuseIfClosed, ticketNotFound } from '../apply/applyBatch.js';
 import type { Origin } from '../apply/audit.js';
 import type { Outcome } from '../apply/ledger.js';
 import { type Command, fingerprint } from '../commands/command.js';
 import { newCommandId } from '../commands/commandId.js';
 import type { ServiceTables } from '../db/tables.js';
-import { Conflict, fromFailureRecord, Invalid } from '../errors.js';
+import { Conflict } from '../errors.js';
 import type { Principal } from '../itflow/apiKeys.js';
-import { narrowScope, scopeAllows } from '../itflow/scope.js';
+import { refuseIfClosed, requireActiveStatus, requireTicketInScope } from '../itflow/ticketRules.js';
 import type { TicketDirectory, TicketStatus, TicketSummary } from '../itflow/tickets.js';
 import type { AcceptedCounter } from '../metrics/registry.js';
 import type { CompletionWaiter } from '../queue/completion.js';
@@ -16,7 +18,7 @@ import type { IdempotencyClaims } from '../queue/idempotency.js';
 import type { CommandJob } from '../queue/jobs.js';
 import type { CommandQueue } from '../queue/producer.js';
 import { commandStatus } from '../read/commandStatus.js';
-import { ok } from './envelope.js';
+import { fail, ok } from './envelope.js';
 
 /** Where a client asks after an accepted command. */
 export const COMMANDS_PATH = '/api/v1/tickets/replies/commands.php';
@@ -30,6 +32,13 @@ export interface AcceptDeps {
   tables: ServiceTables;
   /** Bumped once per command queued, labelled with the endpoint it came in on. */
   accepted: AcceptedCounter;
+}
+
+/** An HTTP answer as data; the route sends it. */
+export interface HttpAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: unknown;
 }
 
 /**
@@ -48,13 +57,9 @@ export function checkTicketFacts(
   ticket: TicketSummary | null | undefined,
   statuses: Map<number, TicketStatus>,
 ): void {
-  if (!ticket || !scopeAllows(narrowScope(principal.scope, command.clientId), ticket.clientId)) {
-    throw ticketNotFound(command.ticketId);
-  }
-  refuseIfClosed(ticket.closed, command);
-  if (command.status > 0 && !statuses.get(command.status)?.active) {
-    throw new Invalid(`status ${command.status} is not an active ticket status.`);
-  }
+  requireTicketInScope(principal.scope, command, ticket?.clientId);
+  refuseIfClosed(ticket?.closed === true, command);
+  requireActiveStatus(command, undefined, statuses);
 }
 
 export function newJob(
@@ -82,23 +87,23 @@ export function newJob(
 export const CLAIM_IN_FLIGHT_MS = 3_000;
 
 /**
- * Accepts one command from `answer`'s request: the idempotency check first (a retry of a
- * finished command gets that command's answer even if, say, it closed the ticket since), then
- * the ticket checks, then the queue. Anything refused gives the idempotency key back.
+ * Accepts one command: the idempotency check first (a retry of a finished command gets that
+ * command's answer even if, say, it closed the ticket since), then the ticket checks, then the
+ * queue. Anything refused gives the idempotency key back.
  */
 export async function accept(
   deps: AcceptDeps,
-  reply: FastifyReply,
   principal: Principal,
   job: CommandJob,
   waitSeconds: number,
-): Promise<FastifyReply> {
+  log: FastifyBaseLogger,
+): Promise<HttpAnswer> {
   const key = job.idempotencyKey;
   if (key !== null) {
     const claim = await deps.claims.claim(principal.keyId, key, job.fingerprint, job.commandId);
     if (claim.kind === 'existing') {
-      const replayed = await replay(deps, reply, principal, claim.commandId, waitSeconds);
-      if (replayed) return replayed;
+      const replayed = await replay(deps, principal, claim.commandId, waitSeconds);
+      if (replayed !== null) return replayed;
       if (Date.now() - claim.claimedAt < CLAIM_IN_FLIGHT_MS) {
         throw new Conflict('A request with this idempotency key is still being accepted. Retry in a moment.', 1);
       }
@@ -108,8 +113,8 @@ export async function accept(
   }
   try {
     await checkAgainstTicket(deps, principal, job.command);
-    const outcome = await enqueue(deps, job, waitSeconds, reply.log);
-    return outcome ? sendOutcome(reply, job.commandId, outcome, waitSeconds) : sendQueued(reply, job.commandId);
+    const outcome = await enqueue(deps, job, waitSeconds, log);
+    return outcome ? outcomeAnswer(job.commandId, outcome, waitSeconds) : queuedAnswer(job.commandId);
   } catch (error) {
     if (key !== null && !(await deps.queue.find(job.commandId).catch(() => null))) {
       await deps.claims.release(principal.keyId, key, job.commandId).catch(() => {});
@@ -119,42 +124,46 @@ export async function accept(
 }
 
 /**
- * The answer for a command that already holds this idempotency key: its result if finished,
- * otherwise 202 with its command id (after waiting for it, if asked). null when the command is
- * neither queued nor finished.
+ * The answer for a command that already holds this idempotency key, marked
+ * `Idempotent-Replayed`: its result if finished, otherwise 202 with its command id (after
+ * waiting for it, if asked). null when the command is neither queued nor finished.
  */
 async function replay(
   deps: AcceptDeps,
-  reply: FastifyReply,
   principal: Principal,
   commandId: string,
   waitSeconds: number,
-): Promise<FastifyReply | null> {
+): Promise<HttpAnswer | null> {
+  const answer = await answerFor(deps, principal, commandId, waitSeconds);
+  if (answer !== null) answer.headers['Idempotent-Replayed'] = 'true';
+  return answer;
+}
+
+async function answerFor(
+  deps: AcceptDeps,
+  principal: Principal,
+  commandId: string,
+  waitSeconds: number,
+): Promise<HttpAnswer | null> {
+  const finished = (status: Awaited<ReturnType<typeof commandStatus>>): Outcome | null =>
+    status?.status === 'applied'
+      ? { status: 'applied', insertId: status.insert_id }
+      : status?.status === 'failed'
+        ? { status: 'failed', failure: { status: status.http_status, message: status.message } }
+        : null;
   const found = await commandStatus(deps.pool, deps.tables, deps.queue, commandId, principal.keyId);
   if (!found) return null;
-  reply.header('Idempotent-Replayed', 'true');
-  if (found.status === 'applied')
-    return sendOutcome(reply, commandId, { status: 'applied', insertId: found.insert_id }, waitSeconds);
-  if (found.status === 'failed') {
-    return sendOutcome(
-      reply,
-      commandId,
-      { status: 'failed', failure: { status: found.http_status, message: found.message } },
-      waitSeconds,
-    );
-  }
+  const outcome = finished(found);
+  if (outcome) return outcomeAnswer(commandId, outcome, waitSeconds);
   if (waitSeconds > 0) {
     const waiting = await deps.waiter.expect(commandId, waitSeconds * 1000);
     // It may have finished between the look-up and the wait.
-    const now = await commandStatus(deps.pool, deps.tables, deps.queue, commandId, principal.keyId);
-    if (now?.status === 'applied' || now?.status === 'failed') {
-      waiting.cancel();
-      return replay(deps, reply, principal, commandId, 0);
-    }
-    const outcome = await waiting.result;
-    if (outcome) return sendOutcome(reply, commandId, outcome, waitSeconds);
+    const now = finished(await commandStatus(deps.pool, deps.tables, deps.queue, commandId, principal.keyId));
+    if (now) waiting.cancel();
+    const result = now ?? (await waiting.result);
+    if (result) return outcomeAnswer(commandId, result, waitSeconds);
   }
-  return sendQueued(reply, commandId);
+  return queuedAnswer(commandId);
 }
 
 /**
@@ -202,19 +211,20 @@ export function preferredWait(header: string | string[] | undefined, maxSeconds:
 }
 
 /** 202 with the command id and where to follow it. */
-function sendQueued(reply: FastifyReply, commandId: string): FastifyReply {
-  return reply
-    .code(202)
-    .header('Location', `${COMMANDS_PATH}?command_id=${commandId}`)
-    .send(ok([{ command_id: commandId, status: 'queued' }]));
+function queuedAnswer(commandId: string): HttpAnswer {
+  return {
+    status: 202,
+    headers: { Location: `${COMMANDS_PATH}?command_id=${commandId}` },
+    body: ok([{ command_id: commandId, status: 'queued' }]),
+  };
 }
 
 /** Answers like a v1 create endpoint once the command has finished: 201 insert_id, or its failure. */
-function sendOutcome(reply: FastifyReply, commandId: string, outcome: Outcome, waitSeconds: number): FastifyReply {
-  if (waitSeconds > 0) reply.header('Preference-Applied', `wait=${waitSeconds}`);
-  if (outcome.status === 'failed') throw fromFailureRecord(outcome.failure);
-  return reply
-    .code(201)
-    .header('Location', `${COMMANDS_PATH}?command_id=${commandId}`)
-    .send(ok([{ insert_id: outcome.insertId, command_id: commandId }]));
+function outcomeAnswer(commandId: string, outcome: Outcome, waitSeconds: number): HttpAnswer {
+  const headers: Record<string, string> = waitSeconds > 0 ? { 'Preference-Applied': `wait=${waitSeconds}` } : {};
+  if (outcome.status === 'failed') {
+    return { status: outcome.failure.status, headers, body: fail(outcome.failure.message) };
+  }
+  headers.Location = `${COMMANDS_PATH}?command_id=${commandId}`;
+  return { status: 201, headers, body: ok([{ insert_id: outcome.insertId, command_id: commandId }]) };
 }

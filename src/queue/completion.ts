@@ -1,13 +1,12 @@
+// How an intake waiting on `Prefer: wait` learns a command finished: the worker publishes the
+// outcomes on one Redis channel, only for commands whose client is (or may be) waiting, one
+// message for all such commands of a batch. A missed message (Redis restarting) only means the
+// client gets 202 and asks commands.php.
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { Outcome } from '../apply/ledger.js';
+import { redisKeys } from './keys.js';
 
-/**
- * How an intake waiting on `Prefer: wait` learns a command finished: the worker publishes
- * the outcomes on one Redis channel, only for commands whose client is (or may be) waiting,
- * one message for all such commands of a batch. A missed message (Redis restarting) only
- * means the client gets 202 and asks commands.php.
- */
 const noticesSchema = z.array(
   z.object({
     commandId: z.string(),
@@ -20,24 +19,51 @@ const noticesSchema = z.array(
 
 export type Notice = { commandId: string; outcome: Outcome };
 
-export const completionChannel = (prefix: string) => `${prefix}:replyqueue:done`;
-
 export async function publishCompletions(redis: Redis, prefix: string, notices: Notice[]): Promise<void> {
   if (notices.length === 0) return;
-  await redis.publish(completionChannel(prefix), JSON.stringify(notices));
+  await redis.publish(redisKeys(prefix).completions, JSON.stringify(notices));
 }
 
+type Listener = (outcome: Outcome) => void;
+
+/**
+ * The intake's subscription to completion notices. Any number of requests may wait on one
+ * command (an original request and its retries): each registers its own listener and removes
+ * only its own, as BullMQ's Job.waitUntilFinished does.
+ */
 export class CompletionWaiter {
-  private readonly waiting = new Map<string, (outcome: Outcome) => void>();
+  private readonly listeners = new Map<string, Set<Listener>>();
   private readonly ready: Promise<unknown>;
 
   constructor(subscriber: Redis, prefix: string) {
-    this.ready = subscriber.subscribe(completionChannel(prefix));
+    this.ready = subscriber.subscribe(redisKeys(prefix).completions);
     subscriber.on('message', (_channel, message) => {
       const notices = noticesSchema.safeParse(safeJson(message));
       if (!notices.success) return;
-      for (const { commandId, outcome } of notices.data) this.waiting.get(commandId)?.(outcome);
+      for (const { commandId, outcome } of notices.data) {
+        for (const listener of [...(this.listeners.get(commandId) ?? [])]) listener(outcome);
+      }
     });
+  }
+
+  /** Number of listeners registered (for tests of the waiter's bookkeeping). */
+  get listening(): number {
+    let n = 0;
+    for (const set of this.listeners.values()) n += set.size;
+    return n;
+  }
+
+  private listen(commandId: string, listener: Listener): () => void {
+    let set = this.listeners.get(commandId);
+    if (!set) {
+      set = new Set();
+      this.listeners.set(commandId, set);
+    }
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && this.listeners.get(commandId) === set) this.listeners.delete(commandId);
+    };
   }
 
   /**
@@ -47,49 +73,37 @@ export class CompletionWaiter {
   async expectMany(commandIds: string[], timeoutMs: number): Promise<{ result: Promise<Map<string, Outcome>>; cancel(): void }> {
     await this.ready;
     const outcomes = new Map<string, Outcome>();
+    const unlisten: Array<() => void> = [];
     let timer: NodeJS.Timeout | undefined;
     let finish: () => void = () => {};
     const result = new Promise<Map<string, Outcome>>((resolve) => {
       finish = () => {
         clearTimeout(timer);
-        for (const id of commandIds) this.waiting.delete(id);
+        for (const stop of unlisten.splice(0)) stop();
         resolve(outcomes);
       };
       timer = setTimeout(finish, timeoutMs);
-      for (const id of commandIds) {
-        this.waiting.set(id, (outcome) => {
-          outcomes.set(id, outcome);
-          if (outcomes.size === commandIds.length) finish();
-        });
+      const wanted = new Set(commandIds);
+      for (const id of wanted) {
+        unlisten.push(
+          this.listen(id, (outcome) => {
+            outcomes.set(id, outcome);
+            if (outcomes.size === wanted.size) finish();
+          }),
+        );
       }
-      if (commandIds.length === 0) finish();
+      if (wanted.size === 0) finish();
     });
     return { result, cancel: finish };
   }
 
   /**
    * Registers interest before the command is enqueued (so a fast worker cannot finish
-   * unseen); `result` resolves with the outcome, or null after timeoutMs.
+   * unseen); `result` resolves with the outcome, or null after timeoutMs (or on cancel).
    */
   async expect(commandId: string, timeoutMs: number): Promise<{ result: Promise<Outcome | null>; cancel(): void }> {
-    await this.ready;
-    let timer: NodeJS.Timeout | undefined;
-    const result = new Promise<Outcome | null>((resolve) => {
-      const finish = (outcome: Outcome | null) => {
-        clearTimeout(timer);
-        this.waiting.delete(commandId);
-        resolve(outcome);
-      };
-      timer = setTimeout(() => finish(null), timeoutMs);
-      this.waiting.set(commandId, finish);
-    });
-    return {
-      result,
-      cancel: () => {
-        clearTimeout(timer);
-        this.waiting.delete(commandId);
-      },
-    };
+    const waiting = await this.expectMany([commandId], timeoutMs);
+    return { result: waiting.result.then((outcomes) => outcomes.get(commandId) ?? null), cancel: waiting.cancel };
   }
 }
 

@@ -1,9 +1,15 @@
-import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { idText } from '../apply/ledger.js';
 import type { ServiceTables } from '../db/tables.js';
 import { IdempotencyMismatch } from '../errors.js';
+import { redisKeys } from './keys.js';
+import { runScript } from './scripts.js';
+
+export type Claim = { kind: 'new' } | { kind: 'existing'; commandId: string; claimedAt: number };
+export type BatchClaim = Claim | { kind: 'mismatch'; error: IdempotencyMismatch };
+
+const CLAIM_TTL_SECONDS_MAX = 86_400;
 
 /**
  * Idempotency keys, per API key. The first request to use a key claims it in Redis (SET NX),
@@ -14,11 +20,6 @@ import { IdempotencyMismatch } from '../errors.js';
  * command for the whole retention and has the last word: a new claim is checked against it,
  * so a Redis that restarted or let a claim expire cannot let a key be used twice.
  */
-export type Claim = { kind: 'new' } | { kind: 'existing'; commandId: string; claimedAt: number };
-export type BatchClaim = Claim | { kind: 'mismatch'; error: IdempotencyMismatch };
-
-const CLAIM_TTL_SECONDS_MAX = 86_400;
-
 export class IdempotencyClaims {
   constructor(
     private readonly redis: Redis,
@@ -29,8 +30,7 @@ export class IdempotencyClaims {
   ) {}
 
   private redisKey(apiKeyId: number, idempotencyKey: string): string {
-    const digest = createHash('sha256').update(idempotencyKey).digest('hex');
-    return `${this.prefix}:replyqueue:idem:${apiKeyId}:${digest}`;
+    return redisKeys(this.prefix).idempotency(apiKeyId, idempotencyKey);
   }
 
   /** Claims the key for `commandId`, or returns the command that already holds it. */
@@ -39,7 +39,12 @@ export class IdempotencyClaims {
     const ttl = Math.min(this.retentionSeconds, CLAIM_TTL_SECONDS_MAX);
     const claimed = await this.redis.set(key, `${commandId} ${fingerprint} ${Date.now()}`, 'EX', ttl, 'NX');
     if (claimed === 'OK') {
-      const finished = await this.inLedger(apiKeyId, idempotencyKey);
+      // A claim this request cannot check against the ledger (MySQL away) is given back at once,
+      // so the client's retry is not refused as "still being accepted".
+      const finished = await this.inLedger(apiKeyId, idempotencyKey).catch(async (error: unknown) => {
+        await this.release(apiKeyId, idempotencyKey, commandId).catch(() => {});
+        throw error;
+      });
       if (!finished) return { kind: 'new' };
       await this.redis.set(key, `${finished.commandId} ${finished.fingerprint} 0`, 'EX', ttl);
       return this.compare(idempotencyKey, { ...finished, claimedAt: 0 }, fingerprint);
@@ -59,13 +64,11 @@ export class IdempotencyClaims {
   ): Promise<boolean> {
     const key = this.redisKey(apiKeyId, idempotencyKey);
     const ttl = Math.min(this.retentionSeconds, CLAIM_TTL_SECONDS_MAX);
-    const swapped = await this.redis.eval(
-      "local v = redis.call('GET', KEYS[1]) if v and string.find(v, ARGV[1], 1, true) == 1 then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return 1 end return 0",
-      1,
-      key,
-      lostCommandId,
-      `${commandId} ${fingerprint} ${Date.now()}`,
-      ttl,
+    const swapped = await runScript(
+      this.redis,
+      'idempotencyTakeOver',
+      [key],
+      [lostCommandId, `${commandId} ${fingerprint} ${Date.now()}`, ttl],
     );
     return swapped === 1;
   }
@@ -90,7 +93,10 @@ export class IdempotencyClaims {
     const finished = await this.inLedgerMany(
       apiKeyId,
       fresh.map((e) => e.idempotencyKey),
-    );
+    ).catch(async (error: unknown) => {
+      await Promise.all(fresh.map((e) => this.release(apiKeyId, e.idempotencyKey, e.commandId).catch(() => {})));
+      throw error;
+    });
     // A fresh claim the ledger does not know is new: nothing more to ask. A fresh claim the
     // ledger knows takes the ledger's command, and Redis is told; a key someone else already
     // held is read (the reads go first in the pipeline, so answer n is read n).
@@ -121,12 +127,7 @@ export class IdempotencyClaims {
   /** Gives the key back when the command could not be queued, so a retry may use it. */
   async release(apiKeyId: number, idempotencyKey: string, commandId: string): Promise<void> {
     const key = this.redisKey(apiKeyId, idempotencyKey);
-    await this.redis.eval(
-      "if redis.call('GET', KEYS[1]) and string.find(redis.call('GET', KEYS[1]), ARGV[1], 1, true) == 1 then return redis.call('DEL', KEYS[1]) end return 0",
-      1,
-      key,
-      commandId,
-    );
+    await runScript(this.redis, 'idempotencyRelease', [key], [commandId]);
   }
 
   private compare(

@@ -2,6 +2,7 @@ import { type Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { type ChunkJob, chunkIdOf } from './chunks.js';
 import type { CommandJob } from './jobs.js';
+import { redisKeys } from './keys.js';
 
 /**
  * Per-ticket order on BullMQ open source, which has no per-key groups:
@@ -51,7 +52,7 @@ export async function jobHolding(
 ): Promise<{ lane: Queue; job: Job<CommandJob | ChunkJob> } | null> {
   const jobIds = [commandId, chunkIdOf(commandId)];
   const pipeline = redis.pipeline();
-  for (const jobId of jobIds) for (const queue of queues) pipeline.exists(`${prefix}:${queue.name}:${jobId}`);
+  for (const jobId of jobIds) for (const queue of queues) pipeline.exists(redisKeys(prefix).laneJob(queue.name, jobId));
   const answers = (await pipeline.exec()) ?? [];
   for (const [j, jobId] of jobIds.entries()) {
     const lane = queues.find((_, q) => {
@@ -73,7 +74,7 @@ export class LaneCountMismatch extends Error {}
  * forgets queue settings.
  */
 export async function prepareLanes(redis: Redis, prefix: string, lanes: number): Promise<void> {
-  const key = `${prefix}:replyqueue:lanes`;
+  const key = redisKeys(prefix).lanes;
   await redis.set(key, String(lanes), 'NX');
   const recorded = Number(await redis.get(key));
   if (recorded !== lanes) {

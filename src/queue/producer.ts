@@ -2,6 +2,7 @@ import type { JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { type ChunkJob, chunkIdOf, commandsIn } from './chunks.js';
 import { type CommandJob, type RetryProgress, retryProgressSchema } from './jobs.js';
+import { redisKeys } from './keys.js';
 import { jobHolding, laneOf, laneQueues } from './lanes.js';
 
 export const JOB_NAME = 'command';
@@ -96,7 +97,8 @@ export class CommandQueue {
     const pipeline = this.redis.pipeline();
     for (const { commandId, ticketId } of commands) {
       const lane = this.laneFor(ticketId).name;
-      pipeline.exists(`${this.prefix}:${lane}:${commandId}`, `${this.prefix}:${lane}:${chunkIdOf(commandId)}`);
+      const keys = redisKeys(this.prefix);
+      pipeline.exists(keys.laneJob(lane, commandId), keys.laneJob(lane, chunkIdOf(commandId)));
     }
     const answers = (await pipeline.exec()) ?? [];
     return answers.map(([error, count]) => !error && Number(count) > 0);

@@ -40,7 +40,9 @@ function createHandler(deps: RouteDeps, endpoint: Endpoint, parse: Parser, waitB
     const { command, idempotencyKey } = parse(body);
     const key = idempotencyKeyHeader(request) ?? idempotencyKey;
     const wait = preferredWait(request.headers.prefer, deps.preferWaitMaxSeconds, waitByDefault);
-    return accept(acceptDeps, reply, principal, newJob(principal, command, key, originOf(request), wait > 0), wait);
+    const job = newJob(principal, command, key, originOf(request), wait > 0);
+    const answer = await accept(acceptDeps, principal, job, wait, request.log);
+    return reply.code(answer.status).headers(answer.headers).send(answer.body);
   };
 }
 
