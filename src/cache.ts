@@ -3,9 +3,10 @@ import { LRUCache } from 'lru-cache';
 /**
  * A short-lived memo for look-ups that may be a few seconds stale (API keys, ticket scope,
  * status lists). Concurrent look-ups of one key share a single query; failures are not kept.
- * An expired entry is answered once more while it is refreshed in the background, so entries
- * cached together do not all go back to MySQL on the same request (a latency spike). A ttl of
- * 0 turns caching off. `loadMany` lets getMany fetch the keys it lacks in one query.
+ * An entry is never answered once its ttl has passed, however long it sat unused: an expired
+ * entry is loaded again before the caller gets an answer, so a revoked key is refused within
+ * the ttl. A ttl of 0 turns caching off. `loadMany` lets getMany fetch the keys it lacks in one
+ * query.
  */
 export interface Memo<K, V> {
   get(key: K): Promise<V>;
@@ -31,8 +32,7 @@ export function ttlMemo<K extends string | number, V>(
     max,
     ttl: ttlMs,
     ttlAutopurge: false,
-    allowStale: true,
-    noDeleteOnStaleGet: true,
+    allowStale: false,
     fetchMethod: async (key) => ({ value: await load(key) }),
   });
   return {

@@ -1,9 +1,10 @@
 import type { Redis } from 'ioredis';
 import type { Pool } from 'mysql2/promise';
 import type { Logger } from 'pino';
-import { type ApplyDeps, applySessionSql } from './apply/applyBatch.js';
+import { type ApplyDeps, applyBatch, applySessionSql } from './apply/applyBatch.js';
 import { purgeLedger } from './apply/ledger.js';
 import { type Config, redactConnectionUrl } from './config.js';
+import { MysqlAvailability, mysqlProbe } from './db/availability.js';
 import { migrate } from './db/migrate.js';
 import { createPool, databaseName, withQueryDeadline } from './db/pool.js';
 import { type ServiceTables, serviceTables } from './db/tables.js';
@@ -16,10 +17,15 @@ import { TicketDirectory } from './itflow/tickets.js';
 import { watchPools } from './metrics/pool.js';
 import { watchQueueDepth } from './metrics/queueDepth.js';
 import { ServiceMetrics } from './metrics/registry.js';
+import { Batcher } from './queue/batcher.js';
 import { CompletionWaiter } from './queue/completion.js';
 import { CommandConsumer } from './queue/consumer.js';
+import { ParkedDrainer } from './queue/drainParked.js';
+import { CommandEvents } from './queue/events.js';
 import { IdempotencyClaims } from './queue/idempotency.js';
 import { prepareLanes } from './queue/lanes.js';
+import { announceCompletions, countCommandEvents, logCommandEvents } from './queue/observers.js';
+import { ParkedCommands } from './queue/parked.js';
 import { CommandQueue } from './queue/producer.js';
 import { createRedis, redisReady } from './queue/redis.js';
 import { ListPlanner } from './read/planner.js';
@@ -36,6 +42,10 @@ export interface RunningService {
   /** Graceful stop: no new work, in-flight work finished or handed back, connections closed. */
   close(): Promise<void>;
 }
+
+/** How often a worker looks for parked tickets due for a try, and how soon a locked one is tried again (ms). */
+const PARKED_POLL_MS = 200;
+const PARKED_RETRY_MS = 500;
 
 /** A problem found while starting, told to the operator in one line. */
 export class StartupError extends Error {}
@@ -96,6 +106,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
     closers.push(watchQueueDepth(metrics, redis, config.QUEUE_PREFIX, config.QUEUE_PARTITIONS));
 
     let consumer: CommandConsumer | null = null;
+    let drainer: ParkedDrainer | null = null;
     if (roles.worker) {
       // Batches send several statements per round trip; only this pool allows that, and
       // every value in them is still a bound parameter.
@@ -107,22 +118,55 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
       pools.apply = applyPool;
       const blocking = createRedis(config.REDIS_URL, 'blocking', 'replyqueue-worker');
       closers.push(() => blocking.quit());
-      const deps: ApplyDeps = { pool: applyPool, tables, schema, clock, keys, tickets, people };
-      consumer = new CommandConsumer(blocking, redis, deps, {
+      const deps: ApplyDeps = { pool: applyPool, tables, schema, clock, tickets, people };
+      const availability = new MysqlAvailability(mysqlProbe(config.DATABASE_URL, 2_000), logger);
+      closers.push(async () => availability.stop());
+      metrics.scrapedGauge(
+        'replyqueue_mysql_up',
+        'Whether the worker finds MySQL answering and taking writes (0 during an outage).',
+        [],
+        (g) => g.set(availability.down ? 0 : 1),
+      );
+      const events = new CommandEvents(logger);
+      logCommandEvents(events, logger);
+      countCommandEvents(events, metrics);
+      announceCompletions(events, redis, config.QUEUE_PREFIX);
+      const batcher = new Batcher(
+        async (batch) => {
+          const started = performance.now();
+          let committed = false;
+          try {
+            const results = await applyBatch(deps, batch);
+            committed = true;
+            return results;
+          } finally {
+            metrics.transactionFinished((performance.now() - started) / 1000, committed);
+          }
+        },
+        { maxCommands: config.BATCH_MAX_COMMANDS, maxInFlight: config.WORKER_CONCURRENCY, lingerMs: config.BATCH_LINGER_MS },
+        (size) => metrics.batchStarted(size),
+      );
+      const parked = new ParkedCommands(redis, config.QUEUE_PREFIX);
+      consumer = new CommandConsumer(blocking, batcher, parked, availability, events, {
         prefix: config.QUEUE_PREFIX,
         lanes: config.QUEUE_PARTITIONS,
         lockMs: config.WORKER_LOCK_SECONDS * 1000,
         maxAttempts: config.APPLY_MAX_ATTEMPTS,
         backoffMs: config.APPLY_BACKOFF_MS,
         maxBackoffMs: config.APPLY_MAX_BACKOFF_MS,
-        batch: {
-          maxCommands: config.BATCH_MAX_COMMANDS,
-          maxInFlight: config.WORKER_CONCURRENCY,
-          lingerMs: config.BATCH_LINGER_MS,
-        },
+        sliceSize: config.BATCH_MAX_COMMANDS,
+        parkedRetryMs: PARKED_RETRY_MS,
         logger,
-        metrics,
       });
+      drainer = new ParkedDrainer(parked, batcher, availability, events, {
+        pollMs: PARKED_POLL_MS,
+        retryMs: PARKED_RETRY_MS,
+        maxCommands: config.BATCH_MAX_COMMANDS,
+        leaseMs: config.WORKER_LOCK_SECONDS * 1000,
+        concurrency: 16,
+        logger,
+      });
+      drainer.start();
       closers.push(purgeLedgerHourly(lookupPool, tables, config.COMMAND_RETENTION_DAYS, logger));
     }
 
@@ -207,6 +251,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
       schema,
       async close() {
         await stopIntake();
+        await drainer?.stop();
         if (consumer) await stopConsumer(consumer, config.SHUTDOWN_TIMEOUT_SECONDS * 1000, logger);
         await closeAll();
       },

@@ -1,12 +1,12 @@
 import type { Pool, PoolConnection, ResultSetHeader } from 'mysql2/promise';
 import type { ServiceTables } from '../db/tables.js';
-import { Conflict, IdempotencyMismatch, Invalid, NotFound, ServiceError, toFailureRecord, Unauthorized } from '../errors.js';
-import { type KeyResolver, type Principal, requireLevel, WRITE } from '../itflow/apiKeys.js';
+import { IdempotencyMismatch, ServiceError, toFailureRecord, Unauthorized } from '../errors.js';
+import { type Principal, type Resolution, requireLevel, unwrap, WRITE } from '../itflow/apiKeys.js';
 import { type ItflowClock, wallClock } from '../itflow/clock.js';
 import type { People } from '../itflow/people.js';
 import type { ItflowSchema } from '../itflow/schema.js';
-import { narrowScope, scopeAllows } from '../itflow/scope.js';
-import { CLOSED, type TicketDirectory, type TicketStatus } from '../itflow/tickets.js';
+import { refuseIfClosed, requireActiveStatus, requireTicketInScope } from '../itflow/ticketRules.js';
+import type { TicketDirectory, TicketStatus } from '../itflow/tickets.js';
 import type { CommandJob } from '../queue/jobs.js';
 import { addAuditRows, auditStatements, emptyAudit } from './audit.js';
 import { classify } from './classify.js';
@@ -30,7 +30,7 @@ export interface ApplyDeps {
   tables: ServiceTables;
   schema: ItflowSchema;
   clock: ItflowClock;
-  keys: KeyResolver;
+  /** The status list (a short cache is fine: a status is re-checked against the ticket's own). */
   tickets: TicketDirectory;
   people: People;
 }
@@ -39,22 +39,6 @@ export interface ApplyDeps {
 export interface Submission {
   job: CommandJob;
   attempts: number;
-}
-
-export const TICKET_CLOSED = 'Ticket is closed.';
-
-/**
- * A closed ticket takes no replies and no status changes; closing it again is a no-op, so an
- * automation retrying its close succeeds. Imported history may still be added to it.
- */
-export function refuseIfClosed(closed: boolean, command: CommandJob['command']): void {
-  if (!closed) return;
-  const reply = command.reply !== null && command.createdAt === undefined;
-  if (reply || (command.status > 0 && command.status !== CLOSED)) throw new Conflict(TICKET_CLOSED);
-}
-
-export function ticketNotFound(ticketId: number): NotFound {
-  return new NotFound(`Ticket ${ticketId} was not found within this API key's scope.`);
 }
 
 interface Statement {
@@ -68,7 +52,7 @@ interface Statement {
  * ledger row only), or applied (its effects and its ledger row).
  */
 interface Plan {
-  outcomes: Outcome[];
+  outcomes: ApplyResult[];
   replies: Array<{ index: number; values: unknown[] }>;
   changes: Array<{ ticketId: number; change: TicketChange }>;
   audit: ReturnType<typeof emptyAudit>;
@@ -76,6 +60,13 @@ interface Plan {
   /** A command that appears twice in the batch: [its later index, its first index]. */
   twins: Array<[number, number]>;
 }
+
+/**
+ * What became of one command of a batch: its outcome, or `locked` when its ticket's row was held
+ * by another session — nothing was written for it, and it is to be tried again later, after
+ * nothing else of its ticket.
+ */
+export type ApplyResult = Outcome | { status: 'locked' };
 
 /**
  * Applies a batch of commands in one MySQL transaction and three round trips: lock the
@@ -86,30 +77,35 @@ interface Plan {
  *
  * Throws only for errors of the whole batch (deadlock, lost connection…), after rolling back.
  */
-export async function applyBatch(deps: ApplyDeps, batch: Submission[]): Promise<Outcome[]> {
+export async function applyBatch(deps: ApplyDeps, batch: Submission[]): Promise<ApplyResult[]> {
   const ticketIds = [...new Set(batch.map((s) => s.job.command.ticketId))].sort((a, b) => a - b);
+  const zone = await deps.clock.zone();
   const conn = await deps.pool.getConnection();
   let broken = false;
   try {
-    const state = await lockTickets(
-      conn,
-      deps.schema,
-      deps.tables,
+    const state = await lockTickets(conn, deps.schema, deps.tables, {
       ticketIds,
-      batch.map((s) => s.job.commandId),
-      batch.flatMap(({ job }) => (job.idempotencyKey === null ? [] : [[job.apiKeyId, job.idempotencyKey] as [number, string]])),
-    );
-    const plan = await decide(deps, batch, state);
+      commandIds: batch.map((s) => s.job.commandId),
+      idempotencyKeys: batch.flatMap(({ job }) =>
+        job.idempotencyKey === null ? [] : [[job.apiKeyId, job.idempotencyKey] as [number, string]],
+      ),
+      keyIds: [...new Set(batch.map((s) => s.job.apiKeyId))],
+      now: wallClock(Date.now(), zone),
+    });
+    const plan = await decide(deps, batch, state, zone);
     await write(conn, deps, plan);
-    for (const [twin, first] of plan.twins) plan.outcomes[twin] = { ...(plan.outcomes[first] as Outcome), repeat: true };
+    for (const [twin, first] of plan.twins) {
+      const outcome = plan.outcomes[first] as ApplyResult;
+      plan.outcomes[twin] = outcome.status === 'locked' ? outcome : { ...outcome, repeat: true };
+    }
     return plan.outcomes;
   } catch (error) {
     broken = (error as { fatal?: boolean }).fatal === true;
     if (!broken) await conn.query('ROLLBACK').catch(() => (broken = true));
     const verdict = classify(error);
     // A lone command whose data ITFlow's tables refuse will never apply: record it as failed.
-    if (verdict.kind === 'final' && batch.length === 1 && !broken) {
-      return [await recordFailure(conn, deps.tables, batch[0] as Submission, verdict.error)];
+    if (verdict.kind === 'final' && batch.length === 1) {
+      return [await recordFailure(deps.pool, deps.tables, batch[0] as Submission, verdict.error)];
     }
     throw error;
   } finally {
@@ -118,10 +114,9 @@ export async function applyBatch(deps: ApplyDeps, batch: Submission[]): Promise<
   }
 }
 
-async function decide(deps: ApplyDeps, batch: Submission[], state: LockedState): Promise<Plan> {
+async function decide(deps: ApplyDeps, batch: Submission[], state: LockedState, zone: string): Promise<Plan> {
   const plan: Plan = { outcomes: [], replies: [], changes: [], audit: emptyAudit(), ledger: [], twins: [] };
   const statuses = await deps.tickets.statuses();
-  const zone = await deps.clock.zone();
   const now = wallClock(Date.now(), zone);
   const tickets = new Map(state.tickets);
   const latest = new Map(state.latestAccepted);
@@ -142,6 +137,10 @@ async function decide(deps: ApplyDeps, batch: Submission[], state: LockedState):
       continue;
     }
     seen.set(job.commandId, index);
+    if (state.lockedElsewhere.has(job.command.ticketId)) {
+      plan.outcomes[index] = { status: 'locked' };
+      continue;
+    }
     if (job.idempotencyKey !== null) {
       // Another command already holds this idempotency key (a race the intake could not see):
       // this one never takes effect; it answers as the holder did, or 422 if it asked otherwise.
@@ -154,6 +153,7 @@ async function decide(deps: ApplyDeps, batch: Submission[], state: LockedState):
             failure: toFailureRecord(new IdempotencyMismatch(job.idempotencyKey, holder.commandId)),
           };
         } else if ('outcome' in holder) {
+          // The holder finished earlier: this one answers as it did.
           plan.outcomes[index] = { ...holder.outcome, repeat: true };
         } else {
           plan.twins.push([index, holder.index]);
@@ -164,7 +164,13 @@ async function decide(deps: ApplyDeps, batch: Submission[], state: LockedState):
     }
     plan.ledger.push({ index, entry: ledgerEntry({ job, attempts }) });
     try {
-      const { ticket, principal } = await checkCommand(deps, job, tickets.get(job.command.ticketId), statuses);
+      const { ticket, principal } = await checkCommand(
+        deps,
+        job,
+        tickets.get(job.command.ticketId),
+        state.keys.get(job.apiKeyId),
+        statuses,
+      );
       const { command } = job;
       let eventTime = command.createdAt;
       if (eventTime === undefined) {
@@ -204,26 +210,27 @@ async function decide(deps: ApplyDeps, batch: Submission[], state: LockedState):
   return plan;
 }
 
-/** The worker's own checks, under the ticket's lock: everything the intake checked, again. */
+/**
+ * The worker's own checks, under the ticket's lock and with the key as MySQL has it in this
+ * transaction: everything the intake checked (from its cache), again.
+ */
 async function checkCommand(
   deps: ApplyDeps,
   job: CommandJob,
   ticket: LockedTicket | undefined,
+  key: Resolution | undefined,
   statuses: Map<number, TicketStatus>,
 ): Promise<{ ticket: LockedTicket; principal: Principal }> {
   const { command } = job;
-  const principal = await deps.keys.byId(job.apiKeyId);
+  const principal = unwrap(key);
   if (!principal) throw new Unauthorized();
   requireLevel(principal, WRITE);
-  if (!ticket || !scopeAllows(narrowScope(principal.scope, command.clientId), ticket.clientId)) {
-    throw ticketNotFound(command.ticketId);
-  }
-  refuseIfClosed(ticket.closedAt !== null, command);
-  if (command.author !== undefined) await deps.people.check(principal, command.author, ticket.clientId);
-  if (command.status > 0 && command.status !== ticket.status && !statuses.get(command.status)?.active) {
-    throw new Invalid(`status ${command.status} is not an active ticket status.`);
-  }
-  return { ticket, principal };
+  requireTicketInScope(principal.scope, command, ticket?.clientId);
+  const locked = ticket as LockedTicket;
+  refuseIfClosed(locked.closedAt !== null, command);
+  if (command.author !== undefined) await deps.people.check(principal, command.author, locked.clientId);
+  requireActiveStatus(command, locked.status, statuses);
+  return { ticket: locked, principal };
 }
 
 function ledgerEntry({ job, attempts }: Submission): LedgerEntry {
@@ -283,10 +290,13 @@ async function insertReplies(conn: PoolConnection, consecutive: boolean, rows: u
   return results.map((r) => r.insertId);
 }
 
-/** A lone command that cannot be stored at all is recorded as failed, in its own transaction. */
-async function recordFailure(conn: PoolConnection, tables: ServiceTables, submission: Submission, error: ServiceError) {
+/**
+ * A lone command that cannot be stored at all is recorded as failed, on a connection of its own
+ * (the batch's may have been closed by the server, as after a packet too large).
+ */
+async function recordFailure(pool: Pool, tables: ServiceTables, submission: Submission, error: ServiceError) {
   const outcome: Outcome = { status: 'failed', failure: toFailureRecord(error) };
   const ledger = ledgerStatement(tables, [{ entry: ledgerEntry(submission), outcome }]);
-  await conn.query(`${ledger.sql} ON DUPLICATE KEY UPDATE command_id = command_id`, ledger.params);
+  await pool.query(`${ledger.sql} ON DUPLICATE KEY UPDATE command_id = command_id`, ledger.params);
   return outcome;
 }

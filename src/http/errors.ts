@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { classify } from '../apply/classify.js';
+import { isTransient } from '../apply/classify.js';
 import { Invalid, PayloadTooLarge, ServiceError, Unavailable, UnsupportedMediaType } from '../errors.js';
 import { fail } from './envelope.js';
 
@@ -33,7 +33,7 @@ function isDependencyDown(error: unknown): boolean {
   if (/Stream isn't writeable|Connection is closed|enableOfflineQueue|ECONNREFUSED|Reached the max retries/.test(message)) {
     return true;
   }
-  return (error as Error)?.name === 'TransientDbError' || classify(error).error.name === 'TransientDbError';
+  return isTransient(error);
 }
 
 export function errorHandler(error: unknown, request: FastifyRequest, reply: FastifyReply): void {

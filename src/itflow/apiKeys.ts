@@ -1,3 +1,6 @@
+// API keys and what they may do, resolved from ITFlow's own tables in both generations. The same
+// SQL serves the intake (by secret, through a short cache) and the worker (by id, inside the
+// transaction that applies a command, never cached), so both apply one set of rules.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { ttlMemo } from '../cache.js';
@@ -10,7 +13,7 @@ import { ALL_CLIENTS, type ClientScope } from './scope.js';
 export const READ = 1;
 export const WRITE = 2;
 
-/** What a valid API key may do, resolved from ITFlow's own tables. */
+/** What a valid API key may do. */
 export interface Principal {
   keyId: number;
   keyName: string;
@@ -19,28 +22,150 @@ export interface Principal {
   userId: number;
   /** Who the audit trail names: the user's name, or the key for per-key-scope keys. */
   actorName: string;
+  /** An admin-level key: the user's role is an admin role (≥ 2.4.7), or a key for every client (≤ 2.4.6). */
+  isAdmin: boolean;
   /** module_support level: 1 read, 2 write, 3 full. */
   supportLevel: number;
   scope: ClientScope;
 }
 
-type Resolution = { principal: Principal } | { forbidden: string } | null;
+/** A key resolved: what it may do, ITFlow's 403 for it, or null when unknown or expired. */
+export type Resolution = { principal: Principal } | { forbidden: string } | null;
 
 interface KeyRow extends RowDataPacket {
   api_key_id: number;
   api_key_name: string;
   api_key_secret: string;
   owner: number;
+  user_id: number | null;
+  user_name: string | null;
+  user_type: number | null;
+  user_status: number | null;
+  user_archived_at: string | null;
+  role_is_admin: number | null;
+  support_level: number | null;
+}
+
+interface PermissionRow extends RowDataPacket {
+  api_key_id: number;
+  client_id: number;
+  permission_type: string;
+}
+
+/** A statement and its parameters, to run alone or in a multi-statement round trip. */
+export interface KeyStatement {
+  sql: string;
+  params: unknown[];
 }
 
 /**
- * Resolves API keys to principals. Both look-ups (by secret at the intake, by id when a
- * worker re-checks a command) are cached for `cacheMs`, so revoking a key or changing a
- * user's permissions takes effect within that time.
+ * Reads keys still valid at `now` (ITFlow's wall clock: a key is valid while api_key_expire >
+ * NOW()) with their user, role and module_support level, by secret or by ids. Not LIMIT 1 for a
+ * secret: several keys may be equal under the collation, and only one is the secret.
+ */
+export function keyStatement(schema: ItflowSchema, by: { secret: string } | { ids: number[] }, now: string): KeyStatement {
+  const where = 'secret' in by ? 'api_key_secret = ?' : 'api_key_id IN (?)';
+  const value = 'secret' in by ? by.secret : by.ids;
+  if (schema.keyModel === 'per-key-scope') {
+    return {
+      sql: `SELECT api_key_id, api_key_name, api_key_secret, api_key_client_id AS owner
+            FROM api_keys WHERE ${where} AND api_key_expire > ? LIMIT 1000`,
+      params: [value, now],
+    };
+  }
+  return {
+    sql: `SELECT api_key_id, api_key_name, api_key_secret, api_key_user_id AS owner,
+                 users.user_id, user_name, user_type, user_status, user_archived_at, role_is_admin,
+                 (SELECT MAX(user_role_permission_level) FROM user_role_permissions
+                    JOIN modules ON modules.module_id = user_role_permissions.module_id
+                   WHERE module_name = 'module_support' AND user_role_permissions.user_role_id = users.user_role_id)
+                   AS support_level
+            FROM api_keys
+            LEFT JOIN users ON users.user_id = api_key_user_id
+            LEFT JOIN user_roles ON role_id = users.user_role_id
+           WHERE ${where} AND api_key_expire > ? LIMIT 1000`,
+    params: [value, now],
+  };
+}
+
+/** The client allow/deny rows of the keys' users (ITFlow ≥ 2.4.7); null where keys have no users. */
+export function permissionStatement(schema: ItflowSchema, keyIds: number[]): KeyStatement | null {
+  if (schema.keyModel === 'per-key-scope') return null;
+  const typeColumn = schema.hasClientDenyLists ? 'permission_type' : "'allow'";
+  return {
+    sql: `SELECT api_key_id, client_id, ${typeColumn} AS permission_type
+            FROM api_keys JOIN user_client_permissions ON user_client_permissions.user_id = api_key_user_id
+           WHERE api_key_id IN (?)`,
+    params: [keyIds],
+  };
+}
+
+/** Every key in `keyRows` resolved with its permission rows, by key id. */
+export function resolveKeys(
+  schema: ItflowSchema,
+  keyRows: RowDataPacket[],
+  permissionRows: RowDataPacket[],
+): Map<number, NonNullable<Resolution>> {
+  const permissions = new Map<number, PermissionRow[]>();
+  for (const row of permissionRows as PermissionRow[]) {
+    const id = Number(row.api_key_id);
+    permissions.set(id, [...(permissions.get(id) ?? []), row]);
+  }
+  return new Map(
+    (keyRows as KeyRow[]).map((row) => [
+      Number(row.api_key_id),
+      resolveKey(schema, row, permissions.get(Number(row.api_key_id)) ?? []),
+    ]),
+  );
+}
+
+function resolveKey(schema: ItflowSchema, row: KeyRow, permissions: PermissionRow[]): NonNullable<Resolution> {
+  const key = { keyId: Number(row.api_key_id), keyName: String(row.api_key_name), owner: Number(row.owner) };
+  if (schema.keyModel === 'per-key-scope') {
+    const everyClient = key.owner === 0;
+    return {
+      principal: {
+        ...key,
+        keyModel: 'per-key-scope',
+        userId: 0,
+        actorName: `API (${key.keyName})`,
+        isAdmin: everyClient,
+        supportLevel: 3,
+        scope: everyClient ? ALL_CLIENTS : { allow: [key.owner], deny: [] },
+      },
+    };
+  }
+  if (key.owner === 0) return { forbidden: 'This API key is not tied to a user and is no longer valid. Please recreate it.' };
+  if (row.user_id === null || Number(row.user_type) !== 1 || Number(row.user_status) !== 1 || row.user_archived_at !== null) {
+    return { forbidden: 'The user linked to this API key is inactive, archived, or invalid.' };
+  }
+  const base = {
+    keyId: key.keyId,
+    keyName: key.keyName,
+    keyModel: 'key-runs-as-user' as const,
+    userId: Number(row.user_id),
+    actorName: String(row.user_name),
+  };
+  if (Number(row.role_is_admin) === 1) return { principal: { ...base, isAdmin: true, supportLevel: 3, scope: ALL_CLIENTS } };
+  const allow = permissions.filter((p) => p.permission_type !== 'deny').map((p) => Number(p.client_id));
+  const deny = permissions.filter((p) => p.permission_type === 'deny').map((p) => Number(p.client_id));
+  return {
+    principal: {
+      ...base,
+      isAdmin: false,
+      supportLevel: Number(row.support_level ?? 0),
+      scope: { allow: allow.length > 0 ? [0, ...allow] : null, deny },
+    },
+  };
+}
+
+/**
+ * The intake's look-up of a presented secret, cached for `cacheMs` (AUTH_CACHE_SECONDS): revoking
+ * a key or changing a user's permissions takes effect at the intake within that time, and the
+ * worker checks again from MySQL when it applies the command.
  */
 export class KeyResolver {
   private readonly bySecretMemo;
-  private readonly byIdMemo;
 
   constructor(
     private readonly pool: Pool,
@@ -48,10 +173,7 @@ export class KeyResolver {
     private readonly clock: ItflowClock,
     cacheMs: number,
   ) {
-    this.bySecretMemo = ttlMemo<string, Resolution>(cacheMs, 10_000, (secret) =>
-      this.load('api_key_secret = ?', secret, (row) => sameSecret(row.api_key_secret, secret)),
-    );
-    this.byIdMemo = ttlMemo<number, Resolution>(cacheMs, 10_000, (id) => this.load('api_key_id = ?', id, () => true));
+    this.bySecretMemo = ttlMemo<string, Resolution>(cacheMs, 10_000, (secret) => this.load(secret));
   }
 
   /** null when the key is unknown or expired; throws Forbidden when ITFlow would refuse it. */
@@ -59,80 +181,23 @@ export class KeyResolver {
     return unwrap(await this.bySecretMemo.get(secret));
   }
 
-  async byId(keyId: number): Promise<Principal | null> {
-    return unwrap(await this.byIdMemo.get(keyId));
-  }
-
   clear(): void {
     this.bySecretMemo.clear();
-    this.byIdMemo.clear();
   }
 
   /**
-   * `where` finds the candidate rows; `matches` is the final word on each. The look-up by
-   * secret needs both: ITFlow's tables use utf8mb4_general_ci, under which `=` ignores case,
-   * accents and trailing spaces, so the SQL equality alone would take 'ABC ' for 'abc'.
+   * The SQL equality finds the candidate rows; sameSecret is the final word on each: ITFlow's
+   * tables use utf8mb4_general_ci, under which `=` ignores case, accents and trailing spaces, so
+   * the SQL alone would take 'ABC ' for 'abc'.
    */
-  private async load(where: string, value: string | number, matches: (row: KeyRow) => boolean): Promise<Resolution> {
-    const owner = this.schema.keyModel === 'key-runs-as-user' ? 'api_key_user_id' : 'api_key_client_id';
-    // ITFlow: a key is valid while api_key_expire > NOW(), NOW() being its own wall clock.
-    const now = await this.clock.at();
-    // Not LIMIT 1: several keys may be equal under the collation, and only one is the secret.
-    const [rows] = await this.pool.query<KeyRow[]>(
-      `SELECT api_key_id, api_key_name, api_key_secret, ${owner} AS owner FROM api_keys
-       WHERE ${where} AND api_key_expire > ? LIMIT 16`,
-      [value, now],
-    );
-    const row = rows.find(matches);
+  private async load(secret: string): Promise<Resolution> {
+    const keys = keyStatement(this.schema, { secret }, await this.clock.at());
+    const [rows] = await this.pool.query<KeyRow[]>(keys.sql, keys.params);
+    const row = rows.find((r) => sameSecret(r.api_key_secret, secret));
     if (!row) return null;
-    const key = { keyId: Number(row.api_key_id), keyName: String(row.api_key_name), owner: Number(row.owner) };
-    return this.schema.keyModel === 'key-runs-as-user' ? this.userPrincipal(key) : clientPrincipal(key);
-  }
-
-  private async userPrincipal(key: { keyId: number; keyName: string; owner: number }): Promise<Resolution> {
-    if (key.owner === 0) {
-      return { forbidden: 'This API key is not tied to a user and is no longer valid. Please recreate it.' };
-    }
-    const [users] = await this.pool.query<RowDataPacket[]>(
-      `SELECT users.user_id, user_name, user_type, user_status, user_archived_at, user_role_id, role_is_admin
-       FROM users LEFT JOIN user_roles ON user_role_id = role_id
-       WHERE users.user_id = ? LIMIT 1`,
-      [key.owner],
-    );
-    const user = users[0];
-    if (!user || Number(user.user_type) !== 1 || Number(user.user_status) !== 1 || user.user_archived_at !== null) {
-      return { forbidden: 'The user linked to this API key is inactive, archived, or invalid.' };
-    }
-    const isAdmin = Number(user.role_is_admin) === 1;
-    const base = {
-      keyId: key.keyId,
-      keyName: key.keyName,
-      keyModel: 'key-runs-as-user' as const,
-      userId: Number(user.user_id),
-      actorName: String(user.user_name),
-    };
-    if (isAdmin) return { principal: { ...base, supportLevel: 3, scope: ALL_CLIENTS } };
-
-    const [levels] = await this.pool.query<RowDataPacket[]>(
-      `SELECT user_role_permission_level AS level FROM modules
-       JOIN user_role_permissions ON modules.module_id = user_role_permissions.module_id
-       WHERE module_name = 'module_support' AND user_role_permissions.user_role_id = ?`,
-      [Number(user.user_role_id ?? 0)],
-    );
-    const typeColumn = this.schema.hasClientDenyLists ? 'permission_type' : "'allow'";
-    const [perms] = await this.pool.query<RowDataPacket[]>(
-      `SELECT client_id, ${typeColumn} AS permission_type FROM user_client_permissions WHERE user_id = ?`,
-      [base.userId],
-    );
-    const allow = perms.filter((p) => p.permission_type !== 'deny').map((p) => Number(p.client_id));
-    const deny = perms.filter((p) => p.permission_type === 'deny').map((p) => Number(p.client_id));
-    return {
-      principal: {
-        ...base,
-        supportLevel: Number(levels[0]?.level ?? 0),
-        scope: { allow: allow.length > 0 ? [0, ...allow] : null, deny },
-      },
-    };
+    const permissions = permissionStatement(this.schema, [Number(row.api_key_id)]);
+    const [permissionRows] = permissions ? await this.pool.query<PermissionRow[]>(permissions.sql, permissions.params) : [[]];
+    return resolveKeys(this.schema, [row], permissionRows).get(Number(row.api_key_id)) ?? null;
   }
 }
 
@@ -148,22 +213,9 @@ function sameSecret(stored: string, presented: string): boolean {
   return timingSafeEqual(digest(stored), digest(presented));
 }
 
-function clientPrincipal(key: { keyId: number; keyName: string; owner: number }): Resolution {
-  return {
-    principal: {
-      keyId: key.keyId,
-      keyName: key.keyName,
-      keyModel: 'per-key-scope',
-      userId: 0,
-      actorName: `API (${key.keyName})`,
-      supportLevel: 3,
-      scope: key.owner === 0 ? ALL_CLIENTS : { allow: [key.owner], deny: [] },
-    },
-  };
-}
-
-function unwrap(resolution: Resolution): Principal | null {
-  if (resolution === null) return null;
+/** The principal of a resolution; throws ITFlow's 403 for a key ITFlow would refuse. */
+export function unwrap(resolution: Resolution | undefined): Principal | null {
+  if (!resolution) return null;
   if ('forbidden' in resolution) throw new Forbidden(resolution.forbidden);
   return resolution.principal;
 }

@@ -1,7 +1,7 @@
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { ttlMemo } from '../cache.js';
 import { Forbidden, Invalid } from '../errors.js';
-import { type Principal, WRITE } from './apiKeys.js';
+import type { Principal } from './apiKeys.js';
 
 /**
  * Who an imported reply may be attributed to: an agent (users.user_type 1; archived agents
@@ -29,8 +29,13 @@ export class People {
 
   /** Throws the refusal a client sees when `author` cannot be used on a ticket of `ticketClientId`. */
   async check(principal: Principal, author: Author, ticketClientId: number): Promise<void> {
-    if (!canAttribute(principal)) {
-      throw new Forbidden('Setting an author needs an API key that can write every client.');
+    // Attribution speaks for someone else: only what ITFlow treats as an admin may do it.
+    if (!principal.isAdmin) {
+      throw new Forbidden(
+        principal.keyModel === 'key-runs-as-user'
+          ? 'Setting an author needs an admin API key.'
+          : 'Setting an author needs an API key for every client.',
+      );
     }
     if ('userId' in author) {
       if (!(await this.agents.get(author.userId))) throw new Invalid(`author.user_id ${author.userId} is not an agent.`);
@@ -38,9 +43,4 @@ export class People {
       throw new Invalid(`author.contact_id ${author.contactId} is not a contact of this ticket's client.`);
     }
   }
-}
-
-/** Attribution is for keys that can write every client: an admin, or an unrestricted writer. */
-export function canAttribute(principal: Principal): boolean {
-  return principal.supportLevel >= WRITE && principal.scope.allow === null && principal.scope.deny.length === 0;
 }

@@ -26,6 +26,11 @@ export interface ItflowSchema {
    * learn their own ticket_reply_id.
    */
   consecutiveInsertIds: boolean;
+  /**
+   * The server takes `FOR UPDATE SKIP LOCKED` (MariaDB ≥ 10.6, MySQL ≥ 8.0), so a batch can pass
+   * over a ticket row another session holds instead of waiting for it.
+   */
+  skipLocked: boolean;
 }
 
 /** The database is reachable but holds no ITFlow schema (or a schema we do not know). */
@@ -169,10 +174,22 @@ export async function detectSchema(pool: Pool, database: string): Promise<Itflow
   return {
     database,
     keyModel,
+    skipLocked: await takesSkipLocked(pool),
     hasSla: SLA_COLUMNS.every((c) => ticketColumns.has(c)),
     hasClientDenyLists: columns.get('user_client_permissions')?.has('permission_type') ?? false,
     replyIndexes,
     databaseVersion: versionRows[0]?.v == null ? null : String(versionRows[0].v),
     consecutiveInsertIds: Number(autoinc[0]?.mode) <= 1 && Number(autoinc[0]?.step) === 1,
   };
+}
+
+/** Whether the server parses `FOR UPDATE SKIP LOCKED` (asked, not inferred from a version string). */
+async function takesSkipLocked(pool: Pool): Promise<boolean> {
+  try {
+    await pool.query('SELECT ticket_id FROM tickets WHERE 1 = 0 FOR UPDATE SKIP LOCKED');
+    return true;
+  } catch (error) {
+    if ((error as { errno?: number }).errno === 1064) return false; // a syntax error: no SKIP LOCKED here
+    throw error;
+  }
 }

@@ -46,6 +46,12 @@ export class ServiceMetrics {
     registers: [this.registry],
   });
 
+  private readonly parked = new Counter({
+    name: 'replyqueue_commands_parked_total',
+    help: 'Commands set aside behind a ticket row another session held locked (or queued behind such), so their lane went on.',
+    registers: [this.registry],
+  });
+
   private readonly repeated = new Counter({
     name: 'replyqueue_commands_already_finished_total',
     help: 'Deliveries of commands the ledger had already finished (re-delivery, replay, idempotency twin): nothing written.',
@@ -94,6 +100,10 @@ export class ServiceMetrics {
 
   commandsRetried(error: Error, count: number): void {
     this.retried.inc({ reason: error instanceof TransientDbError ? error.code : 'other' }, count);
+  }
+
+  commandsParked(count: number): void {
+    this.parked.inc(count);
   }
 
   /** Commands left in a job that exhausted its attempts and became a dead letter. */

@@ -1,6 +1,5 @@
-import type { Submission } from '../apply/applyBatch.js';
-import { classify } from '../apply/classify.js';
-import type { Outcome } from '../apply/ledger.js';
+import type { ApplyResult, Submission } from '../apply/applyBatch.js';
+import { isTransient } from '../apply/classify.js';
 
 export interface BatcherOptions {
   /** Most commands in one transaction. */
@@ -13,7 +12,8 @@ export interface BatcherOptions {
 
 interface Waiting {
   submission: Submission;
-  resolve(outcome: Outcome): void;
+  ticketId: number;
+  resolve(result: ApplyResult): void;
   reject(error: unknown): void;
 }
 
@@ -23,21 +23,27 @@ interface Waiting {
  * held back. Under load, commands gather while earlier batches commit, so batches grow with
  * the load — group commit. A batch that fails for a reason other than a transient MySQL
  * error is split, so one poisoned command fails alone and its batch-mates still apply.
+ *
+ * A ticket's commands take effect in the order they were submitted: a batch never starts with
+ * a ticket that a batch in flight holds (its commands wait for the next batch, and so do the
+ * ticket's later ones), and when a ticket turns out to be locked by another session, its
+ * commands still waiting are answered `locked` as well — none may overtake the locked one.
  */
 export class Batcher {
-  private readonly waiting: Waiting[] = [];
+  private waiting: Waiting[] = [];
+  private readonly busyTickets = new Set<number>();
   private inFlight = 0;
   private scheduled = false;
 
   constructor(
-    private readonly apply: (batch: Submission[]) => Promise<Outcome[]>,
+    private readonly apply: (batch: Submission[]) => Promise<ApplyResult[]>,
     private readonly options: BatcherOptions,
     private readonly onBatch: (size: number) => void = () => {},
   ) {}
 
-  submit(submission: Submission): Promise<Outcome> {
+  submit(submission: Submission): Promise<ApplyResult> {
     return new Promise((resolve, reject) => {
-      this.waiting.push({ submission, resolve, reject });
+      this.waiting.push({ submission, ticketId: submission.job.command.ticketId, resolve, reject });
       this.schedule();
     });
   }
@@ -52,28 +58,77 @@ export class Batcher {
 
   private flush(): void {
     this.scheduled = false;
-    const batch = this.waiting.splice(0, this.options.maxCommands);
+    const batch = this.take();
     if (batch.length === 0) return;
+    const tickets = new Set(batch.map((w) => w.ticketId));
+    for (const ticket of tickets) this.busyTickets.add(ticket);
     this.inFlight++;
     this.onBatch(batch.length);
     this.run(batch).finally(() => {
+      for (const ticket of tickets) this.busyTickets.delete(ticket);
       this.inFlight--;
       this.schedule();
     });
     this.schedule();
   }
 
+  /**
+   * The next batch, in submission order, leaving behind (in order) every command of a ticket a
+   * batch in flight holds.
+   */
+  private take(): Waiting[] {
+    const batch: Waiting[] = [];
+    const left: Waiting[] = [];
+    const passedOver = new Set<number>();
+    for (const w of this.waiting) {
+      if (batch.length >= this.options.maxCommands || this.busyTickets.has(w.ticketId) || passedOver.has(w.ticketId)) {
+        passedOver.add(w.ticketId);
+        left.push(w);
+      } else batch.push(w);
+    }
+    this.waiting = left;
+    return batch;
+  }
+
   private async run(batch: Waiting[]): Promise<void> {
     try {
-      const outcomes = await this.apply(batch.map((w) => w.submission));
-      for (const [i, w] of batch.entries()) w.resolve(outcomes[i] as Outcome);
+      const results = await this.apply(batch.map((w) => w.submission));
+      for (const [i, w] of batch.entries()) w.resolve(results[i] as ApplyResult);
+      this.answerLocked(new Set(batch.filter((_, i) => results[i]?.status === 'locked').map((w) => w.ticketId)));
     } catch (error) {
-      const transient = classify(error).error.name === 'TransientDbError';
-      if (batch.length === 1 || transient) {
+      if (batch.length === 1 || isTransient(error)) {
         for (const w of batch) w.reject(error);
         return;
       }
-      for (const w of batch) await this.run([w]);
+      // One at a time, in order; a ticket found locked on the way keeps its later commands back.
+      const locked = new Set<number>();
+      for (const w of batch) {
+        if (locked.has(w.ticketId)) w.resolve({ status: 'locked' });
+        else if ((await this.runOne(w)) === 'locked') locked.add(w.ticketId);
+      }
+      this.answerLocked(locked);
     }
+  }
+
+  private async runOne(w: Waiting): Promise<ApplyResult['status'] | 'error'> {
+    try {
+      const [result] = await this.apply([w.submission]);
+      w.resolve(result as ApplyResult);
+      return (result as ApplyResult).status;
+    } catch (error) {
+      w.reject(error);
+      return 'error';
+    }
+  }
+
+  /** Commands of a locked ticket still waiting come after the locked one: they wait with it. */
+  private answerLocked(tickets: Set<number>): void {
+    if (tickets.size === 0) return;
+    const left: Waiting[] = [];
+    for (const w of this.waiting) {
+      if (tickets.has(w.ticketId)) w.resolve({ status: 'locked' });
+      else left.push(w);
+    }
+    this.waiting = left;
   }
 }

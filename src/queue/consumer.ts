@@ -1,15 +1,16 @@
 import { type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { type ApplyDeps, applyBatch } from '../apply/applyBatch.js';
+import type { ApplyResult } from '../apply/applyBatch.js';
 import { classify } from '../apply/classify.js';
 import type { Outcome } from '../apply/ledger.js';
-import type { ServiceMetrics } from '../metrics/registry.js';
-import { Batcher } from './batcher.js';
+import type { MysqlAvailability } from '../db/availability.js';
+import type { Batcher } from './batcher.js';
 import { chunkJobSchema, isChunk } from './chunks.js';
-import { type Notice, publishCompletions } from './completion.js';
+import type { CommandEvents } from './events.js';
 import { type CommandJob, commandJobSchema, type RetryProgress } from './jobs.js';
 import { laneNames } from './lanes.js';
+import type { ParkedCommands } from './parked.js';
 
 export interface ConsumerOptions {
   prefix: string;
@@ -18,9 +19,11 @@ export interface ConsumerOptions {
   maxAttempts: number;
   backoffMs: number;
   maxBackoffMs: number;
-  batch: { maxCommands: number; maxInFlight: number; lingerMs: number };
+  /** Commands submitted to the batcher at once from one chunk (its largest batch). */
+  sliceSize: number;
+  /** How soon a ticket found locked by another session is tried again (ms). */
+  parkedRetryMs: number;
   logger: Logger;
-  metrics: ServiceMetrics;
 }
 
 /** Exponential backoff with jitter: attempt n waits between half and all of base·2^(n-1), capped. */
@@ -30,36 +33,26 @@ export function backoffDelay(attempt: number, baseMs: number, maxMs: number): nu
 }
 
 /**
- * The worker's side of the queue: one BullMQ Worker per lane, each taking one command at a
- * time (the lane's global concurrency is 1 anyway). A command's transient failures are
- * retried here, inside the job, so its lane waits for it and order holds.
+ * The worker's side of the queue: one BullMQ Worker per lane, each taking one job at a time
+ * (the lane's global concurrency is 1 anyway) and handing its commands to the batcher.
+ *
+ * Retries by error class (src/apply/classify.ts), inside the job so its lane waits and order
+ * holds: contention and unknown errors spend attempts with exponential backoff until the job
+ * becomes a dead letter; an outage spends none — the job waits for MySQL to answer again, however
+ * long that takes. A ticket whose row another session holds does not hold up the lane: its
+ * commands are parked (src/queue/parked.ts) and the job finishes with the rest.
  */
 export class CommandConsumer {
   private readonly workers: Worker[];
-  private readonly batcher: Batcher;
 
   constructor(
     blockingRedis: Redis,
-    private readonly publisher: Redis,
-    deps: ApplyDeps,
+    private readonly batcher: Batcher,
+    private readonly parked: ParkedCommands,
+    private readonly availability: MysqlAvailability,
+    private readonly events: CommandEvents,
     private readonly options: ConsumerOptions,
   ) {
-    const { metrics } = options;
-    this.batcher = new Batcher(
-      async (batch) => {
-        const started = performance.now();
-        let committed = false;
-        try {
-          const outcomes = await applyBatch(deps, batch);
-          committed = true;
-          return outcomes;
-        } finally {
-          metrics.transactionFinished((performance.now() - started) / 1000, committed);
-        }
-      },
-      options.batch,
-      (size) => metrics.batchStarted(size),
-    );
     this.workers = laneNames(options.lanes).map(
       (name) =>
         new Worker(name, (job, token, signal) => this.process(job, token, signal), {
@@ -74,44 +67,48 @@ export class CommandConsumer {
     );
     for (const worker of this.workers) {
       worker.on('error', (error) => options.logger.warn({ err: error.message }, 'queue worker error'));
-      worker.on('failed', (job, error) => {
-        if (job && error.name !== 'WaitingError') {
-          options.logger.error({ commandId: job.id, err: error.message }, 'command moved to dead letters');
-        }
-      });
     }
   }
 
   private async process(job: Job, token: string | undefined, signal: AbortSignal | undefined): Promise<unknown> {
-    if (isChunk(job.data)) {
-      const parsed = chunkJobSchema.safeParse(job.data);
-      if (!parsed.success) throw new UnrecoverableError(`Job payload not understood: ${parsed.error.message}`);
-      // One slice in flight per chunk: a slice retried after a transient error is never
-      // overtaken by the chunk's later commands, so order holds within the lane.
-      const outcomes: Outcome[] = [];
-      for (let start = 0; start < parsed.data.commands.length; start += this.sliceSize) {
-        const slice = parsed.data.commands.slice(start, start + this.sliceSize);
-        // Giving up on this slice leaves it and every later slice of the chunk unapplied.
-        outcomes.push(...(await this.applyWithRetries(job, token, signal, slice, parsed.data.commands.length - start)));
+    const commands = this.commandsOf(job);
+    // One slice in flight per job: a slice retried after an error is never overtaken by the
+    // job's later commands, so order holds within the lane.
+    const outcomes: Outcome[] = [];
+    let parked = 0;
+    for (let start = 0; start < commands.length; start += this.options.sliceSize) {
+      const slice = commands.slice(start, start + this.options.sliceSize);
+      // Giving up on this slice leaves it and every later slice of the job unapplied.
+      const results = await this.applyWithRetries(job, token, signal, slice, commands.length - start);
+      for (const result of results) {
+        if (result.status === 'locked') parked++;
+        else outcomes.push(result);
       }
-      return {
-        applied: outcomes.filter((o) => o.status === 'applied').length,
-        failed: outcomes.filter((o) => o.status === 'failed').length,
-      };
     }
-    const parsed = commandJobSchema.safeParse(job.data);
-    if (!parsed.success) throw new UnrecoverableError(`Job payload not understood: ${parsed.error.message}`);
-    return (await this.applyWithRetries(job, token, signal, [parsed.data], 1))[0];
+    if (!isChunk(job.data)) return outcomes[0] ?? { status: 'parked' };
+    return {
+      applied: outcomes.filter((o) => o.status === 'applied').length,
+      failed: outcomes.filter((o) => o.status === 'failed').length,
+      parked,
+    };
   }
 
-  private get sliceSize(): number {
-    return this.options.batch.maxCommands;
+  /** The job's commands; a payload that cannot be read makes the job a dead letter at once. */
+  private commandsOf(job: Job): CommandJob[] {
+    const parsed = isChunk(job.data)
+      ? chunkJobSchema.safeParse(job.data)
+      : commandJobSchema.transform((command) => ({ commands: [command] })).safeParse(job.data);
+    if (parsed.success) return parsed.data.commands;
+    const error = new UnrecoverableError(`Job payload not understood: ${parsed.error.message}`);
+    this.events.emit('deadLettered', { jobId: String(job.id), commands: 1, error });
+    throw error;
   }
 
   /**
-   * Applies commands through the batcher; a transient failure is retried here, inside the job,
-   * with backoff — so the lane waits for it — until the attempts run out and the job becomes a
-   * dead letter. Logs and announces each outcome.
+   * Applies commands through the batcher, first setting aside those of tickets already parked;
+   * those that find their ticket locked are parked in turn. Errors are retried here, inside the
+   * job, by class (see the class comment) until the attempts run out and the job becomes a dead
+   * letter.
    */
   private async applyWithRetries(
     job: Job,
@@ -119,60 +116,82 @@ export class CommandConsumer {
     signal: AbortSignal | undefined,
     commands: CommandJob[],
     unappliedIfGivenUp: number,
-  ): Promise<Outcome[]> {
-    const { logger, metrics, maxAttempts, backoffMs, maxBackoffMs } = this.options;
+  ): Promise<ApplyResult[]> {
+    const { maxAttempts, backoffMs, maxBackoffMs } = this.options;
     // Deliveries before this one (a crashed worker's attempt) count towards the total.
     const earlierDeliveries = Math.max(0, (job.attemptsStarted ?? 1) - 1);
+    const jobId = String(job.id);
+    // Commands parked by an earlier try of this slice stay parked: a retry never parks them twice.
+    const setAside = new Set<string>();
 
-    for (let attempt = 1; ; attempt++) {
+    for (let attempt = 1; ; ) {
       const started = performance.now();
       try {
-        const outcomes = await Promise.all(
-          commands.map((data) => this.batcher.submit({ job: data, attempts: earlierDeliveries + attempt })),
+        const candidates = commands.filter((c) => !setAside.has(c.commandId));
+        const diverted = await this.parked.divert(candidates);
+        for (const id of diverted) setAside.add(id);
+        const rest = candidates.filter((c) => !diverted.has(c.commandId));
+        if (diverted.size > 0) {
+          this.events.emit('parked', { commands: candidates.filter((c) => diverted.has(c.commandId)), diverted: true });
+        }
+        const results = await Promise.all(
+          rest.map((data) => this.batcher.submit({ job: data, attempts: earlierDeliveries + attempt })),
         );
         const applyMs = Math.round((performance.now() - started) * 10) / 10; // waiting for a batch slot included
-        const notices: Notice[] = [];
-        // A line per command is built only when it will be written (the hot path at LOG_LEVEL=warn).
-        const logInfo = logger.isLevelEnabled('info');
-        for (const [i, outcome] of outcomes.entries()) {
-          const data = commands[i] as CommandJob;
-          const lagMs = Date.now() - data.acceptedAt;
-          metrics.commandFinished(outcome, lagMs);
-          if (logInfo)
-            logger.info(
-              {
-                commandId: data.commandId,
-                ticketId: data.command.ticketId,
-                outcome: outcome.status,
-                ...(outcome.status === 'applied' ? { insertId: outcome.insertId } : { failure: outcome.failure }),
-                applyMs,
-                lagMs,
-              },
-              outcome.repeat ? 'command already finished' : outcome.status === 'applied' ? 'command applied' : 'command failed',
-            );
-          if (data.notify) notices.push({ commandId: data.commandId, outcome });
+        const locked = rest.filter((_, i) => results[i]?.status === 'locked');
+        if (locked.length > 0) {
+          await this.parked.park(locked, Date.now() + this.options.parkedRetryMs);
+          for (const c of locked) setAside.add(c.commandId);
+          this.events.emit('parked', { commands: locked, diverted: false });
         }
-        await publishCompletions(this.publisher, this.options.prefix, notices).catch(() => {});
-        return outcomes;
+        const finished = rest.flatMap((data, i) =>
+          results[i]?.status === 'locked' ? [] : [{ data, outcome: results[i] as Outcome }],
+        );
+        this.events.emit('finished', {
+          commands: finished.map((f) => f.data),
+          outcomes: finished.map((f) => f.outcome),
+          applyMs,
+        });
+        const byId = new Map(rest.map((data, i) => [data.commandId, results[i] as ApplyResult]));
+        return commands.map((c) => byId.get(c.commandId) ?? { status: 'locked' });
       } catch (error) {
-        const { error: reason } = classify(error);
+        const verdict = classify(error);
+        if (verdict.kind === 'outage') {
+          await this.report(job, { attempts: attempt - 1, nextTryAt: Date.now(), lastError: verdict.error.message });
+          const state = await this.availability.afterError(verdict.error, signal);
+          if (state === 'recovered') continue; // it was away: no attempt spent
+          if (state === 'aborted') return this.handBack(job, token);
+        }
         const giveUp = attempt >= maxAttempts;
         const delay = giveUp ? 0 : backoffDelay(attempt, backoffMs, maxBackoffMs);
-        const progress: RetryProgress = { attempts: attempt, nextTryAt: Date.now() + delay, lastError: reason.message };
-        await job.updateProgress(progress).catch(() => {});
+        const progress: RetryProgress = { attempts: attempt, nextTryAt: Date.now() + delay, lastError: verdict.error.message };
+        await this.report(job, progress);
         if (giveUp) {
-          metrics.commandsDeadLettered(unappliedIfGivenUp);
-          throw new UnrecoverableError(`Gave up after ${attempt} attempts: ${reason.message}`);
+          this.events.emit('deadLettered', { jobId, commands: unappliedIfGivenUp, error: verdict.error });
+          throw new UnrecoverableError(`Gave up after ${attempt} attempts: ${verdict.error.message}`);
         }
-        metrics.commandsRetried(reason, commands.length);
-        logger.warn({ jobId: job.id, commands: commands.length, ...progress }, 'command will be retried');
-        if (!(await sleep(delay, signal))) {
-          // Shutting down: hand the job back to the head of its lane, untouched.
-          await job.moveToWait(token);
-          throw new WaitingError();
-        }
+        this.events.emit('retrying', {
+          jobId,
+          commands: commands.length,
+          attempts: attempt,
+          nextTryAt: progress.nextTryAt,
+          kind: verdict.kind,
+          error: verdict.error,
+        });
+        attempt++;
+        if (!(await sleep(delay, signal))) return this.handBack(job, token);
       }
     }
+  }
+
+  private async report(job: Job, progress: RetryProgress): Promise<void> {
+    await job.updateProgress(progress).catch(() => {});
+  }
+
+  /** Shutting down: hand the job back to the head of its lane, untouched. */
+  private async handBack(job: Job, token: string | undefined): Promise<never> {
+    await job.moveToWait(token);
+    throw new WaitingError();
   }
 
   /**

@@ -127,7 +127,7 @@ export class IdempotencyClaims {
   /** Gives the key back when the command could not be queued, so a retry may use it. */
   async release(apiKeyId: number, idempotencyKey: string, commandId: string): Promise<void> {
     const key = this.redisKey(apiKeyId, idempotencyKey);
-    await runScript(this.redis, 'idempotencyRelease', [key], [commandId]);
+    await runScript(this.redis, 'deleteIfHeld', [key], [commandId]);
   }
 
   private compare(

@@ -4,12 +4,14 @@ import { type ChunkJob, chunkIdOf, commandsIn } from './chunks.js';
 import { type CommandJob, type RetryProgress, retryProgressSchema } from './jobs.js';
 import { redisKeys } from './keys.js';
 import { jobHolding, laneOf, laneQueues } from './lanes.js';
+import { ParkedCommands } from './parked.js';
 
 export const JOB_NAME = 'command';
 export const CHUNK_NAME = 'chunk';
 
 export type QueuedState =
   | { state: 'queued'; job: CommandJob }
+  | { state: 'parked'; job: CommandJob; nextTryAt: number }
   | { state: 'applying'; job: CommandJob }
   | { state: 'retrying'; job: CommandJob; progress: RetryProgress }
   | { state: 'dead'; job: CommandJob; reason: string; attempts: number };
@@ -21,6 +23,7 @@ export type QueuedState =
 export class CommandQueue {
   private readonly queues: Queue[];
   private readonly jobOptions: JobsOptions;
+  private readonly parked: ParkedCommands;
 
   constructor(
     private readonly redis: Redis,
@@ -29,6 +32,7 @@ export class CommandQueue {
     deadLetterRetentionSeconds: number,
   ) {
     this.queues = laneQueues(redis, prefix, lanes);
+    this.parked = new ParkedCommands(redis, prefix);
     this.jobOptions = {
       // Finished commands live in the MySQL ledger; only dead letters are kept in Redis.
       removeOnComplete: true,
@@ -69,12 +73,15 @@ export class CommandQueue {
   }
 
   /**
-   * Where a command is while it is still in Redis — alone in its job, or inside a chunk — or
-   * null once it has left (or never was).
+   * Where a command is while it is still in Redis — alone in its job, inside a chunk, or parked
+   * behind its ticket's locked row — or null once it has left (or never was).
    */
   async find(commandId: string): Promise<QueuedState | null> {
     const found = await jobHolding(this.redis, this.prefix, this.queues, commandId);
-    if (!found) return null;
+    if (!found) {
+      const parked = await this.parked.find(commandId);
+      return parked ? { state: 'parked', ...parked } : null;
+    }
     const { job } = found;
     const data = commandsIn(job).find((c) => c.commandId === commandId) as CommandJob | undefined;
     if (!data) return null;
@@ -91,9 +98,11 @@ export class CommandQueue {
 
   /**
    * For each of `commands` (command id and ticket), whether its job — alone or its chunk — is
-   * still in Redis. One pipeline; the ticket names the lane.
+   * still in Redis, or it is parked. One pipeline and one hash read; the ticket names the lane.
    */
   async stillQueued(commands: Array<{ commandId: string; ticketId: number }>): Promise<boolean[]> {
+    if (commands.length === 0) return [];
+    const parked = await this.parked.holding(commands.map((c) => c.commandId));
     const pipeline = this.redis.pipeline();
     for (const { commandId, ticketId } of commands) {
       const lane = this.laneFor(ticketId).name;
@@ -101,7 +110,7 @@ export class CommandQueue {
       pipeline.exists(keys.laneJob(lane, commandId), keys.laneJob(lane, chunkIdOf(commandId)));
     }
     const answers = (await pipeline.exec()) ?? [];
-    return answers.map(([error, count]) => !error && Number(count) > 0);
+    return answers.map(([error, count], i) => parked[i] === true || (!error && Number(count) > 0));
   }
 
   async close(): Promise<void> {

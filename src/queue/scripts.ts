@@ -1,36 +1,27 @@
 // The service's Lua scripts, one file each under ./lua/ with a header naming its KEYS and ARGV
 // (as BullMQ keeps its own). Each is defined on a connection once (ioredis defineCommand: EVALSHA,
-// falling back to EVAL when Redis has not seen the script, e.g. after a restart) and run by name.
+// falling back to EVAL when Redis has not seen the script, e.g. after a restart) and run by name;
+// every key a script touches is passed in KEYS, never built inside it.
 import { readFileSync } from 'node:fs';
 import type { ChainableCommander, Redis } from 'ioredis';
 
-const NAMES = ['idempotencyTakeOver', 'idempotencyRelease'] as const;
+const NAMES = ['idempotencyTakeOver', 'deleteIfHeld', 'parkCommands', 'settleParked'] as const;
 export type ScriptName = (typeof NAMES)[number];
 
-interface Script {
-  lua: string;
-  numberOfKeys: number;
-}
+let loaded: Map<ScriptName, string> | undefined;
 
-let loaded: Map<ScriptName, Script> | undefined;
-
-/** The scripts' text, read once; the number of keys is counted from the `-- KEYS[n]` header lines. */
-function scripts(): Map<ScriptName, Script> {
-  loaded ??= new Map(
-    NAMES.map((name) => {
-      const lua = readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
-      const numberOfKeys = lua.split('\n').filter((line) => /^--\s*KEYS\[\d+\]/.test(line)).length;
-      return [name, { lua, numberOfKeys }];
-    }),
-  );
+/** The scripts' text, read once. */
+function scripts(): Map<ScriptName, string> {
+  loaded ??= new Map(NAMES.map((name) => [name, readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8')]));
   return loaded;
 }
 
 const defined = new WeakSet<Redis>();
 
+/** Defines every script on `redis`, taking its number of keys as the first argument of each call. */
 function define(redis: Redis): void {
   if (defined.has(redis)) return;
-  for (const [name, script] of scripts()) redis.defineCommand(name, script);
+  for (const [name, lua] of scripts()) redis.defineCommand(name, { lua });
   defined.add(redis);
 }
 
@@ -39,7 +30,7 @@ type Runner = (...keysThenArgs: Array<string | number>) => Promise<unknown>;
 /** Runs a script on `redis` with its keys and arguments. */
 export function runScript(redis: Redis, name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {
   define(redis);
-  return (redis as unknown as Record<ScriptName, Runner>)[name](...keys, ...args);
+  return (redis as unknown as Record<ScriptName, Runner>)[name](keys.length, ...keys, ...args);
 }
 
 /** Queues a script on a pipeline or transaction of `redis`. */

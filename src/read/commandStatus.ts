@@ -11,6 +11,7 @@ import type { CommandQueue } from '../queue/producer.js';
  */
 export type CommandStatus =
   | { status: 'queued' | 'applying' }
+  | { status: 'queued'; waiting_for: 'ticket_lock'; next_try_at: string }
   | { status: 'retrying'; attempts: number; next_try_at: string }
   | { status: 'applied'; insert_id: number; accepted_at: string; finished_at: string; attempts: number }
   | { status: 'failed'; http_status: number; message: string; accepted_at?: string; finished_at?: string; attempts: number };
@@ -36,6 +37,9 @@ export async function commandStatus(
     case 'queued':
     case 'applying':
       return { ...base, status: queued.state };
+    case 'parked':
+      // Its ticket's row is held by another session (an agent, a report): it waits, in order.
+      return { ...base, status: 'queued', waiting_for: 'ticket_lock', next_try_at: new Date(queued.nextTryAt).toISOString() };
     case 'retrying':
       return {
         ...base,

@@ -6,7 +6,6 @@ import { type Command, fingerprint } from '../../src/commands/command.js';
 import { newCommandId } from '../../src/commands/commandId.js';
 import { createPool, databaseName } from '../../src/db/pool.js';
 import { serviceTables } from '../../src/db/tables.js';
-import { KeyResolver } from '../../src/itflow/apiKeys.js';
 import { createItflowClock } from '../../src/itflow/clock.js';
 import { People } from '../../src/itflow/people.js';
 import { detectSchema } from '../../src/itflow/schema.js';
@@ -40,7 +39,6 @@ describe('applying a batch of commands in one transaction', () => {
       tables: serviceTables(h.config),
       schema,
       clock,
-      keys: new KeyResolver(pool, schema, clock, 0),
       tickets: new TicketDirectory(pool, 0),
       people: new People(pool, 0),
     };

@@ -209,7 +209,13 @@ describe.each(GENERATIONS)('bulk.php (ITFlow %s)', (generation: Generation) => {
     );
     expect(answer.status).toBe(400);
     expect(answer.body.data).toEqual([
-      { http_status: 403, message: 'Setting an author needs an API key that can write every client.' },
+      {
+        http_status: 403,
+        message:
+          generation === '2.4.4'
+            ? 'Setting an author needs an API key for every client.'
+            : 'Setting an author needs an admin API key.',
+      },
     ]);
   });
 
