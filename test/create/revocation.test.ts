@@ -173,9 +173,11 @@ describe('who may set an author (ITFlow 2.6.7)', () => {
   it('a technician with write access to every client may not attribute replies; an admin may', async () => {
     const tech = await addUser(h.db, { name: 'Unrestricted Tech', roleId: await addRole(h.db, { support: 3 }) });
     const techKey = await addKey(h.db, '2.6.7', { name: 'Tech key', owner: tech });
-    const [contact] = await h
-      .query('INSERT INTO contacts (contact_name, contact_client_id) VALUES (?, ?)', ['Client Contact', world.clientA])
-      .then(async () => h.query('SELECT LAST_INSERT_ID() AS id'));
+    const [inserted] = await h.db.query<ResultSetHeader>('INSERT INTO contacts (contact_name, contact_client_id) VALUES (?, ?)', [
+      'Client Contact',
+      world.clientA,
+    ]);
+    const contact = { id: Number(inserted.insertId) };
     const ticket = await addTicket(h.db, '2.6.7', { clientId: world.clientA });
     const items = [
       { ticket_id: ticket, ticket_reply: 'as the admin', created_at: '2026-01-01 09:00:00', author: { user_id: world.author } },
