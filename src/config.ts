@@ -95,8 +95,10 @@ export const configSchema = z.object({
   APPLY_BACKOFF_MS: intFrom(1, 600_000).default(200),
   APPLY_MAX_BACKOFF_MS: intFrom(1, 3_600_000).default(30_000),
   /**
-   * Longest a worker waits for a ticket row someone else has locked (the web UI, another
-   * batch) before giving up and retrying later; its other tickets' locks are held meanwhile.
+   * Longest a worker waits for a row or table lock someone else holds (a backup's LOCK TABLES,
+   * an ALTER; on servers without SKIP LOCKED also a ticket row) before the batch is retried
+   * later. A ticket row held elsewhere is passed over where the server has SKIP LOCKED: its
+   * commands are parked and everything else goes on.
    */
   APPLY_LOCK_WAIT_SECONDS: intFrom(1, 3600).default(5),
   /** Seconds a worker may be silent before its command is handed to another worker. */

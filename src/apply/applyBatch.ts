@@ -16,12 +16,15 @@ import { afterChange, planTicketChange, type TicketChange, updateStatements } fr
 
 /**
  * Session settings for the worker's pool: READ COMMITTED for the ledger read under the ticket
- * locks (see lockTickets), and a bounded wait for a ticket somebody else holds.
+ * locks (see lockTickets), and a bounded wait for a row or a table somebody else holds (a
+ * backup's LOCK TABLES, an ALTER), after which the batch is retried later.
  */
 export function applySessionSql(lockWaitSeconds: number): string[] {
+  const seconds = Math.trunc(lockWaitSeconds);
   return [
     'SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED',
-    `SET SESSION innodb_lock_wait_timeout = ${Math.trunc(lockWaitSeconds)}`,
+    `SET SESSION innodb_lock_wait_timeout = ${seconds}`,
+    `SET SESSION lock_wait_timeout = ${seconds}`,
   ];
 }
 

@@ -124,7 +124,8 @@ export class CommandConsumer {
     // Commands parked by an earlier try of this slice stay parked: a retry never parks them twice.
     const setAside = new Set<string>();
 
-    for (let attempt = 1; ; ) {
+    // `attempt` counts the tries that spend the budget; `tries` every try (for the ledger).
+    for (let attempt = 1, tries = 1; ; tries++) {
       const started = performance.now();
       try {
         const candidates = commands.filter((c) => !setAside.has(c.commandId));
@@ -135,7 +136,7 @@ export class CommandConsumer {
           this.events.emit('parked', { commands: candidates.filter((c) => diverted.has(c.commandId)), diverted: true });
         }
         const results = await Promise.all(
-          rest.map((data) => this.batcher.submit({ job: data, attempts: earlierDeliveries + attempt })),
+          rest.map((data) => this.batcher.submit({ job: data, attempts: earlierDeliveries + tries })),
         );
         const applyMs = Math.round((performance.now() - started) * 10) / 10; // waiting for a batch slot included
         const locked = rest.filter((_, i) => results[i]?.status === 'locked');

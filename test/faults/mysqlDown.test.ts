@@ -182,17 +182,16 @@ describe('the service while MySQL is unreachable', () => {
   it('applies after the outage, once, a command the worker was applying when its connection was cut', async () => {
     const ticket = await addTicket(h.db, '2.6.7', { clientId: world.clientA });
     const database = new URL(h.config.DATABASE_URL).pathname.slice(1);
-    // Hold the ticket's row lock so the worker stops inside its transaction, mid-apply.
-    await admin.query('START TRANSACTION');
-    await admin.query('SELECT ticket_id FROM tickets WHERE ticket_id = ? FOR UPDATE', [ticket]);
+    // Keep ticket_replies from being written so the worker stops inside its transaction, mid-apply.
+    await admin.query('LOCK TABLES ticket_replies READ');
     let sent: Sent;
     try {
       sent = await sendAccepted(ticket, 1);
       const waiting = async () => {
-        // The worker's locking read of the ticket, still running (blocked behind ours).
+        // The worker's insert of the reply, still running (waiting for our table lock).
         const [rows] = await admin.query<mysql.RowDataPacket[]>(
           `SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST
-            WHERE DB = ? AND ID <> CONNECTION_ID() AND COMMAND = 'Query' AND INFO LIKE '%FROM tickets%FOR UPDATE'`,
+            WHERE DB = ? AND ID <> CONNECTION_ID() AND COMMAND = 'Query' AND INFO LIKE 'INSERT INTO ticket_replies%'`,
           [database],
         );
         return Number(rows[0]?.n);
@@ -204,7 +203,7 @@ describe('the service while MySQL is unreachable', () => {
       }
       await proxy.cut();
     } finally {
-      await admin.query('ROLLBACK');
+      await admin.query('UNLOCK TABLES');
     }
 
     // Down for a while: the worker's retries meet refused connections; nothing is written.
