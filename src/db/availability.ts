@@ -50,12 +50,8 @@ export class MysqlAvailability {
    * first (shutting down).
    */
   async afterError(error: Error, signal?: AbortSignal): Promise<AfterError> {
-    if (!this.outage) {
-      if (await this.probeOnce()) return 'answering';
-      this.beginOutage(error);
-    }
-    const outage = this.outage;
-    if (!outage) return 'recovered';
+    if (!this.outage && (await this.probeOnce())) return 'answering';
+    const outage = this.beginOutage(error);
     return untilAborted(outage.back, signal);
   }
 
@@ -63,7 +59,7 @@ export class MysqlAvailability {
   notice(error: Error): void {
     if (this.outage) return;
     void this.probeOnce().then((answering) => {
-      if (!answering && !this.outage) this.beginOutage(error);
+      if (!answering) this.beginOutage(error);
     });
   }
 
@@ -78,7 +74,9 @@ export class MysqlAvailability {
     return this.probing;
   }
 
-  private beginOutage(error: Error): void {
+  /** The outage under way, or a new one (told once in the log) if none is. */
+  private beginOutage(error: Error): { since: number; back: Promise<void> } {
+    if (this.outage) return this.outage;
     const since = Date.now();
     this.logger.warn(
       { err: error.message },
@@ -94,6 +92,7 @@ export class MysqlAvailability {
       if (!this.stopped) this.logger.info({ outageMs: Date.now() - since }, 'MySQL is reachable again; commands resume');
     });
     this.outage = { since, back };
+    return this.outage;
   }
 }
 
