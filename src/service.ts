@@ -23,11 +23,12 @@ import { CommandConsumer } from './queue/consumer.js';
 import { ParkedDrainer } from './queue/drainParked.js';
 import { CommandEvents } from './queue/events.js';
 import { IdempotencyClaims } from './queue/idempotency.js';
+import { redisKeys } from './queue/keys.js';
 import { prepareLanes } from './queue/lanes.js';
 import { announceCompletions, countCommandEvents, logCommandEvents } from './queue/observers.js';
 import { ParkedCommands } from './queue/parked.js';
 import { CommandQueue } from './queue/producer.js';
-import { createRedis, redisReady } from './queue/redis.js';
+import { createRedis, redisReady, watchRedis } from './queue/redis.js';
 import { ListPlanner } from './read/planner.js';
 
 export interface Roles {
@@ -97,7 +98,8 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
       throw new StartupError(`Cannot reach Redis at ${redactConnectionUrl(config.REDIS_URL)}: ${error.message}`);
     });
     await prepareLanes(redis, config.QUEUE_PREFIX, config.QUEUE_PARTITIONS);
-    keepLanesPrepared(redis, config, logger);
+    closers.push(keepLanesPrepared(redis, config, logger));
+    watchRedis(redis, logger);
 
     // This process's own metrics; the worker's pool joins `pools` below when there is one.
     const metrics = new ServiceMetrics();
@@ -279,13 +281,33 @@ async function detect(config: Config, pool: Pool): Promise<ItflowSchema> {
   }
 }
 
-/** A Redis restart without persistence forgets queue settings: set them again on reconnect. */
-function keepLanesPrepared(redis: Redis, config: Config, logger: Logger): void {
-  redis.on('ready', () => {
-    prepareLanes(redis, config.QUEUE_PREFIX, config.QUEUE_PARTITIONS).catch((error: Error) =>
-      logger.error({ err: error.message }, 'could not prepare queue lanes after reconnecting to Redis'),
+/**
+ * Redis can lose the lanes' settings while the service runs: a restart without persistence, a
+ * FLUSHDB, a failover to a replica that came up empty. Without the global concurrency of 1, two
+ * worker processes could apply one lane's commands at once and reorder a ticket's. So they are
+ * set again on every reconnect, and a check every LANE_CHECK_MS restores them when they vanish
+ * under a connection that stayed up.
+ */
+const LANE_CHECK_MS = 2_000;
+
+function keepLanesPrepared(redis: Redis, config: Config, logger: Logger): () => Promise<void> {
+  const prepare = (why: string) =>
+    prepareLanes(redis, config.QUEUE_PREFIX, config.QUEUE_PARTITIONS).then(
+      () =>
+        why === 'lost' && logger.warn('Redis had lost the queue lanes’ settings (FLUSHDB, or an empty replica?); restored them'),
+      (error: Error) => logger.error({ err: error.message }, 'could not prepare the queue lanes'),
     );
-  });
+  redis.on('ready', () => void prepare('reconnected'));
+  const lanesKey = redisKeys(config.QUEUE_PREFIX).lanes;
+  const timer = setInterval(() => {
+    if (redis.status !== 'ready') return;
+    redis.exists(lanesKey).then(
+      (exists) => exists === 0 && prepare('lost'),
+      () => {},
+    );
+  }, LANE_CHECK_MS);
+  timer.unref();
+  return async () => clearInterval(timer);
 }
 
 /** Worker processes trim the ledger to the retention now and every hour. */

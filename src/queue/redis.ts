@@ -1,4 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
 
 /**
  * Redis connections by use:
@@ -20,6 +21,24 @@ export function createRedis(url: string, use: 'command' | 'blocking', name: stri
   // Errors surface on the calls that hit them; an unhandled 'error' event would crash the process.
   redis.on('error', () => {});
   return redis;
+}
+
+/**
+ * Says once when the connection to Redis is lost and once when it is back (the process's
+ * other connections follow the same server, so one connection speaks for them all).
+ */
+export function watchRedis(redis: Redis, logger: Logger): void {
+  let lostAt: number | null = null;
+  redis.on('close', () => {
+    if (lostAt !== null) return;
+    lostAt = Date.now();
+    logger.warn('Redis connection lost; the intake answers 503 and workers wait until it is back');
+  });
+  redis.on('ready', () => {
+    if (lostAt === null) return;
+    logger.info({ outageMs: Date.now() - lostAt }, 'Redis is reachable again');
+    lostAt = null;
+  });
 }
 
 /** Resolves once the connection is ready (or rejects after timeoutMs). */

@@ -25,7 +25,7 @@ describe('a ticket row locked by another session (ITFlow 2.6.7)', () => {
   afterAll(() => h?.close());
 
   it('delays only its own commands, which then apply in order', async () => {
-    const locked = [];
+    const locked: number[] = [];
     for (let i = 0; i < 3; i++) locked.push(await addTicket(h.db, '2.6.7', { clientId: world.clientA }));
     // Free tickets: three in the first locked ticket's lane, and five others.
     const lane = laneOf(locked[0] as number, h.config.QUEUE_PARTITIONS);
