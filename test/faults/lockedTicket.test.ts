@@ -2,10 +2,10 @@ import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { idBytes } from '../../src/apply/ledger.js';
 import { laneOf } from '../../src/queue/lanes.js';
-import { expectExactlyOnce, type Sent, waitForLedger } from '../helpers/faults.js';
+import { expectExactlyOnce, type Sent, sendRound, waitForLedger } from '../helpers/faults.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, repliesOf, seedWorld, type World } from '../helpers/itflow.js';
-import { BULK, COMMANDS, CREATE } from '../helpers/paths.js';
+import { COMMANDS, CREATE } from '../helpers/paths.js';
 
 // A ticket row held FOR UPDATE by another session (an agent's long transaction, a report, a
 // migration script) delays only that ticket. Commands for other tickets — in the same lane, in
@@ -56,23 +56,7 @@ describe('a ticket row locked by another session (ITFlow 2.6.7)', () => {
       // round one bulk request carrying all of them — locked and free tickets in the same chunk.
       while (Date.now() - heldAt < HOLD_MS - 2_500) {
         n++;
-        if (n % 3 === 0) {
-          const items = all.map((ticketId) => ({ ticket_id: ticketId, ticket_reply: `t${ticketId} #${n}` }));
-          const answer = await h.post(BULK, items, { key: world.keys.all });
-          expect(answer.status).toBe(202);
-          answer.body.data.forEach((r: { command_id: string }, i: number) =>
-            sent.push({ commandId: r.command_id, ticketId: all[i] as number, body: items[i]?.ticket_reply as string }),
-          );
-        } else {
-          await Promise.all(
-            all.map(async (ticketId) => {
-              const body = `t${ticketId} #${n}`;
-              const answer = await h.post(CREATE, { ticket_id: ticketId, ticket_reply: body }, { key: world.keys.all });
-              expect(answer.status).toBe(202);
-              sent.push({ commandId: answer.body.data[0].command_id, ticketId, body });
-            }),
-          );
-        }
+        sent.push(...(await sendRound(h, world.keys.all, all, n, n % 3 === 0)));
         await sleep(100);
       }
       const freeSent = sent.filter((s) => free.includes(s.ticketId));

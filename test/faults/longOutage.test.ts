@@ -2,10 +2,10 @@ import { Redis } from 'ioredis';
 import mysql from 'mysql2/promise';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { laneNames } from '../../src/queue/lanes.js';
-import { expectExactlyOnce, type Sent, startTcpProxy, type TcpProxy, waitForLedger } from '../helpers/faults.js';
+import { expectExactlyOnce, type Sent, sendRound, startTcpProxy, type TcpProxy, waitForLedger } from '../helpers/faults.js';
 import { type Harness, httpRequest, startHarness } from '../helpers/harness.js';
 import { addTicket, createMysqlUser, seedWorld, type World } from '../helpers/itflow.js';
-import { BULK, CREATE } from '../helpers/paths.js';
+import { CREATE } from '../helpers/paths.js';
 import { killLeftovers, type ServiceProcess, spawnEntry } from '../helpers/processes.js';
 
 // Outages of any length lose nothing and dead-letter nothing. A worker's retry budget is for
@@ -56,7 +56,6 @@ describe('an outage longer than any retry budget (ITFlow 2.6.7)', () => {
     );
     await worker.waitFor(/"worker started"/);
   });
-  afterEach(() => {});
   afterAll(async () => {
     await proxy?.restore();
     killLeftovers();
@@ -68,26 +67,9 @@ describe('an outage longer than any retry budget (ITFlow 2.6.7)', () => {
     const tickets = await Promise.all(Array.from({ length: 12 }, () => addTicket(h.db, '2.6.7', { clientId: world.clientA })));
     const sent: Sent[] = [];
     let n = 0;
-    /** One round: a single command to each ticket (each ticket's commands in order), or one bulk request for all. */
     const round = async (bulk: boolean) => {
       n++;
-      if (bulk) {
-        const items = tickets.map((ticketId) => ({ ticket_id: ticketId, ticket_reply: `t${ticketId} #${n}` }));
-        const answer = await httpRequest(h.url, 'POST', BULK, items, { 'X-API-Key': world.keys.all });
-        expect(answer.status).toBe(202);
-        answer.body.data.forEach((r: { command_id: string }, i: number) =>
-          sent.push({ commandId: r.command_id, ticketId: tickets[i] as number, body: items[i]?.ticket_reply as string }),
-        );
-        return;
-      }
-      await Promise.all(
-        tickets.map(async (ticketId) => {
-          const body = `t${ticketId} #${n}`;
-          const answer = await h.post(CREATE, { ticket_id: ticketId, ticket_reply: body }, { key: world.keys.all });
-          expect(answer.status).toBe(202);
-          sent.push({ commandId: answer.body.data[0].command_id, ticketId, body });
-        }),
-      );
+      sent.push(...(await sendRound(h, world.keys.all, tickets, n, bulk)));
     };
 
     for (let r = 0; r < 5; r++) await round(r % 2 === 1);

@@ -56,6 +56,31 @@ export async function sendBulk(h: Harness, key: string, tickets: number[], perTi
   return sent;
 }
 
+/**
+ * One round of commands numbered `n`: one reply to each ticket, as single create.php requests
+ * sent at once (a ticket's rounds one after the other keep its order), or as one bulk.php request
+ * carrying them all (the tickets sharing chunks).
+ */
+export async function sendRound(h: Harness, key: string, tickets: number[], n: number, bulk: boolean): Promise<Sent[]> {
+  const items = tickets.map((ticketId) => ({ ticket_id: ticketId, ticket_reply: `t${ticketId} #${n}` }));
+  if (bulk) {
+    const answer = await h.post('/api/v1/tickets/replies/bulk.php', items, { key });
+    if (answer.status !== 202) throw new Error(`unexpected ${answer.status}: ${JSON.stringify(answer.body)}`);
+    return items.map((item, i) => ({
+      commandId: answer.body.data[i].command_id,
+      ticketId: item.ticket_id,
+      body: item.ticket_reply,
+    }));
+  }
+  return Promise.all(
+    items.map(async (item) => {
+      const answer = await h.post(CREATE, item, { key });
+      if (answer.status !== 202) throw new Error(`unexpected ${answer.status}: ${JSON.stringify(answer.body)}`);
+      return { commandId: answer.body.data[0].command_id as string, ticketId: item.ticket_id, body: item.ticket_reply };
+    }),
+  );
+}
+
 export async function ledgerCount(h: Harness, commandIds: string[]): Promise<number> {
   const [row] = await h.query('SELECT COUNT(*) AS n FROM rq_commands WHERE command_id IN (?)', [commandIds.map(idBytes)]);
   return Number(row?.n);
