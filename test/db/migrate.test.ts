@@ -7,35 +7,11 @@ import { createPool } from '../../src/db/pool.js';
 import { type ServiceTables, serviceTables } from '../../src/db/tables.js';
 import { createItflowDatabase, dropDatabase, withDatabase } from '../../src/demo/itflowDatabase.js';
 import { uniqueName } from '../helpers/harness.js';
+import { V1_LEDGER } from './v1Ledger.js';
 
 // The service's own tables: created by an idempotent migration that two processes may run at
 // once, upgraded in place (a ledger written by migration 1 keeps its rows through migration 2),
 // resumed where a failed run stopped, and never touching ITFlow's tables.
-
-/** The ledger as migration 1 created it, frozen here: what an installation of that release holds. */
-const V1_LEDGER = (t: ServiceTables) => [
-  `CREATE TABLE ${t.migrations} (version INT NOT NULL PRIMARY KEY, name VARCHAR(200) NOT NULL, applied_at_utc DATETIME NOT NULL)
-   ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
-  `CREATE TABLE ${t.commands} (
-     command_id CHAR(36) NOT NULL,
-     api_key_id INT NOT NULL,
-     idempotency_key VARCHAR(255) NULL,
-     fingerprint CHAR(64) NULL,
-     ticket_id INT NOT NULL,
-     accepted_at_utc DATETIME(3) NOT NULL,
-     finished_at_utc DATETIME(3) NOT NULL,
-     status ENUM('applied','failed') NOT NULL,
-     insert_id INT NOT NULL DEFAULT 0,
-     http_status SMALLINT NULL,
-     error VARCHAR(1000) NULL,
-     attempts INT NOT NULL DEFAULT 1,
-     PRIMARY KEY (command_id),
-     UNIQUE KEY idempotency (api_key_id, idempotency_key),
-     KEY accepted_at_utc (accepted_at_utc),
-     KEY ticket_accepted (ticket_id, accepted_at_utc)
-   ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
-  `INSERT INTO ${t.migrations} VALUES (1, 'command ledger', UTC_TIMESTAMP())`,
-];
 
 /** Migration 2 as its release ran it: three statements, any of which a crash or a lost connection may follow. */
 const V2_STATEMENTS = (t: ServiceTables) => [
