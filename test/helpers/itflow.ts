@@ -214,11 +214,17 @@ export async function createMysqlUserWithGrants(
   grants: (account: string) => string[],
 ): Promise<() => Promise<void>> {
   const hosts = ['localhost', '127.0.0.1', '%'];
-  for (const host of hosts) {
-    await admin.query('CREATE USER ?@? IDENTIFIED BY ?', [user, host, password]);
-    for (const grant of grants(`'${user}'@'${host}'`)) await admin.query(grant);
-  }
-  return async () => {
+  const drop = async () => {
     for (const host of hosts) await admin.query('DROP USER IF EXISTS ?@?', [user, host]);
   };
+  try {
+    for (const host of hosts) {
+      await admin.query('CREATE USER ?@? IDENTIFIED BY ?', [user, host, password]);
+      for (const grant of grants(`'${user}'@'${host}'`)) await admin.query(grant);
+    }
+  } catch (error) {
+    await drop(); // a refused GRANT leaves no user behind
+    throw error;
+  }
+  return drop;
 }
