@@ -78,6 +78,7 @@ describe('migrations', () => {
       [0, 'before migration 2 started'],
       [1, 'after it added the binary columns'],
       [2, 'after it filled them'],
+      [3, 'after it converted the table, before recording version 2'],
     ])(
       'completes from the state %i statement(s) in (%s), two processes at once: rows intact, version 2 recorded once',
       async (k) => {
@@ -86,7 +87,8 @@ describe('migrations', () => {
         for (const sql of V2_STATEMENTS(t).slice(0, k)) await pool.query(sql);
         // A worker of the previous release wrote one more row after the failed run.
         const late: (typeof V1_ROWS)[number] = ['0193a1b2-c3d7-7abc-9def-0123456789ab', 9, 'cd'.repeat(32), 102];
-        if (k > 0) await insertV1Row(pool, t, late);
+        const lateRows = k === 1 || k === 2 ? [late] : [];
+        for (const row of lateRows) await insertV1Row(pool, t, row);
 
         const other = createPool(config().DATABASE_URL, 1);
         try {
@@ -97,7 +99,7 @@ describe('migrations', () => {
           await other.end();
         }
 
-        for (const [id, keyId, fingerprint, insertId] of k > 0 ? [...V1_ROWS, late] : V1_ROWS) {
+        for (const [id, keyId, fingerprint, insertId] of [...V1_ROWS, ...lateRows]) {
           expect(await readLedger(pool, t, id)).toMatchObject({
             outcome: { status: 'applied', insertId },
             apiKeyId: keyId,
