@@ -2,12 +2,12 @@ import type { Redis } from 'ioredis';
 import type { Pool } from 'mysql2/promise';
 import type { Logger } from 'pino';
 import { type ApplyDeps, applyBatch, applySessionSql } from './apply/applyBatch.js';
-import { purgeLedger } from './apply/ledger.js';
 import { type Config, redactConnectionUrl } from './config.js';
 import { MysqlAvailability, mysqlProbe } from './db/availability.js';
 import { migrate } from './db/migrate.js';
 import { createPool, databaseName, withQueryDeadline } from './db/pool.js';
-import { type ServiceTables, serviceTables } from './db/tables.js';
+import { purgeLedgerHourly } from './db/retention.js';
+import { serviceTables } from './db/tables.js';
 import { buildOperationsServer, buildServer } from './http/server.js';
 import { KeyResolver } from './itflow/apiKeys.js';
 import { createItflowClock } from './itflow/clock.js';
@@ -306,19 +306,6 @@ function keepLanesPrepared(redis: Redis, config: Config, logger: Logger): () => 
       () => {},
     );
   }, LANE_CHECK_MS);
-  timer.unref();
-  return async () => clearInterval(timer);
-}
-
-/** Worker processes trim the ledger to the retention now and every hour. */
-function purgeLedgerHourly(pool: Pool, tables: ServiceTables, retentionDays: number, logger: Logger): () => Promise<void> {
-  const purge = () =>
-    purgeLedger(pool, tables, retentionDays).then(
-      (deleted) => deleted > 0 && logger.info({ deleted, retentionDays }, 'ledger rows past the retention deleted'),
-      (error: Error) => logger.warn({ err: error.message }, 'could not purge the ledger'),
-    );
-  void purge();
-  const timer = setInterval(purge, 3_600_000);
   timer.unref();
   return async () => clearInterval(timer);
 }

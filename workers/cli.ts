@@ -29,7 +29,7 @@ program
   .description("create or upgrade the service's own tables in the ITFlow database")
   .action(async () => {
     const { migrateCommand } = await import('../src/cli/migrate.js');
-    console.log(await migrateCommand(config()));
+    console.log(await migrateCommand(config()).catch((error: Error) => fail(error.message)));
   });
 
 program

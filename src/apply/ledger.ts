@@ -1,4 +1,4 @@
-import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
 import type { ServiceTables } from '../db/tables.js';
 import type { FailureRecord } from '../errors.js';
 
@@ -106,21 +106,4 @@ export function ledgerStatement(
              status, insert_id, http_status, error, attempts) VALUES ?`,
     params: [rows],
   };
-}
-
-/**
- * Deletes ledger rows accepted more than `retentionDays` ago, a slice at a time so no long
- * lock is held; returns how many went. Outcomes (and idempotency keys) are answerable for
- * that long, as commands.php promises.
- */
-export async function purgeLedger(pool: Pool, tables: ServiceTables, retentionDays: number): Promise<number> {
-  const cutoff = utcTimestamp(Date.now() - retentionDays * 86_400_000);
-  let total = 0;
-  for (;;) {
-    const [result] = await pool.query<ResultSetHeader>(`DELETE FROM ${tables.commands} WHERE accepted_at_utc < ? LIMIT 5000`, [
-      cutoff,
-    ]);
-    total += result.affectedRows;
-    if (result.affectedRows < 5000) return total;
-  }
 }

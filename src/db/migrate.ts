@@ -1,45 +1,51 @@
-import type { Pool, RowDataPacket } from 'mysql2/promise';
+// The service's own tables, created and upgraded in order and recorded in the migrations table.
+// Only these tables are ever created or altered: ITFlow's schema is never touched.
+//
+// A step can fail half-way (a lost connection, a server restart, a missing privilege) after some
+// of its statements ran, and DDL cannot be rolled back. So each migration reads the state the
+// tables are in (information_schema, which MySQL 8 and MariaDB both have) and runs only what is
+// still missing: running it again after any failure completes it. A named lock keeps two
+// processes starting together from running the same step at the same time.
+import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
+import { withNamedLock } from './namedLock.js';
 import { quoteIdentifier } from './pool.js';
 import type { ServiceTables } from './tables.js';
 
-/**
- * The service's own tables, created and upgraded in order and recorded in the migrations
- * table. Only these tables are ever created or altered: ITFlow's schema is never touched.
- * Each step is idempotent, and a named lock keeps two processes starting together from
- * running the same step twice.
- */
 interface Migration {
   version: number;
   name: string;
-  statements: (t: ServiceTables) => string[];
+  /** Brings the tables to this version from the previous one, or from wherever a failed run of it stopped. */
+  run(conn: PoolConnection, t: ServiceTables): Promise<void>;
 }
 
 export const migrations: Migration[] = [
   {
     version: 1,
     name: 'command ledger',
-    statements: (t) => [
+    async run(conn, t) {
       // One row per finished command, written in the same transaction as its effects:
       // the primary key is what makes a re-delivered command a no-op.
-      `CREATE TABLE IF NOT EXISTS ${t.commands} (
-        command_id CHAR(36) NOT NULL,
-        api_key_id INT NOT NULL,
-        idempotency_key VARCHAR(255) NULL,
-        fingerprint CHAR(64) NULL,
-        ticket_id INT NOT NULL,
-        accepted_at_utc DATETIME(3) NOT NULL,
-        finished_at_utc DATETIME(3) NOT NULL,
-        status ENUM('applied','failed') NOT NULL,
-        insert_id INT NOT NULL DEFAULT 0,
-        http_status SMALLINT NULL,
-        error VARCHAR(1000) NULL,
-        attempts INT NOT NULL DEFAULT 1,
-        PRIMARY KEY (command_id),
-        UNIQUE KEY idempotency (api_key_id, idempotency_key),
-        KEY accepted_at_utc (accepted_at_utc),
-        KEY ticket_accepted (ticket_id, accepted_at_utc)
-      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
-    ],
+      await conn.query(
+        `CREATE TABLE IF NOT EXISTS ${t.commands} (
+          command_id CHAR(36) NOT NULL,
+          api_key_id INT NOT NULL,
+          idempotency_key VARCHAR(255) NULL,
+          fingerprint CHAR(64) NULL,
+          ticket_id INT NOT NULL,
+          accepted_at_utc DATETIME(3) NOT NULL,
+          finished_at_utc DATETIME(3) NOT NULL,
+          status ENUM('applied','failed') NOT NULL,
+          insert_id INT NOT NULL DEFAULT 0,
+          http_status SMALLINT NULL,
+          error VARCHAR(1000) NULL,
+          attempts INT NOT NULL DEFAULT 1,
+          PRIMARY KEY (command_id),
+          UNIQUE KEY idempotency (api_key_id, idempotency_key),
+          KEY accepted_at_utc (accepted_at_utc),
+          KEY ticket_accepted (ticket_id, accepted_at_utc)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      );
+    },
   },
   {
     version: 2,
@@ -48,15 +54,31 @@ export const migrations: Migration[] = [
     // the secondary indexes that carry it) a fraction of the size, and retention can delete
     // by primary-key range, so the accepted_at index is no longer needed. Measured on the
     // 250-row inserts a worker batch makes: 5.1 ms → 3.3 ms.
-    statements: (t) => [
-      `ALTER TABLE ${t.commands} ADD COLUMN command_bin BINARY(16) NULL FIRST, ADD COLUMN fingerprint_bin BINARY(32) NULL AFTER fingerprint`,
-      `UPDATE ${t.commands} SET command_bin = UNHEX(REPLACE(command_id, '-', '')), fingerprint_bin = UNHEX(fingerprint)`,
-      `ALTER TABLE ${t.commands}
-         DROP PRIMARY KEY, DROP INDEX accepted_at_utc, DROP COLUMN command_id, DROP COLUMN fingerprint,
-         CHANGE command_bin command_id BINARY(16) NOT NULL FIRST,
-         CHANGE fingerprint_bin fingerprint BINARY(32) NULL,
-         ADD PRIMARY KEY (command_id)`,
-    ],
+    async run(conn, t) {
+      const columns = await columnTypes(conn, t.schema, t.names.commands);
+      if (columns.get('command_id') === 'binary') return; // the last statement ran: done
+      // Binary copies of the two text columns, added unless a failed run added them already.
+      const additions = [
+        columns.has('command_bin') ? null : 'ADD COLUMN command_bin BINARY(16) NULL FIRST',
+        columns.has('fingerprint_bin') ? null : 'ADD COLUMN fingerprint_bin BINARY(32) NULL AFTER fingerprint',
+      ].filter((clause) => clause !== null);
+      if (additions.length > 0) await conn.query(`ALTER TABLE ${t.commands} ${additions.join(', ')}`);
+      // Always (again): rows a worker of the previous release wrote since a failed run filled them need it too.
+      await conn.query(
+        `UPDATE ${t.commands} SET command_bin = UNHEX(REPLACE(command_id, '-', '')), fingerprint_bin = UNHEX(fingerprint)`,
+      );
+      const dropIndex = (await indexNames(conn, t.schema, t.names.commands)).has('accepted_at_utc')
+        ? 'DROP INDEX accepted_at_utc,'
+        : '';
+      // One statement, so it happens entirely or not at all (InnoDB's ALTER builds a new table).
+      await conn.query(
+        `ALTER TABLE ${t.commands}
+           DROP PRIMARY KEY, ${dropIndex} DROP COLUMN command_id, DROP COLUMN fingerprint,
+           CHANGE command_bin command_id BINARY(16) NOT NULL FIRST,
+           CHANGE fingerprint_bin fingerprint BINARY(32) NULL,
+           ADD PRIMARY KEY (command_id)`,
+      );
+    },
   },
 ];
 
@@ -67,38 +89,78 @@ export interface MigrationResult {
   version: number;
 }
 
+/** A migration the database user was not allowed to run, told with what it needs. */
+export class MigrationDenied extends Error {}
+
+const ACCESS_DENIED = new Set(['ER_DBACCESS_DENIED_ERROR', 'ER_TABLEACCESS_DENIED_ERROR', 'ER_SPECIFIC_ACCESS_DENIED_ERROR']);
+
 export async function migrate(pool: Pool, tables: ServiceTables): Promise<MigrationResult> {
   const conn = await pool.getConnection();
-  const lockName = `${tables.schema}.replyqueue.migrate`;
   try {
-    await conn.query(`CREATE DATABASE IF NOT EXISTS ${quoteIdentifier(tables.schema)}`);
-    const [locked] = await conn.query<RowDataPacket[]>('SELECT GET_LOCK(?, 30) AS got', [lockName]);
-    if (locked[0]?.got !== 1) throw new Error('Timed out waiting for another process to finish migrating.');
-    try {
-      await conn.query(
-        `CREATE TABLE IF NOT EXISTS ${tables.migrations} (
-          version INT NOT NULL PRIMARY KEY,
-          name VARCHAR(200) NOT NULL,
-          applied_at_utc DATETIME NOT NULL
-        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+    await createSchemaIfMissing(conn, tables.schema);
+    // The lock keeps the name earlier releases used, so an older process and this one still exclude each other.
+    const outcome = await withNamedLock(conn, `${tables.schema}.replyqueue.migrate`, 30, () => migrateLocked(conn, tables));
+    if (!outcome.locked) throw new Error('Timed out waiting for another process to finish migrating.');
+    return outcome.value;
+  } catch (error) {
+    const e = error as { code?: string; message?: string };
+    if (e.code && ACCESS_DENIED.has(e.code)) {
+      throw new MigrationDenied(
+        `Cannot migrate the service's tables: ${e.message}. The database user needs the grants listed in the README ("Database user").`,
       );
-      const [rows] = await conn.query<RowDataPacket[]>(`SELECT version FROM ${tables.migrations}`);
-      const done = new Set(rows.map((r) => Number(r.version)));
-      const applied: string[] = [];
-      for (const migration of migrations) {
-        if (done.has(migration.version)) continue;
-        for (const sql of migration.statements(tables)) await conn.query(sql);
-        await conn.query(`INSERT INTO ${tables.migrations} (version, name, applied_at_utc) VALUES (?, ?, UTC_TIMESTAMP())`, [
-          migration.version,
-          migration.name,
-        ]);
-        applied.push(`${migration.version} ${migration.name}`);
-      }
-      return { applied, version: LATEST_MIGRATION };
-    } finally {
-      await conn.query('SELECT RELEASE_LOCK(?)', [lockName]);
     }
+    throw error;
   } finally {
     conn.release();
   }
+}
+
+async function migrateLocked(conn: PoolConnection, tables: ServiceTables): Promise<MigrationResult> {
+  await conn.query(
+    `CREATE TABLE IF NOT EXISTS ${tables.migrations} (
+      version INT NOT NULL PRIMARY KEY,
+      name VARCHAR(200) NOT NULL,
+      applied_at_utc DATETIME NOT NULL
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+  );
+  const [rows] = await conn.query<RowDataPacket[]>(`SELECT version FROM ${tables.migrations}`);
+  const done = new Set(rows.map((r) => Number(r.version)));
+  const applied: string[] = [];
+  for (const migration of migrations) {
+    if (done.has(migration.version)) continue;
+    await migration.run(conn, tables);
+    await conn.query(`INSERT INTO ${tables.migrations} (version, name, applied_at_utc) VALUES (?, ?, UTC_TIMESTAMP())`, [
+      migration.version,
+      migration.name,
+    ]);
+    applied.push(`${migration.version} ${migration.name}`);
+  }
+  return { applied, version: LATEST_MIGRATION };
+}
+
+/**
+ * CREATE DATABASE only when the schema is missing (a SERVICE_SCHEMA not made yet): even with
+ * IF NOT EXISTS it needs the CREATE privilege on the database, which a user granted only what
+ * the service uses in ITFlow's database does not have.
+ */
+async function createSchemaIfMissing(conn: PoolConnection, schema: string): Promise<void> {
+  const [found] = await conn.query<RowDataPacket[]>('SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [schema]);
+  if (found.length === 0) await conn.query(`CREATE DATABASE IF NOT EXISTS ${quoteIdentifier(schema)}`);
+}
+
+/** A table's columns and their types ('char', 'binary', …), as information_schema tells them. */
+async function columnTypes(conn: PoolConnection, schema: string, table: string): Promise<Map<string, string>> {
+  const [rows] = await conn.query<RowDataPacket[]>(
+    'SELECT COLUMN_NAME AS name, DATA_TYPE AS type FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?',
+    [schema, table],
+  );
+  return new Map(rows.map((r) => [String(r.name), String(r.type).toLowerCase()]));
+}
+
+async function indexNames(conn: PoolConnection, schema: string, table: string): Promise<Set<string>> {
+  const [rows] = await conn.query<RowDataPacket[]>(
+    'SELECT DISTINCT INDEX_NAME AS name FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?',
+    [schema, table],
+  );
+  return new Set(rows.map((r) => String(r.name)));
 }

@@ -1,15 +1,19 @@
 import type { Config } from '../config.js';
 import { databaseName, quoteIdentifier } from './pool.js';
 
-/** Fully qualified names of the service's own tables (prefix and schema come from config). */
+/** The service's own tables, named from config (prefix and schema). */
 export interface ServiceTables {
   schema: string;
+  /** Quoted, schema-qualified names, for SQL text. */
   commands: string;
   migrations: string;
+  /** The same tables' bare names, for information_schema and messages. */
+  names: { commands: string; migrations: string };
 }
 
 export function serviceTables(config: Pick<Config, 'DATABASE_URL' | 'TABLE_PREFIX' | 'SERVICE_SCHEMA'>): ServiceTables {
   const schema = config.SERVICE_SCHEMA ?? databaseName(config.DATABASE_URL);
-  const name = (table: string) => `${quoteIdentifier(schema)}.${quoteIdentifier(`${config.TABLE_PREFIX}${table}`)}`;
-  return { schema, commands: name('commands'), migrations: name('migrations') };
+  const names = { commands: `${config.TABLE_PREFIX}commands`, migrations: `${config.TABLE_PREFIX}migrations` };
+  const qualified = (table: string) => `${quoteIdentifier(schema)}.${quoteIdentifier(table)}`;
+  return { schema, commands: qualified(names.commands), migrations: qualified(names.migrations), names };
 }

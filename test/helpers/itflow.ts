@@ -201,3 +201,30 @@ export async function createMysqlUser(
     for (const host of hosts) await admin.query('DROP USER IF EXISTS ?@?', [user, host]);
   };
 }
+
+/**
+ * A MySQL user of a test's own holding only the privileges `grants` give it: `grants(account)`
+ * returns the GRANT statements for one account (`'user'@'host'`). The user exists for the hosts
+ * a local connection may be matched as; returns its removal.
+ */
+export async function createMysqlUserWithGrants(
+  admin: Connection,
+  user: string,
+  password: string,
+  grants: (account: string) => string[],
+): Promise<() => Promise<void>> {
+  const hosts = ['localhost', '127.0.0.1', '%'];
+  const drop = async () => {
+    for (const host of hosts) await admin.query('DROP USER IF EXISTS ?@?', [user, host]);
+  };
+  try {
+    for (const host of hosts) {
+      await admin.query('CREATE USER ?@? IDENTIFIED BY ?', [user, host, password]);
+      for (const grant of grants(`'${user}'@'${host}'`)) await admin.query(grant);
+    }
+  } catch (error) {
+    await drop(); // a refused GRANT leaves no user behind
+    throw error;
+  }
+  return drop;
+}
