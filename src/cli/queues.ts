@@ -4,6 +4,7 @@ import { type ChunkJob, commandsIn } from '../queue/chunks.js';
 import type { CommandJob } from '../queue/jobs.js';
 import { redisKeys } from '../queue/keys.js';
 import { laneQueues } from '../queue/lanes.js';
+import { ParkedCommands } from '../queue/parked.js';
 import { CHUNK_NAME } from '../queue/producer.js';
 
 /**
@@ -48,6 +49,8 @@ export interface QueuesView {
    */
   kinds: { single: number; chunks: number } | null;
   deadLetters: number;
+  /** Commands set aside behind ticket rows another session holds, and how many tickets. */
+  parked: { tickets: number; commands: number };
   pausedLanes: string[];
   oldestWaiting: { commandId: string; lane: string; acceptedAt: string; ageSeconds: number } | null;
   /** Lanes by backlog, deepest first: the top ones that hold anything, or every lane. */
@@ -63,6 +66,7 @@ export async function readQueues(
   const queues = laneQueues(redis, prefix, lanes);
   try {
     const recorded = await redis.get(redisKeys(prefix).lanes);
+    const parked = await new ParkedCommands(redis, prefix).counts();
     const views = await Promise.all(queues.map((queue) => readLane(queue)));
     const totals = Object.fromEntries(STATES.map((s) => [s, views.reduce((sum, v) => sum + v.view[s], 0)])) as Record<
       State,
@@ -85,6 +89,7 @@ export async function readQueues(
       backlog,
       kinds: backlog > KINDS_LIMIT ? null : await countKinds(redis, prefix, queues),
       deadLetters: totals.failed,
+      parked,
       pausedLanes: views.filter((v) => v.view.paused).map((v) => v.view.lane),
       oldestWaiting: oldest?.oldest
         ? {
@@ -194,6 +199,12 @@ export function queuesText(view: QueuesView, { top = 10 }: { top?: number | 'all
         } (${age(view.oldestWaiting.ageSeconds)} ago)`
       : 'Oldest waiting command: none waiting',
   );
+  if (view.parked.commands > 0) {
+    lines.push(
+      `Parked: ${view.parked.commands} command(s) of ${view.parked.tickets} ticket(s) whose row another session holds locked; ` +
+        'they apply, in order, once it is released.',
+    );
+  }
   if (view.pausedLanes.length > 0) lines.push(`Paused lanes: ${view.pausedLanes.join(', ')}`);
   if (view.deadLetters > 0) {
     lines.push(`Dead letters: ${view.deadLetters}; see them with \`npm run cli -- dead-letters list\`.`);

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { laneQueues } from '../queue/lanes.js';
+import { ParkedCommands } from '../queue/parked.js';
 import type { ServiceMetrics } from './registry.js';
 
 /** BullMQ's job states, summed into the states an operator reads. */
@@ -33,6 +34,19 @@ export function watchQueueDepth(metrics: ServiceMetrics, redis: Redis, prefix: s
         for (const lane of counts) for (const part of parts) total += lane[part] ?? 0;
         gauge.set({ state }, total);
       }
+    },
+  );
+  const parked = new ParkedCommands(redis, prefix);
+  metrics.scrapedGauge(
+    'replyqueue_parked_commands',
+    'Commands waiting behind a ticket row another session holds locked (tickets: how many such tickets).',
+    ['kind'],
+    async (gauge) => {
+      gauge.reset();
+      const counts = await parked.counts().catch(() => null);
+      if (!counts) return;
+      gauge.set({ kind: 'commands' }, counts.commands);
+      gauge.set({ kind: 'tickets' }, counts.tickets);
     },
   );
   return async () => {

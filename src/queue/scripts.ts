@@ -3,7 +3,7 @@
 // falling back to EVAL when Redis has not seen the script, e.g. after a restart) and run by name;
 // every key a script touches is passed in KEYS, never built inside it.
 import { readFileSync } from 'node:fs';
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 
 const NAMES = ['idempotencyTakeOver', 'deleteIfHeld', 'parkCommands', 'settleParked'] as const;
 export type ScriptName = (typeof NAMES)[number];
@@ -31,19 +31,4 @@ type Runner = (...keysThenArgs: Array<string | number>) => Promise<unknown>;
 export function runScript(redis: Redis, name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {
   define(redis);
   return (redis as unknown as Record<ScriptName, Runner>)[name](keys.length, ...keys, ...args);
-}
-
-/** Queues a script on a pipeline or transaction of `redis`. */
-export function pipeScript(
-  redis: Redis,
-  pipeline: ChainableCommander,
-  name: ScriptName,
-  keys: string[],
-  args: Array<string | number>,
-): ChainableCommander {
-  define(redis);
-  return (pipeline as unknown as Record<ScriptName, (...a: Array<string | number>) => ChainableCommander>)[name](
-    ...keys,
-    ...args,
-  );
 }

@@ -1,6 +1,8 @@
+import { Redis } from 'ioredis';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { idBytes } from '../../src/apply/ledger.js';
+import { queuesText, readQueues } from '../../src/cli/queues.js';
 import { laneOf } from '../../src/queue/lanes.js';
 import { expectExactlyOnce, type Sent, sendRound, waitForLedger } from '../helpers/faults.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
@@ -85,6 +87,23 @@ describe('a ticket row locked by another session (ITFlow 2.6.7)', () => {
       const waiting = sent.find((s) => s.ticketId === locked[0]) as Sent;
       const status = await h.get(`${COMMANDS}?command_id=${waiting.commandId}`, { key: world.keys.all });
       expect(status.body.data[0]).toMatchObject({ status: 'queued', waiting_for: 'ticket_lock' });
+      // The operator sees them: in `queues` and in /metrics.
+      const lockedSent = sent.filter((s) => locked.includes(s.ticketId)).length;
+      const redis = new Redis(h.config.REDIS_URL);
+      try {
+        let view = await readQueues(redis, h.config.QUEUE_PREFIX, h.config.QUEUE_PARTITIONS);
+        for (let i = 0; i < 30 && view.parked.commands < lockedSent; i++) {
+          await sleep(100); // the last of them may still be on its way from its lane
+          view = await readQueues(redis, h.config.QUEUE_PREFIX, h.config.QUEUE_PARTITIONS);
+        }
+        expect(view.parked).toEqual({ tickets: 3, commands: lockedSent });
+        expect(queuesText(view)).toContain(`Parked: ${lockedSent} command(s) of 3 ticket(s)`);
+      } finally {
+        redis.disconnect();
+      }
+      const metrics = await (await fetch(`${h.url}/metrics`)).text();
+      expect(metrics).toContain(`replyqueue_parked_commands{kind="commands"} ${lockedSent}`);
+      expect(metrics).toContain('replyqueue_parked_commands{kind="tickets"} 3');
     } finally {
       await holder.query('COMMIT');
       await holder.end();

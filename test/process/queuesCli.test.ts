@@ -47,6 +47,7 @@ describe('cli queues', () => {
       backlog: 0,
       kinds: { single: 0, chunks: 0 },
       deadLetters: 0,
+      parked: { tickets: 0, commands: 0 },
       oldestWaiting: null,
       deepest: [],
     });
