@@ -1,9 +1,7 @@
+// Every setting the service reads from the environment. One schema, validated once at
+// start-up; a bad value stops the process with one line naming the variable.
 import { z } from 'zod';
 
-/**
- * Every setting the service reads from the environment. One schema, validated once at
- * start-up; a bad value stops the process with one line naming the variable.
- */
 const intFrom = (min: number, max: number) =>
   z
     .string()

@@ -1,3 +1,7 @@
+// `queues`: what is waiting in the lanes, for an operator — totals by state, the lanes with the
+// deepest backlog, how long the oldest waiting command has waited, and the dead letters.
+// Read-only, and cheap: one getJobCounts script per lane (all in flight at once), the head job
+// of each non-empty lane, and — below KINDS_LIMIT jobs — the ids of the jobs not yet applied.
 import type { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { type ChunkJob, commandsIn } from '../queue/chunks.js';
@@ -7,12 +11,6 @@ import { laneQueues } from '../queue/lanes.js';
 import { ParkedCommands } from '../queue/parked.js';
 import { CHUNK_NAME } from '../queue/producer.js';
 
-/**
- * `queues`: what is waiting in the lanes, for an operator — totals by state, the lanes with the
- * deepest backlog, how long the oldest waiting command has waited, and the dead letters.
- * Read-only, and cheap: one getJobCounts script per lane (all in flight at once), the head job
- * of each non-empty lane, and — below KINDS_LIMIT jobs — the ids of the jobs not yet applied.
- */
 const STATES = ['waiting', 'active', 'delayed', 'prioritized', 'failed'] as const;
 type State = (typeof STATES)[number];
 

@@ -1,3 +1,8 @@
+// POST bulk.php: each item is validated on its own and answered in input order — queued with
+// its command_id, or refused with its HTTP status and message — and the valid ones are queued
+// even when others are refused. Valid items travel in chunk jobs, one per lane per
+// `chunkSize` items, added with BullMQ's bulk add; look-ups and idempotency claims are
+// batched, so a request of 1,000 items costs a handful of round trips.
 import type { Origin } from '../apply/audit.js';
 import { parseBulkItem } from '../commands/bulkItem.js';
 import type { Command } from '../commands/command.js';
@@ -12,13 +17,6 @@ import { laneOf } from '../queue/lanes.js';
 import { commandStatusMany } from '../read/commandStatus.js';
 import { type AcceptDeps, CLAIM_IN_FLIGHT_MS, checkTicketFacts } from './accept.js';
 
-/**
- * POST bulk.php: each item is validated on its own and answered in input order — queued with
- * its command_id, or refused with its HTTP status and message — and the valid ones are queued
- * even when others are refused. Valid items travel in chunk jobs, one per lane per
- * `chunkSize` items, added with BullMQ's bulk add; look-ups and idempotency claims are
- * batched, so a request of 1,000 items costs a handful of round trips.
- */
 export interface BulkDeps extends AcceptDeps {
   clock: ItflowClock;
   people: People;

@@ -1,12 +1,10 @@
+// Which ITFlow the service is pointed at, read from information_schema at start-up.
+//
+// - `per-key-scope` (ITFlow ≤ 2.4.6): api_keys.api_key_client_id scopes a key (0 = all).
+// - `key-runs-as-user` (ITFlow ≥ 2.4.7): api_keys.api_key_user_id; the key has that user's
+//   role permissions and client allow/deny lists.
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 
-/**
- * Which ITFlow the service is pointed at, read from information_schema at start-up.
- *
- * - `per-key-scope` (ITFlow ≤ 2.4.6): api_keys.api_key_client_id scopes a key (0 = all).
- * - `key-runs-as-user` (ITFlow ≥ 2.4.7): api_keys.api_key_user_id; the key has that user's
- *   role permissions and client allow/deny lists.
- */
 export type KeyModel = 'per-key-scope' | 'key-runs-as-user';
 
 export interface ItflowSchema {

@@ -1,15 +1,13 @@
+// Bulk items travel in chunks: one BullMQ job carries up to CHUNK_MAX commands of one lane, in
+// acceptance order, so BullMQ's per-job cost is paid once per chunk, not once per command.
+//
+// Each command keeps its own id, derived from its chunk's: the chunk id is a command id (UUIDv7)
+// whose last three hex digits are 000, and its commands are numbered 001, 002, … in those
+// digits. So commands.php finds a command still in a chunk from its id alone, with no index.
 import { z } from 'zod';
 import { newCommandId } from '../commands/commandId.js';
 import { type CommandJob, commandJobSchema } from './jobs.js';
 
-/**
- * Bulk items travel in chunks: one BullMQ job carries up to CHUNK_MAX commands of one lane, in
- * acceptance order, so BullMQ's per-job cost is paid once per chunk, not once per command.
- *
- * Each command keeps its own id, derived from its chunk's: the chunk id is a command id (UUIDv7)
- * whose last three hex digits are 000, and its commands are numbered 001, 002, … in those
- * digits. So commands.php finds a command still in a chunk from its id alone, with no index.
- */
 export const CHUNK_MAX = 4095;
 
 export const chunkJobSchema = z.object({

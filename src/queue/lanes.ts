@@ -1,23 +1,23 @@
+// Per-ticket order on BullMQ open source, which has no per-key groups:
+//
+// Tickets are spread over QUEUE_PARTITIONS lanes (ticket_id mod N). Each lane is a BullMQ
+// queue with a global concurrency of 1, so across every worker process at most one command
+// job per lane is being applied at any moment, and a lane's commands are taken in the order they
+// were accepted (FIFO). All of a ticket's commands share a lane, so they take effect in
+// acceptance order; different lanes, and so different tickets, proceed in parallel.
+//
+// Transient failures are retried inside the job (the lane waits), because handing a job
+// back to BullMQ's delayed set would let the lane's next command overtake it. The one wait a
+// lane does not share is a ticket row another session holds: that ticket's commands are parked
+// (parked.ts) and its later ones queue up behind them, while the lane goes on with its other
+// tickets. A crashed worker's job stays "active" until BullMQ notices the stall and puts it
+// back at the head of its lane, so a crash delays a lane but never reorders it.
 import { type Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { type ChunkJob, chunkIdOf } from './chunks.js';
 import type { CommandJob } from './jobs.js';
 import { redisKeys } from './keys.js';
 
-/**
- * Per-ticket order on BullMQ open source, which has no per-key groups:
- *
- * Tickets are spread over QUEUE_PARTITIONS lanes (ticket_id mod N). Each lane is a BullMQ
- * queue with a global concurrency of 1, so across every worker process at most one command
- * per lane is being applied at any moment, and a lane's commands are taken in the order they
- * were accepted (FIFO). All of a ticket's commands share a lane, so they take effect in
- * acceptance order; different lanes, and so different tickets, proceed in parallel.
- *
- * Transient failures are retried inside the job (the lane waits), because handing a job
- * back to BullMQ's delayed set would let the lane's next command overtake it. A crashed
- * worker's job stays "active" until BullMQ notices the stall and puts it back at the head
- * of its lane, so a crash delays a lane but never reorders it.
- */
 export function laneOf(ticketId: number, lanes: number): number {
   return ticketId % lanes;
 }
