@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import mysql from 'mysql2/promise';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { laneNames } from '../../src/queue/lanes.js';
-import { expectExactlyOnce, type Sent, sendRound, startTcpProxy, type TcpProxy, waitForLedger } from '../helpers/faults.js';
+import { expectExactlyOnce, proxiedDatabase, type Sent, sendRound, type TcpProxy, waitForLedger } from '../helpers/faults.js';
 import { type Harness, httpRequest, startHarness } from '../helpers/harness.js';
 import { addTicket, createMysqlUser, seedWorld, type World } from '../helpers/itflow.js';
 import { CREATE } from '../helpers/paths.js';
@@ -39,15 +39,12 @@ describe('an outage longer than any retry budget (ITFlow 2.6.7)', () => {
     // of its own, reaches it through a proxy the test cuts.
     h = await startHarness({ generation: '2.6.7', roles: { intake: true, worker: false } });
     world = await seedWorld(h.db, '2.6.7');
-    const server = new URL(inject('mysqlUrl'));
-    proxy = await startTcpProxy({ host: server.hostname, port: Number(server.port || 3306) });
-    const proxied = new URL(h.config.DATABASE_URL);
-    proxied.hostname = '127.0.0.1';
-    proxied.port = String(proxy.port);
+    const proxied = await proxiedDatabase(h.config.DATABASE_URL, inject('mysqlUrl'));
+    proxy = proxied.proxy;
     worker = spawnEntry(
       'workers/worker.ts',
       h.processEnv({
-        DATABASE_URL: proxied.toString(),
+        DATABASE_URL: proxied.url,
         // A budget of two tries 50–100 ms apart: any outage outlasts it many times over.
         APPLY_MAX_ATTEMPTS: '2',
         APPLY_BACKOFF_MS: '50',

@@ -2,7 +2,7 @@ import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { idBytes } from '../../src/apply/ledger.js';
 import type { RunningService } from '../../src/service.js';
-import { expectExactlyOnce, type Sent, startTcpProxy, type TcpProxy, waitForLedger } from '../helpers/faults.js';
+import { expectExactlyOnce, proxiedDatabase, type Sent, type TcpProxy, waitForLedger } from '../helpers/faults.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, repliesOf, seedWorld, type World } from '../helpers/itflow.js';
 import { BULK, COMMANDS, CREATE, ITFLOW_CREATE, ITFLOW_READ, READ } from '../helpers/paths.js';
@@ -88,15 +88,12 @@ describe('the service while MySQL is unreachable', () => {
     // under test is a peer whose DATABASE_URL points at the proxy.
     h = await startHarness({ generation: '2.6.7', roles: { intake: false, worker: false } });
     world = await seedWorld(h.db, '2.6.7');
-    const server = new URL(inject('mysqlUrl'));
-    proxy = await startTcpProxy({ host: server.hostname, port: Number(server.port || 3306) });
-    const proxied = new URL(h.config.DATABASE_URL);
-    proxied.hostname = '127.0.0.1';
-    proxied.port = String(proxy.port);
+    const proxied = await proxiedDatabase(h.config.DATABASE_URL, inject('mysqlUrl'));
+    proxy = proxied.proxy;
     service = await h.startPeer(
       { intake: true, worker: true },
       {
-        DATABASE_URL: proxied.toString(),
+        DATABASE_URL: proxied.url,
         // Retries close together so the command is applied soon after MySQL is back, and
         // enough of them to outlast the outage (the defaults would too, only slower).
         APPLY_BACKOFF_MS: '100',

@@ -222,3 +222,13 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     close: cut,
   };
 }
+
+/** A TCP proxy in front of the test's MariaDB, and the harness's DATABASE_URL pointed through it. */
+export async function proxiedDatabase(databaseUrl: string, mysqlUrl: string): Promise<{ proxy: TcpProxy; url: string }> {
+  const server = new URL(mysqlUrl);
+  const proxy = await startTcpProxy({ host: server.hostname, port: Number(server.port || 3306) });
+  const proxied = new URL(databaseUrl);
+  proxied.hostname = '127.0.0.1';
+  proxied.port = String(proxy.port);
+  return { proxy, url: proxied.toString() };
+}
