@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { FastifyInstance, FastifyRequest, RouteHandlerMethod } from 'fastify';
 import type { Command } from '../../commands/command.js';
 import { parseCreateReply } from '../../commands/createReply.js';
@@ -13,12 +14,19 @@ export const CREATE_PATH = '/api/v1/tickets/replies/create.php';
 /** ITFlow ≥ 2.4.7 ships its own synchronous create on this path; clients of it work unchanged. */
 export const ITFLOW_CREATE_PATH = '/api/v1/ticket_replies/create.php';
 
-/** The Idempotency-Key header, which wins over the body's idempotency_key. */
+/**
+ * The Idempotency-Key header, which wins over the body's idempotency_key. Node hands header
+ * bytes over as latin1 characters; clients write non-ASCII keys in UTF-8 (as in the body), so
+ * the bytes are read again as UTF-8 and `clé` names the same command either way.
+ */
 export function idempotencyKeyHeader(request: FastifyRequest): string | undefined {
   const value = request.headers['idempotency-key'];
   if (typeof value !== 'string' || value === '') return undefined;
-  if (value.length > 255) throw new Invalid('Idempotency-Key must be at most 255 characters.');
-  return value;
+  const bytes = Buffer.from(value, 'latin1');
+  if (!isUtf8(bytes)) throw new Invalid('The Idempotency-Key header must be UTF-8 text.');
+  const key = bytes.toString('utf8');
+  if (key.length > 255) throw new Invalid('Idempotency-Key must be at most 255 characters.');
+  return key;
 }
 
 export function originOf(request: FastifyRequest) {
