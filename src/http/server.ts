@@ -7,7 +7,7 @@ import type { ServiceMetrics } from '../metrics/registry.js';
 import type { ListPlanner } from '../read/planner.js';
 import type { AcceptDeps } from './accept.js';
 import type { AuthDeps } from './auth.js';
-import { utf8Body } from './body.js';
+import { refuseContentEncoding, utf8Body } from './body.js';
 import type { BulkDeps } from './bulkAccept.js';
 import { fail } from './envelope.js';
 import { errorHandler } from './errors.js';
@@ -73,7 +73,11 @@ function baseServer(options: ServerOptions): FastifyInstance {
     // Requests that still arrive while the server drains are served (queue and Redis stay open
     // until it has drained), then their connection is closed.
     return503OnClosing: false,
+    // A URL that is not valid percent-encoding gets the v1 envelope like every other answer.
+    frameworkErrors: errorHandler,
   });
+
+  app.addHook('onRequest', async (request) => refuseContentEncoding(request));
 
   // JSON only. An empty body is an empty object, so a call that carries everything in the
   // query string gets a field error rather than a parser error.
