@@ -36,7 +36,8 @@ export interface RouteDeps {
 export interface ServerOptions {
   logger: Logger;
   bodyLimitBytes: number;
-  trustProxy: boolean;
+  /** Whose X-Forwarded-For to believe: nobody (false), or the proxies at these addresses. */
+  trustProxy: false | string[];
 }
 
 /** The intake: routes, JSON body handling, and the v1 envelope on every answer. */
