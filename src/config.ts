@@ -116,6 +116,13 @@ export const configSchema = z.object({
   SERVICE_SCHEMA: identifier.optional(),
   /** How long a resolved API key, ticket scope or status list is reused, in seconds. */
   AUTH_CACHE_SECONDS: intFrom(0, 300).default(5),
+  /**
+   * Longest a request, head and body, may take to arrive, in seconds; past it the intake
+   * answers 408 and closes the connection, so a client that stalls or dribbles a body cannot
+   * hold a connection and what it sent for ever. The default lets a 32 MiB bulk body through a
+   * link of about 1 Mbit/s.
+   */
+  REQUEST_TIMEOUT_SECONDS: intFrom(1, 3600).default(300),
   /** Largest request body accepted, in bytes. */
   BODY_LIMIT_BYTES: intFrom(1024, 256 * 1024 * 1024).default(2 * 1024 * 1024),
   /** Most commands in one bulk.php request (more: 413). */

@@ -4,7 +4,7 @@ import { NotFound } from '../../errors.js';
 import { READ, requireLevel } from '../../itflow/apiKeys.js';
 import { commandStatus, commandStatusMany } from '../../read/commandStatus.js';
 import { COMMANDS_PATH } from '../accept.js';
-import { authenticate } from '../auth.js';
+import { principalOf } from '../auth.js';
 import { ok } from '../envelope.js';
 import type { RouteDeps } from '../server.js';
 
@@ -16,9 +16,9 @@ import type { RouteDeps } from '../server.js';
  * Ids are taken in any letter case, with or without dashes, and answered in canonical form.
  */
 export function registerCommandStatus(app: FastifyInstance, deps: RouteDeps): void {
-  app.post(COMMANDS_PATH, async (request) => {
+  app.post(COMMANDS_PATH, { config: { keyInBody: true } }, async (request) => {
     const body = (request.body ?? {}) as { command_ids?: unknown };
-    const principal = await authenticate(deps.auth, request, body);
+    const principal = await principalOf(deps.auth, request, body);
     requireLevel(principal, READ);
     const requested = parseCommandStatusMany(body);
     const ids = requested.flatMap((r) => (r.id === null ? [] : [r.id]));
@@ -33,7 +33,7 @@ export function registerCommandStatus(app: FastifyInstance, deps: RouteDeps): vo
   });
 
   app.get(COMMANDS_PATH, async (request) => {
-    const principal = await authenticate(deps.auth, request, null);
+    const principal = await principalOf(deps.auth, request, null);
     requireLevel(principal, READ);
     const commandId = parseCommandStatus(request.query);
     const status = await commandStatus(deps.read.pool, deps.read.tables, deps.accept.queue, commandId, principal.keyId);

@@ -7,7 +7,7 @@ import { Invalid } from '../../errors.js';
 import { requireLevel, WRITE } from '../../itflow/apiKeys.js';
 import type { Endpoint } from '../../metrics/registry.js';
 import { accept, newJob, preferredWait } from '../accept.js';
-import { authenticate } from '../auth.js';
+import { principalOf } from '../auth.js';
 import type { RouteDeps } from '../server.js';
 
 export const CREATE_PATH = '/api/v1/tickets/replies/create.php';
@@ -43,7 +43,7 @@ function createHandler(deps: RouteDeps, endpoint: Endpoint, parse: Parser, waitB
   const acceptDeps = { ...deps.accept, accepted: deps.metrics.acceptedVia(endpoint) };
   return async (request, reply) => {
     const body = request.body ?? {};
-    const principal = await authenticate(deps.auth, request, body);
+    const principal = await principalOf(deps.auth, request, body);
     requireLevel(principal, WRITE);
     const { command, idempotencyKey } = parse(body);
     const key = idempotencyKeyHeader(request) ?? idempotencyKey;
@@ -52,10 +52,15 @@ function createHandler(deps: RouteDeps, endpoint: Endpoint, parse: Parser, waitB
   };
 }
 
+/** Both create paths also take the key as the body's api_key, as ITFlow's v1 clients send it. */
 export function registerCreateReply(app: FastifyInstance, deps: RouteDeps): void {
   // The proposal's path: asynchronous (202) unless the client asks to wait.
-  app.post(CREATE_PATH, createHandler(deps, 'create', parseCreateReply, 0));
+  app.post(CREATE_PATH, { config: { keyInBody: true } }, createHandler(deps, 'create', parseCreateReply, 0));
   // ITFlow's own path answers synchronously, so it waits as long as allowed unless the client
   // says `Prefer: respond-async` or `wait=0`.
-  app.post(ITFLOW_CREATE_PATH, createHandler(deps, 'itflow_create', parseItflowCreateReply, deps.preferWaitMaxSeconds));
+  app.post(
+    ITFLOW_CREATE_PATH,
+    { config: { keyInBody: true } },
+    createHandler(deps, 'itflow_create', parseItflowCreateReply, deps.preferWaitMaxSeconds),
+  );
 }
