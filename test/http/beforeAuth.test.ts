@@ -145,9 +145,11 @@ describe('no body is read, held or parsed before the key is checked', () => {
     // 2 s linger for one that goes on sending.
     expect(closedAfter(true)).toBeLessThan(1_000);
     expect(closedAfter(false)).toBeLessThan(3_000);
-    // 20 bodies of 25 MB held would be 500 MB. What grows is the heap's young generation while
-    // the persistent clients' bytes are read and dropped during the linger (~40 MB seen).
-    expect(growthMB).toBeLessThan(64);
+    // Bodies held: 20 × 25 MB (724 MB of growth seen before the key was checked first). What
+    // grows now is transient: the buffers of what the persistent clients still send during the
+    // 2 s linger (~200 MB in all), read and dropped (10-51 MB of growth seen; ~10-24 MB when
+    // every client stops at its answer).
+    expect(growthMB).toBeLessThan(100);
   }, 30_000);
 
   it('bulk.php without any key answers 401 before the body; so does a wrong key in the query string', async () => {
