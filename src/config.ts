@@ -1,5 +1,6 @@
 // Every setting the service reads from the environment. One schema, validated once at
 // start-up; a bad value stops the process with one line naming the variable.
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 const intFrom = (min: number, max: number) =>
@@ -10,11 +11,49 @@ const intFrom = (min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
 
-const boolFrom = z
-  .enum(['0', '1', 'true', 'false', 'yes', 'no', 'on', 'off'], {
-    error: 'must be true or false (or 1/0)',
-  })
-  .transform((v) => ['1', 'true', 'yes', 'on'].includes(v));
+const PROXY_EXAMPLES = 'e.g. 10.0.0.5,10.0.1.0/24, loopback for a proxy on this host, uniquelocal for private networks';
+const TRUST_EVERY_HOP =
+  'must not be true: trusting every hop lets any client choose its IP address with X-Forwarded-For. ' +
+  `List the addresses of the proxies in front of the service instead (${PROXY_EXAMPLES})`;
+const TRUST_HOP_COUNT =
+  'must list the proxies’ addresses, not a number of hops: a hop count cannot tell a proxy from a client that ' +
+  `connects directly and writes its own X-Forwarded-For (${PROXY_EXAMPLES})`;
+const TRUST_PROXY_FORMAT = `must be false or a comma-separated list of proxy addresses or CIDR ranges (${PROXY_EXAMPLES})`;
+/** proxy-addr's names for address ranges, which Fastify's trustProxy accepts beside addresses. */
+const NAMED_RANGES = ['loopback', 'linklocal', 'uniquelocal'];
+
+/** An IP address, an address/prefix-length range, or a named range. */
+function isProxyAddress(entry: string): boolean {
+  if (NAMED_RANGES.includes(entry)) return true;
+  const [address = '', prefix, ...rest] = entry.split('/');
+  const version = isIP(address);
+  if (version === 0 || rest.length > 0) return false;
+  return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128));
+}
+
+/**
+ * Whose X-Forwarded-For entries are believed: nobody's (false), or those of proxies at the
+ * listed addresses (Fastify's trustProxy, through proxy-addr): the client is the address the
+ * nearest untrusted hop was seen from. It is what the per-IP limit counts and what failed-key
+ * `logs` rows record, so neither `true` nor a hop count is accepted: with either, a client
+ * that reaches the service directly chooses its own address.
+ */
+const trustProxy = z
+  .string()
+  .trim()
+  .transform((value, ctx): false | string[] => {
+    const lower = value.toLowerCase();
+    if (['false', 'no', 'off', '0'].includes(lower)) return false;
+    const problem = ['true', 'yes', 'on'].includes(lower)
+      ? TRUST_EVERY_HOP
+      : /^\d+$/.test(value)
+        ? TRUST_HOP_COUNT
+        : value.split(',').every((entry) => isProxyAddress(entry.trim()))
+          ? null
+          : TRUST_PROXY_FORMAT;
+    if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+    return problem === null ? value.split(',').map((entry) => entry.trim()) : false;
+  });
 
 const urlWithScheme = (schemes: string[]) =>
   z
@@ -75,6 +114,13 @@ export const configSchema = z.object({
   SERVICE_SCHEMA: identifier.optional(),
   /** How long a resolved API key, ticket scope or status list is reused, in seconds. */
   AUTH_CACHE_SECONDS: intFrom(0, 300).default(5),
+  /**
+   * Longest a request, head and body, may take to arrive, in seconds; past it the intake
+   * answers 408 and closes the connection, so a client that stalls or dribbles a body cannot
+   * hold a connection and what it sent for ever. The default lets a 32 MiB bulk body through a
+   * link of about 1 Mbit/s.
+   */
+  REQUEST_TIMEOUT_SECONDS: intFrom(1, 3600).default(300),
   /** Largest request body accepted, in bytes. */
   BODY_LIMIT_BYTES: intFrom(1024, 256 * 1024 * 1024).default(2 * 1024 * 1024),
   /** Most commands in one bulk.php request (more: 413). */
@@ -119,7 +165,7 @@ export const configSchema = z.object({
    */
   RATE_LIMIT_PER_KEY_PER_MINUTE: intFrom(0, 100_000_000).default(60_000),
   RATE_LIMIT_PER_IP_PER_MINUTE: intFrom(0, 100_000_000).default(120_000),
-  TRUST_PROXY: boolFrom.default(false),
+  TRUST_PROXY: trustProxy.default(false),
 });
 
 export type Config = z.infer<typeof configSchema>;

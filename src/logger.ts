@@ -1,10 +1,35 @@
 import { type Logger, pino } from 'pino';
 
 /** Query parameters whose values never reach a log line. */
-const SECRET_PARAMS = /([?&](?:api_key|apikey|key|token)=)[^&#]*/gi;
+const SECRET_PARAMS = new Set(['api_key', 'apikey', 'key', 'token']);
 
+/**
+ * The URL with the value of every secret query parameter masked. A parameter is known by its
+ * decoded name, as the query parser knows it: `api%5Fkey=` is the api_key the intake accepts.
+ */
 export function redactUrl(url: string): string {
-  return url.replace(SECRET_PARAMS, '$1[redacted]');
+  const start = url.indexOf('?');
+  if (start === -1) return url;
+  const params = url
+    .slice(start + 1)
+    .split('&')
+    .map((param) => {
+      const eq = param.indexOf('=');
+      if (eq === -1) return param;
+      const name = param.slice(0, eq);
+      return isSecret(name) ? `${name}=[redacted]` : param;
+    });
+  return `${url.slice(0, start + 1)}${params.join('&')}`;
+}
+
+function isSecret(name: string): boolean {
+  let decoded = name;
+  try {
+    decoded = decodeURIComponent(name.replace(/\+/g, ' '));
+  } catch {
+    // Not valid percent-encoding: the parser keeps such a name as it is.
+  }
+  return SECRET_PARAMS.has(decoded.toLowerCase()) || SECRET_PARAMS.has(name.toLowerCase());
 }
 
 /**

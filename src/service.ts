@@ -174,7 +174,12 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
 
     let url: string | null = null;
     let stopIntake = async () => {};
-    const serverOptions = { logger, bodyLimitBytes: config.BODY_LIMIT_BYTES, trustProxy: config.TRUST_PROXY };
+    const serverOptions = {
+      logger,
+      bodyLimitBytes: config.BODY_LIMIT_BYTES,
+      trustProxy: config.TRUST_PROXY,
+      requestTimeoutMs: config.REQUEST_TIMEOUT_SECONDS * 1000,
+    };
     const listen = async (app: ReturnType<typeof buildServer>, port: number) => {
       url = await app.listen({ host: config.HOST, port }).catch((error: Error) => {
         throw new StartupError(`Cannot listen on ${config.HOST}:${port}: ${error.message}`);

@@ -101,6 +101,20 @@ export function parseItflowReadReplies(query: unknown): ReplyQuery {
   };
 }
 
+const DASHED_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const BARE_UUID = /^[0-9a-f]{32}$/i;
+const COMMAND_ID_MESSAGE = 'command_id must be the command_id create.php answered (a UUID).';
+
+/**
+ * A command id as a client may send it back — any letter case, with or without dashes — in
+ * the form the service answers and stores it under (lowercase, dashed); null when it is no UUID.
+ */
+export function canonicalCommandId(value: string): string | null {
+  if (!DASHED_UUID.test(value) && !BARE_UUID.test(value)) return null;
+  const hex = value.replace(/-/g, '').toLowerCase();
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
 /** GET /api/v1/tickets/replies/commands.php */
 export const commandStatusQuery = z.object({
   command_id: optionalString('command_id')
@@ -109,12 +123,15 @@ export const commandStatusQuery = z.object({
         ctx.addIssue({ code: 'custom', message: 'command_id is required.' });
         return '';
       }
-      if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value)) {
-        ctx.addIssue({ code: 'custom', message: 'command_id must be the command_id create.php answered (a UUID).' });
-      }
-      return value.toLowerCase();
+      const id = canonicalCommandId(value);
+      if (id === null) ctx.addIssue({ code: 'custom', message: COMMAND_ID_MESSAGE });
+      return id ?? '';
     })
-    .meta({ [REQUIRED]: true, format: 'uuid', description: 'The command_id create.php or bulk.php answered.' }),
+    .meta({
+      [REQUIRED]: true,
+      pattern: '^(?:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|[0-9A-Fa-f]{32})$',
+      description: 'The command_id create.php or bulk.php answered (any letter case, dashes optional).',
+    }),
 });
 
 export function parseCommandStatus(query: unknown): string {
@@ -129,9 +146,17 @@ export const commandStatusManyRequest = z.object({
   command_ids: z.array(z.string()).min(1).max(MAX_STATUS_IDS).meta({ description: 'The command ids to look up.' }),
 });
 
-export function parseCommandStatusMany(body: unknown): string[] {
+/** One id of a POST commands.php list: its canonical form, or why it is none. */
+export type RequestedId = { sent: string; id: string } | { sent: string; id: null; problem: string };
+
+export function parseCommandStatusMany(body: unknown): RequestedId[] {
   const parsed = commandStatusManyRequest.safeParse(body ?? {});
-  if (parsed.success) return parsed.data.command_ids;
+  if (parsed.success) {
+    return parsed.data.command_ids.map((sent) => {
+      const id = canonicalCommandId(sent);
+      return id === null ? { sent, id, problem: COMMAND_ID_MESSAGE } : { sent, id };
+    });
+  }
   const tooMany = parsed.error.issues.some((issue) => issue.code === 'too_big' && issue.path.length === 1);
   throw new Invalid(tooMany ? `command_ids may name at most ${MAX_STATUS_IDS} commands.` : COMMAND_IDS_MESSAGE);
 }

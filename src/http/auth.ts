@@ -1,4 +1,4 @@
-import type { FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Pool } from 'mysql2/promise';
 import type { Logger } from 'pino';
@@ -16,23 +16,62 @@ export interface AuthDeps {
   logger: Logger;
 }
 
-/** The API key from the X-API-Key header, the JSON body's api_key, or the query's api_key. */
-export function presentedKey(request: FastifyRequest, body: unknown): string | undefined {
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Whose key the request carries, once authenticated from its header or query string. */
+    principal: Principal | null;
+  }
+  interface FastifyContextConfig {
+    /** The route also takes the key as the JSON body's api_key (create.php, POST commands.php). */
+    keyInBody?: boolean;
+  }
+}
+
+/** Only the API takes keys; health, readiness, metrics and the docs answer anyone. */
+export const isApi = (request: FastifyRequest) => request.routeOptions.url?.startsWith('/api/') === true;
+
+/** The key presented where it is known before the body: the X-API-Key header, or the query's api_key. */
+export function keyBeforeBody(request: FastifyRequest): string | undefined {
   const header = request.headers['x-api-key'];
   if (typeof header === 'string' && header !== '') return header;
-  const fromBody = (body as { api_key?: unknown } | null)?.api_key;
-  if (typeof fromBody === 'string' && fromBody !== '') return fromBody;
   const fromQuery = (request.query as { api_key?: unknown } | undefined)?.api_key;
   return typeof fromQuery === 'string' && fromQuery !== '' ? fromQuery : undefined;
 }
 
+/** The JSON body's api_key, which create.php and POST commands.php also take. */
+export function keyInBody(body: unknown): string | undefined {
+  const fromBody = (body as { api_key?: unknown } | null)?.api_key;
+  return typeof fromBody === 'string' && fromBody !== '' ? fromBody : undefined;
+}
+
 /**
- * Resolves the request's key to a principal, or answers 401 (unknown/expired) or 403 (the
- * key's user may not act). A wrong or expired key leaves a `logs` row as ITFlow does, at
- * most failureLogsPerMinute per client IP, so a flood cannot fill the table.
+ * Authentication before the body is read. A key in the X-API-Key header or the query string
+ * is checked as soon as the request's head is in: a wrong or expired one answers 401 without
+ * a byte of the body being read (the connection is then closed, see server.ts), so nobody
+ * without a key makes the intake hold or parse a body. Without such a key, only the routes
+ * that take the key in the body (bounded by BODY_LIMIT_BYTES) read it; the others answer 401.
  */
-export async function authenticate(deps: AuthDeps, request: FastifyRequest, body: unknown): Promise<Principal> {
-  const secret = presentedKey(request, body);
+export function registerAuthentication(app: FastifyInstance, deps: AuthDeps): void {
+  app.decorateRequest('principal', null);
+  app.addHook('onRequest', async (request) => {
+    if (!isApi(request)) return;
+    const secret = keyBeforeBody(request);
+    if (secret === undefined && request.routeOptions.config.keyInBody === true) return;
+    request.principal = await authenticate(deps, request, secret);
+  });
+}
+
+/** The request's principal: the one its header or query key gave, else its body's api_key's. */
+export async function principalOf(deps: AuthDeps, request: FastifyRequest, body: unknown): Promise<Principal> {
+  return request.principal ?? authenticate(deps, request, keyInBody(body));
+}
+
+/**
+ * Resolves a presented key to a principal, or answers 401 (missing, unknown or expired). A
+ * wrong or expired key leaves a `logs` row as ITFlow does, at most failureLogsPerMinute per
+ * client IP, so a flood cannot fill the table.
+ */
+async function authenticate(deps: AuthDeps, request: FastifyRequest, secret: string | undefined): Promise<Principal> {
   if (secret === undefined) throw new Unauthorized();
   const principal = await deps.keys.bySecret(secret);
   if (principal) return principal;

@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { isTransient } from '../apply/classify.js';
-import { Invalid, PayloadTooLarge, ServiceError, Unavailable, UnsupportedMediaType } from '../errors.js';
+import { Invalid, NotFound, PayloadTooLarge, ServiceError, Unavailable, UnsupportedMediaType } from '../errors.js';
 import { fail } from './envelope.js';
 
 /**
@@ -22,6 +22,11 @@ export function toServiceError(error: unknown): ServiceError | null {
       return new Invalid('The Content-Length header does not match the body.');
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return new Invalid('The request body is not valid JSON.');
+    case 'FST_ERR_BAD_URL':
+      return new Invalid('The request URL is not valid.');
+    // The docs' static files refuse a path that climbs out of their folder: there is nothing there.
+    case 'FST_STATIC_FORBIDDEN_PATH':
+      return new NotFound('Unknown endpoint.');
   }
   if (isDependencyDown(error)) return new Unavailable();
   return null;

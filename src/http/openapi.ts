@@ -183,6 +183,11 @@ const finishedOrUnfinished = successEnvelope(
       command_id: z.string(),
       status: z.literal('unfinished').meta({ description: 'Queued, applying or retrying — or unknown to this key.' }),
     }),
+    z.object({
+      command_id: z.string().meta({ description: 'As sent.' }),
+      status: z.literal('invalid').meta({ description: 'Not a command id (a UUID).' }),
+      message: z.string(),
+    }),
   ]),
 );
 const bulkItemResult = z.union([
@@ -392,7 +397,8 @@ export function buildOpenApiDocument(limits: DocumentLimits): Json {
         },
         post: {
           summary: 'The outcome of many commands at once',
-          description: 'Finished commands with their outcome; the rest `unfinished`.',
+          description:
+            'Finished commands with their outcome; the rest `unfinished`; an id that is no UUID `invalid`. Ids in any letter case, dashes optional; answered in canonical form.',
           security: SECURITY,
           requestBody: { required: true, content: json(ref('CommandStatusManyRequest')) },
           responses: {

@@ -3,7 +3,7 @@ import rateLimit, { type RateLimitPluginOptions } from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import { TooManyRequests } from '../errors.js';
-import { presentedKey } from './auth.js';
+import { isApi, keyBeforeBody, keyInBody } from './auth.js';
 
 export interface RateLimitDeps {
   /** The intake's command connection (no offline queue: it fails fast while Redis is away). */
@@ -20,16 +20,15 @@ type Check = ReturnType<FastifyInstance['createRateLimit']>;
 
 const WINDOW_MS = 60_000;
 
-/** Only the API is limited; health, readiness, metrics and the docs answer whatever the load. */
-const isApi = (request: FastifyRequest) => request.routeOptions.url?.startsWith('/api/') === true;
-
 /**
  * Per-IP and per-API-key request limits, counted in Redis by @fastify/rate-limit (fixed
  * one-minute windows), so they hold across every intake process sharing the queue.
  *
+ * Only the API is limited; health, readiness, metrics and the docs answer whatever the load.
  * The IP limit runs on onRequest, before a body is read, so a flood costs one Redis call per
- * request. The key limit runs on preHandler, because the key may be the body's api_key; it
- * counts the key as presented (valid or not), stored as a SHA-256 digest — never the secret.
+ * request. The key limit counts the key as presented (valid or not, stored as a SHA-256 digest,
+ * never the secret): on onRequest too when it is in the header or query string, before the key
+ * is checked (src/http/auth.ts); on preHandler when it is the body's api_key.
  * Both fail open: while Redis is away requests go on to do what they would without limits
  * (create.php answers its own 503, read.php still reads), rather than a limiter's error.
  */
@@ -48,19 +47,26 @@ export function registerRateLimits(app: FastifyInstance, deps: RateLimitDeps): v
     });
   }
   if (deps.perKeyPerMinute > 0) {
+    const presented = (request: FastifyRequest) => keyBeforeBody(request) ?? keyInBody(request.body);
     const perKey = counter(app, deps.redis, {
       nameSpace: `${namespace}key:`,
       max: deps.perKeyPerMinute,
-      keyGenerator: (request) => keyDigest(presentedKey(request, request.body) ?? ''),
+      keyGenerator: (request) => keyDigest(presented(request) ?? ''),
     });
-    app.addHook('preHandler', async (request) => {
-      if (!isApi(request) || presentedKey(request, request.body) === undefined) return;
-      await enforce(
+    const limitKey = (request: FastifyRequest) =>
+      enforce(
         request,
         perKey,
         (seconds) =>
           `Too many requests with this API key: at most ${deps.perKeyPerMinute} a minute. Retry in ${seconds} seconds.`,
       );
+    app.addHook('onRequest', async (request) => {
+      if (isApi(request) && keyBeforeBody(request) !== undefined) await limitKey(request);
+    });
+    app.addHook('preHandler', async (request) => {
+      if (isApi(request) && keyBeforeBody(request) === undefined && keyInBody(request.body) !== undefined) {
+        await limitKey(request);
+      }
     });
   }
 }

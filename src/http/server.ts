@@ -6,9 +6,10 @@ import { MethodNotAllowed, NotFound, UnsupportedMediaType } from '../errors.js';
 import type { ServiceMetrics } from '../metrics/registry.js';
 import type { ListPlanner } from '../read/planner.js';
 import type { AcceptDeps } from './accept.js';
-import type { AuthDeps } from './auth.js';
-import { utf8Body } from './body.js';
+import { type AuthDeps, registerAuthentication } from './auth.js';
+import { refuseContentEncoding, utf8Body } from './body.js';
 import type { BulkDeps } from './bulkAccept.js';
+import { connectionOptions, registerConnectionHandling } from './connection.js';
 import { fail } from './envelope.js';
 import { errorHandler } from './errors.js';
 import { type RateLimitDeps, registerRateLimits } from './rateLimits.js';
@@ -36,13 +37,18 @@ export interface RouteDeps {
 export interface ServerOptions {
   logger: Logger;
   bodyLimitBytes: number;
-  trustProxy: boolean;
+  /** Whose X-Forwarded-For to believe: nobody (false), or the proxies at these addresses. */
+  trustProxy: false | string[];
+  /** How long a request, head and body, may take to arrive. */
+  requestTimeoutMs: number;
 }
 
 /** The intake: routes, JSON body handling, and the v1 envelope on every answer. */
 export function buildServer(deps: RouteDeps, options: ServerOptions): FastifyInstance {
   const app = baseServer(options);
+  // Limits first, so a flood of wrong keys costs a Redis call each, not a key look-up.
   registerRateLimits(app, deps.rateLimits);
+  registerAuthentication(app, deps.auth);
   registerCreateReply(app, deps);
   registerBulk(app, deps);
   registerReadReplies(app, deps);
@@ -73,7 +79,13 @@ function baseServer(options: ServerOptions): FastifyInstance {
     // Requests that still arrive while the server drains are served (queue and Redis stay open
     // until it has drained), then their connection is closed.
     return503OnClosing: false,
+    // A URL that is not valid percent-encoding gets the v1 envelope like every other answer.
+    frameworkErrors: errorHandler,
+    ...connectionOptions(options.requestTimeoutMs),
   });
+
+  registerConnectionHandling(app);
+  app.addHook('onRequest', async (request) => refuseContentEncoding(request));
 
   // JSON only. An empty body is an empty object, so a call that carries everything in the
   // query string gets a field error rather than a parser error.

@@ -29,7 +29,8 @@ function formatterFor(timeZone: string): Intl.DateTimeFormat {
 function formatWallClock(instant: number, timeZone: string): string {
   const parts: Record<string, string> = {};
   for (const part of formatterFor(timeZone).formatToParts(instant)) parts[part.type] = part.value;
-  return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second}`;
+  // Intl writes years before 1000 without leading zeros ('999'); the format has four digits.
+  return `${parts.year?.padStart(4, '0')}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second}`;
 }
 
 /** The zone's offset from UTC (ms) at an instant, whole seconds. */

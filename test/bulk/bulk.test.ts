@@ -159,6 +159,30 @@ describe.each(GENERATIONS)('bulk.php (ITFlow %s)', (generation: Generation) => {
     expect(log?.log_description).toMatch(/^Imported a Public reply dated 2026-01-15 04:00:00 to ticket/);
   });
 
+  it('a created_at MySQL cannot store (year 1, year 0, 9999-12-31) is that item’s 400; the others are queued', async () => {
+    const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
+    const answer = await bulk([
+      { ticket_id: ticket, ticket_reply: 'year one', created_at: '0001-01-01 00:00:00' },
+      { ticket_id: ticket, ticket_reply: 'kept', created_at: '2026-01-15 12:00:00' },
+      { ticket_id: ticket, ticket_reply: 'year zero', created_at: '0000-01-01T00:00:00+14:00' },
+      { ticket_id: ticket, ticket_reply: 'end of time', created_at: '9999-12-31 23:59:59' },
+    ]);
+    expect(answer.status).toBe(202);
+    const [yearOne, kept, yearZero, endOfTime] = answer.body.data;
+    const tooEarly = {
+      http_status: 400,
+      message: 'created_at must not be before 1000-01-01 00:00:00, the earliest time MySQL stores.',
+    };
+    expect(yearOne).toEqual(tooEarly);
+    expect(yearZero).toEqual(tooEarly);
+    expect(endOfTime).toEqual({ http_status: 400, message: 'created_at is in the future.' });
+    expect(kept.status).toBe('queued');
+    await h.finished(kept.command_id);
+    expect((await repliesOf(h.db, ticket)).map((r) => [r.ticket_reply, r.ticket_reply_created_at])).toEqual([
+      ['kept', '2026-01-15 12:00:00'],
+    ]);
+  });
+
   it('an imported item moves the status only when it says so', async () => {
     const ticket = await addTicket(h.db, generation, { clientId: world.clientA, status: 2 });
     await bulk([{ ticket_id: ticket, ticket_reply: 'resolved back then', status: 4, created_at: '2026-01-10 10:00:00' }], {

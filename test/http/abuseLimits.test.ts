@@ -121,7 +121,7 @@ describe('Rate limits per API key and per client IP', () => {
     });
     world = await seedWorld(h.db, '2.6.7');
     ticket = await addTicket(h.db, '2.6.7', { clientId: world.clientA });
-    proxied = await h.startPeer(INTAKE_ONLY, { TRUST_PROXY: 'true' });
+    proxied = await h.startPeer(INTAKE_ONLY, { TRUST_PROXY: '127.0.0.1' });
     redis = new Redis(h.config.REDIS_URL);
   });
   afterAll(async () => {
@@ -195,7 +195,7 @@ describe('Rate limits per API key and per client IP', () => {
     expectRateLimited(spoofed, /IP address/);
   });
 
-  it('with TRUST_PROXY on, each forwarded client address has its own count', async () => {
+  it('behind a proxy TRUST_PROXY names, each forwarded client address has its own count', async () => {
     const url = proxied.url as string;
     const from = (ip: string, key: string) =>
       send(url, CREATE, { ...reply(key), headers: { 'X-API-Key': key, 'X-Forwarded-For': ip } });

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
 import type { RowDataPacket } from 'mysql2/promise';
@@ -195,6 +196,9 @@ const withLoneSurrogate = fc.tuple(replyText, fc.integer({ min: 0xd800, max: 0xd
 const hasLoneSurrogate = (text: string) => /\p{Cs}/u.test(text);
 
 /** Latin-1 text a header can carry, without surrounding whitespace. */
+/** A header value whose bytes on the wire are `text` in UTF-8 (fetch sends each character as one byte). */
+const utf8OnTheWire = (text: string) => Buffer.from(text, 'utf8').toString('latin1');
+
 const headerText = (min: number, max: number) =>
   fc
     .string({
@@ -583,12 +587,14 @@ function encodeCreate(body: BodyCase, how: Encoding): Sent {
 }
 
 /**
- * What create.php must answer, in the order the service decides: body size, media type and
- * JSON syntax before anything else; then the key; then the fields, the Idempotency-Key
- * header, and last what only the database can tell (ticket, scope, status).
+ * What create.php must answer, in the order the service decides: a key in the header or query
+ * string before the body is read; then body size, media type and JSON syntax; then a missing
+ * key; then the fields, the Idempotency-Key header, and last what only the database can tell
+ * (ticket, scope, status).
  */
 function expectedCreate(c: { key: KeyName; contentType: ContentType; idempotencyHeader: string | null }, sent: Sent): Verdict {
   const transport = sent.transport?.kind === 'refused' ? sent.transport : null;
+  if (c.key === 'wrong' || c.key === 'expired') return refused(401, AUTH_FAILED);
   // An empty Content-Type is refused before the body is read, so even an oversized one gets 415.
   if (c.contentType.value === '') return refused(415, SEND_JSON);
   if (transport?.status === 413) return transport;
@@ -596,12 +602,21 @@ function expectedCreate(c: { key: KeyName; contentType: ContentType; idempotency
   if (c.contentType.kind === 'json' && transport) return transport;
   // The NDJSON parser reads the body as UTF-8 too, before the key is looked at.
   if (c.contentType.kind === 'ndjson' && transport?.message === NOT_UTF8) return transport;
-  if (c.key === 'wrong' || c.key === 'expired' || c.key === 'none') return refused(401, AUTH_FAILED);
+  if (c.key === 'none') return refused(401, AUTH_FAILED);
   if (c.contentType.kind === 'ndjson') return refused(400, NOT_OBJECT);
   const verdict = sent.verdict;
-  const headerTooLong = c.idempotencyHeader !== null && c.idempotencyHeader.length > 255;
-  if (headerTooLong && (verdict.kind === 'queued' || (verdict.kind === 'refused' && verdict.stage === 'ticket'))) {
-    return refused(400, 'Idempotency-Key must be at most 255 characters.');
+  // The header's bytes are read as UTF-8 (a wire string here holds one character per byte).
+  const headerBytes = c.idempotencyHeader === null ? null : Buffer.from(c.idempotencyHeader, 'latin1');
+  const headerProblem =
+    headerBytes === null
+      ? null
+      : !isUtf8(headerBytes)
+        ? 'The Idempotency-Key header must be UTF-8 text.'
+        : headerBytes.toString('utf8').length > 255
+          ? 'Idempotency-Key must be at most 255 characters.'
+          : null;
+  if (headerProblem && (verdict.kind === 'queued' || (verdict.kind === 'refused' && verdict.stage === 'ticket'))) {
+    return refused(400, headerProblem);
   }
   return verdict;
 }
@@ -890,10 +905,12 @@ describe.each(GENERATIONS)('hostile input (ITFlow %s)', (generation: Generation)
         encoding,
         contentType,
         prefer: noWaitPrefer,
+        // As sent on the wire, one character per byte: UTF-8 text as clients send it, or raw bytes.
         idempotencyHeader: fc.oneof(
           { weight: 6, arbitrary: fc.constant<string | null>(null) },
+          { weight: 1, arbitrary: headerText(1, 60).map((s) => utf8OnTheWire(`fz-h${++freshSeq}-${s}`)) },
+          { weight: 1, arbitrary: headerText(256, 300).map(utf8OnTheWire) },
           { weight: 1, arbitrary: headerText(1, 60).map((s) => `fz-h${++freshSeq}-${s}`) },
-          { weight: 1, arbitrary: headerText(256, 300) },
         ),
         requestId: fc.option(headerText(1, 80), { nil: undefined }),
         bodyShape: fc.oneof(
@@ -1036,7 +1053,9 @@ describe.each(GENERATIONS)('hostile input (ITFlow %s)', (generation: Generation)
           whole = shape === '[]' ? refused(400, 'The request carries no commands.') : refused(400, /JSON array of commands/);
         } else if (expected.length === 0) whole = refused(400, 'The request carries no commands.');
         else if (expected.length > BULK_MAX) {
-          whole = refused(413, `A bulk request may carry at most ${BULK_MAX} commands; this one has ${expected.length}.`);
+          // NDJSON is parsed no further than the line past the limit, so its count is not known.
+          const count = c.format === 'json' ? expected.length : 'more';
+          whole = refused(413, `A bulk request may carry at most ${BULK_MAX} commands; this one has ${count}.`);
         }
         const contentTypeHeader = c.format === 'json' ? 'application/json' : 'application/x-ndjson';
         const headers: Record<string, string> = { 'X-API-Key': c.key === 'all' ? fx.world.keys.all : 'not-a-key' };

@@ -73,6 +73,11 @@ describe('logs: request and command ids in, secrets out', () => {
     );
     expectAccepted('obs-query', await send('obs-query', `${CREATE}?api_key=${key}`, { ticket_id: ticket, ticket_reply: 'b' }));
     expectAccepted('obs-body', await send('obs-body', CREATE, { ticket_id: ticket, ticket_reply: 'c', api_key: key }));
+    // A percent-encoded parameter name is still api_key to the query parser, so to the redaction.
+    expectAccepted(
+      'obs-encoded-query',
+      await send('obs-encoded-query', `${CREATE}?api%5Fkey=${key}`, { ticket_id: ticket, ticket_reply: 'f' }),
+    );
     expectAccepted(
       'obs-bulk',
       await send('obs-bulk', `${BULK}?api_key=${key}`, [
@@ -84,6 +89,7 @@ describe('logs: request and command ids in, secrets out', () => {
     expect((await send('obs-bad-header', CREATE, reply, { 'X-API-Key': badKey })).status).toBe(401);
     expect((await send('obs-bad-query', `${CREATE}?api_key=${badKey}&x=1`, reply)).status).toBe(401);
     expect((await send('obs-bad-body', CREATE, { ...reply, api_key: badKey })).status).toBe(401);
+    expect((await send('obs-bad-encoded', `${CREATE}?x=1&%61pi%5fkey=${badKey}`, reply)).status).toBe(401);
     expect((await send('obs-bad-bearer', CREATE, reply, { Authorization: `Bearer ${badKey}` })).status).toBe(401);
     expect((await send('obs-read', `${READ}?api_key=${key}&ticket_id=${ticket}`, undefined, {}, 'GET')).status).toBeLessThan(500);
 
@@ -102,16 +108,28 @@ describe('logs: request and command ids in, secrets out', () => {
       .filter((line) => line.startsWith('{'))
       .map((line) => JSON.parse(line) as Record<string, any>);
     // Every request is logged with its request id, and keys in URLs are masked.
-    for (const requestId of ['obs-header', 'obs-query', 'obs-body', 'obs-bulk', 'obs-bad-header', 'obs-bad-query', 'obs-read']) {
+    for (const requestId of [
+      'obs-header',
+      'obs-query',
+      'obs-body',
+      'obs-encoded-query',
+      'obs-bulk',
+      'obs-bad-header',
+      'obs-bad-query',
+      'obs-bad-encoded',
+      'obs-read',
+    ]) {
       const completed = lines.find((l) => l.reqId === requestId && l.msg === 'request completed');
       expect(completed, requestId).toBeDefined();
     }
     const incoming = lines.filter((l) => l.msg === 'incoming request').map((l) => l.req.url as string);
     expect(incoming).toContain(`${CREATE}?api_key=[redacted]`);
     expect(incoming).toContain(`${CREATE}?api_key=[redacted]&x=1`);
+    expect(incoming).toContain(`${CREATE}?api%5Fkey=[redacted]`);
+    expect(incoming).toContain(`${CREATE}?x=1&%61pi%5fkey=[redacted]`);
 
     // The accepting request's log names each command it queued.
-    for (const requestId of ['obs-header', 'obs-query', 'obs-body']) {
+    for (const requestId of ['obs-header', 'obs-query', 'obs-body', 'obs-encoded-query']) {
       const [commandId] = accepted.get(requestId) as string[];
       expect(lines.find((l) => l.msg === 'command accepted' && l.reqId === requestId)).toMatchObject({
         commandId,

@@ -153,6 +153,43 @@ describe.each(GENERATIONS)('commands.php (ITFlow %s)', (generation: Generation) 
     expect(answer).toMatchObject({ status: 404, body: { success: 'False' } });
   });
 
+  it('takes a command id in any letter case, with or without dashes, and answers under its canonical form (GET and POST)', async () => {
+    const path = '/api/v1/tickets/replies/commands.php';
+    const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
+    const created = await h.post(CREATE, { ticket_id: ticket, ticket_reply: 'Any case' }, { key: world.keys.all });
+    const commandId: string = created.body.data[0].command_id;
+    const upper = commandId.toUpperCase();
+    const bare = commandId.replace(/-/g, '');
+    const worker = await h.startPeer({ intake: false, worker: true });
+    try {
+      await h.finished(commandId);
+    } finally {
+      await worker.close();
+    }
+    const [reply] = await h.query('SELECT ticket_reply_id FROM ticket_replies WHERE ticket_reply_ticket_id = ?', [ticket]);
+    for (const asked of [upper, bare, bare.toUpperCase()]) {
+      const answer = await status(`${path}?command_id=${asked}`);
+      expect({ asked, status: answer.status, data: answer.body.data?.[0] }).toMatchObject({
+        asked,
+        status: 200,
+        data: { command_id: commandId, status: 'applied', insert_id: reply?.ticket_reply_id },
+      });
+    }
+    const many = await h.post(path, { command_ids: [upper, bare, 'not-a-command', commandId] }, { key: world.keys.all });
+    const applied = { command_id: commandId, status: 'applied', insert_id: reply?.ticket_reply_id };
+    expect(many).toMatchObject({ status: 200, body: { success: 'True', count: 4 } });
+    expect(many.body.data).toEqual([
+      applied,
+      applied,
+      {
+        command_id: 'not-a-command',
+        status: 'invalid',
+        message: 'command_id must be the command_id create.php answered (a UUID).',
+      },
+      applied,
+    ]);
+  });
+
   it('answers 400 for a missing or malformed command_id and 404 for an unknown one', async () => {
     const path = '/api/v1/tickets/replies/commands.php';
     expect(await status(path)).toMatchObject({ status: 400, body: { message: 'command_id is required.' } });

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { FastifyInstance, FastifyRequest, RouteHandlerMethod } from 'fastify';
 import type { Command } from '../../commands/command.js';
 import { parseCreateReply } from '../../commands/createReply.js';
@@ -6,19 +7,26 @@ import { Invalid } from '../../errors.js';
 import { requireLevel, WRITE } from '../../itflow/apiKeys.js';
 import type { Endpoint } from '../../metrics/registry.js';
 import { accept, newJob, preferredWait } from '../accept.js';
-import { authenticate } from '../auth.js';
+import { principalOf } from '../auth.js';
 import type { RouteDeps } from '../server.js';
 
 export const CREATE_PATH = '/api/v1/tickets/replies/create.php';
 /** ITFlow ≥ 2.4.7 ships its own synchronous create on this path; clients of it work unchanged. */
 export const ITFLOW_CREATE_PATH = '/api/v1/ticket_replies/create.php';
 
-/** The Idempotency-Key header, which wins over the body's idempotency_key. */
+/**
+ * The Idempotency-Key header, which wins over the body's idempotency_key. Node hands header
+ * bytes over as latin1 characters; clients write non-ASCII keys in UTF-8 (as in the body), so
+ * the bytes are read again as UTF-8 and `clé` names the same command either way.
+ */
 export function idempotencyKeyHeader(request: FastifyRequest): string | undefined {
   const value = request.headers['idempotency-key'];
   if (typeof value !== 'string' || value === '') return undefined;
-  if (value.length > 255) throw new Invalid('Idempotency-Key must be at most 255 characters.');
-  return value;
+  const bytes = Buffer.from(value, 'latin1');
+  if (!isUtf8(bytes)) throw new Invalid('The Idempotency-Key header must be UTF-8 text.');
+  const key = bytes.toString('utf8');
+  if (key.length > 255) throw new Invalid('Idempotency-Key must be at most 255 characters.');
+  return key;
 }
 
 export function originOf(request: FastifyRequest) {
@@ -35,7 +43,7 @@ function createHandler(deps: RouteDeps, endpoint: Endpoint, parse: Parser, waitB
   const acceptDeps = { ...deps.accept, accepted: deps.metrics.acceptedVia(endpoint) };
   return async (request, reply) => {
     const body = request.body ?? {};
-    const principal = await authenticate(deps.auth, request, body);
+    const principal = await principalOf(deps.auth, request, body);
     requireLevel(principal, WRITE);
     const { command, idempotencyKey } = parse(body);
     const key = idempotencyKeyHeader(request) ?? idempotencyKey;
@@ -46,10 +54,15 @@ function createHandler(deps: RouteDeps, endpoint: Endpoint, parse: Parser, waitB
   };
 }
 
+/** Both create paths also take the key as the body's api_key, as ITFlow's v1 clients send it. */
 export function registerCreateReply(app: FastifyInstance, deps: RouteDeps): void {
   // The proposal's path: asynchronous (202) unless the client asks to wait.
-  app.post(CREATE_PATH, createHandler(deps, 'create', parseCreateReply, 0));
+  app.post(CREATE_PATH, { config: { keyInBody: true } }, createHandler(deps, 'create', parseCreateReply, 0));
   // ITFlow's own path answers synchronously, so it waits as long as allowed unless the client
   // says `Prefer: respond-async` or `wait=0`.
-  app.post(ITFLOW_CREATE_PATH, createHandler(deps, 'itflow_create', parseItflowCreateReply, deps.preferWaitMaxSeconds));
+  app.post(
+    ITFLOW_CREATE_PATH,
+    { config: { keyInBody: true } },
+    createHandler(deps, 'itflow_create', parseItflowCreateReply, deps.preferWaitMaxSeconds),
+  );
 }

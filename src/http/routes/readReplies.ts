@@ -4,7 +4,7 @@ import { NotFound } from '../../errors.js';
 import { READ, requireLevel } from '../../itflow/apiKeys.js';
 import { type ListShape, listReplies } from '../../read/listReplies.js';
 import { v1Row } from '../../read/serialize.js';
-import { authenticate } from '../auth.js';
+import { principalOf } from '../auth.js';
 import { ok } from '../envelope.js';
 import type { RouteDeps } from '../server.js';
 
@@ -16,7 +16,7 @@ export const NO_RESOURCE = 'No resource (for this client and company) with the s
 
 function readHandler(deps: RouteDeps, parse: (query: unknown) => ReplyQuery, shape: ListShape): RouteHandlerMethod {
   return async (request) => {
-    const principal = await authenticate(deps.auth, request, null);
+    const principal = await principalOf(deps.auth, request, null);
     requireLevel(principal, READ);
     const rows = await listReplies(deps.read.pool, deps.read.planner, principal.scope, parse(request.query), shape);
     if (rows.length === 0) throw new NotFound(NO_RESOURCE);
