@@ -103,6 +103,15 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
 
     // This process's own metrics; the worker's pool joins `pools` below when there is one.
     const metrics = new ServiceMetrics();
+    // Whether MySQL is there, judged once for the whole process (worker retries, intake 503s).
+    const availability = new MysqlAvailability(mysqlProbe(config.DATABASE_URL, 2_000), logger);
+    closers.push(async () => availability.stop());
+    metrics.scrapedGauge(
+      'replyqueue_mysql_up',
+      'Whether MySQL answers and takes writes (0 during an outage this process noticed).',
+      [],
+      (g) => g.set(availability.down ? 0 : 1),
+    );
     const pools: Record<string, Pool> = { lookup: lookupPool };
     watchPools(metrics, pools);
     closers.push(watchQueueDepth(metrics, redis, config.QUEUE_PREFIX, config.QUEUE_PARTITIONS));
@@ -179,6 +188,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
       bodyLimitBytes: config.BODY_LIMIT_BYTES,
       trustProxy: config.TRUST_PROXY,
       requestTimeoutMs: config.REQUEST_TIMEOUT_SECONDS * 1000,
+      onMysqlOutage: (error: Error) => availability.notice(error),
     };
     const listen = async (app: ReturnType<typeof buildServer>, port: number) => {
       url = await app.listen({ host: config.HOST, port }).catch((error: Error) => {

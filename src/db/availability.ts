@@ -80,7 +80,7 @@ export class MysqlAvailability {
     const since = Date.now();
     this.logger.warn(
       { err: error.message },
-      'MySQL is unreachable or refusing writes; commands wait for it without spending attempts',
+      'MySQL is unreachable or refusing writes; requests that need it answer 503, commands wait for it without spending attempts',
     );
     const back = (async () => {
       for (let attempt = 0; !this.stopped; attempt++) {

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { Unauthorized } from '../errors.js';
 import type { KeyResolver, Principal } from '../itflow/apiKeys.js';
 import type { ItflowClock } from '../itflow/clock.js';
+import { redisKeys } from '../queue/keys.js';
 
 export interface AuthDeps {
   keys: KeyResolver;
@@ -84,7 +85,7 @@ async function authenticate(deps: AuthDeps, request: FastifyRequest, secret: str
 async function logFailedAttempt(deps: AuthDeps, request: FastifyRequest): Promise<void> {
   if (deps.failureLogsPerMinute === 0) return;
   const minute = Math.floor(Date.now() / 60_000);
-  const counter = `${deps.prefix}:replyqueue:authfail:${request.ip}:${minute}`;
+  const counter = redisKeys(deps.prefix).authFailures(request.ip, minute);
   const [[, count]] = (await deps.redis.multi().incr(counter).expire(counter, 120).exec()) as [[unknown, number]];
   if (count > deps.failureLogsPerMinute) return;
   const path = request.url.split('?')[0] ?? '';

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { isTransient } from '../apply/classify.js';
+import { classify, isTransient } from '../apply/classify.js';
 import { Invalid, NotFound, PayloadTooLarge, ServiceError, Unavailable, UnsupportedMediaType } from '../errors.js';
 import { fail } from './envelope.js';
 
@@ -41,13 +41,25 @@ function isDependencyDown(error: unknown): boolean {
   return isTransient(error);
 }
 
-export function errorHandler(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
-  const known = toServiceError(error);
-  if (known) {
-    if (known.status >= 500) request.log.warn({ err: (error as Error).message }, 'dependency unavailable');
-    void reply.code(known.status).headers(known.headers).send(fail(known.message));
-    return;
-  }
-  request.log.error({ err: error }, 'unexpected error');
-  void reply.code(500).send(fail('Internal error.'));
+/**
+ * The error handler of a server. A 503 is said once per outage, not once per request: an error
+ * that looks like MySQL going away goes to `onMysqlOutage` (which probes and logs when it goes
+ * and when it is back), Redis's are told by its connection's own watcher; the request itself is
+ * logged at debug, and its status is in the request's own log line.
+ */
+export function errorHandlerFor(onMysqlOutage: (error: Error) => void = () => {}) {
+  return (error: unknown, request: FastifyRequest, reply: FastifyReply): void => {
+    const known = toServiceError(error);
+    if (known) {
+      if (known.status === 503) {
+        request.log.debug({ err: (error as Error).message }, 'dependency unavailable');
+        const verdict = classify(error);
+        if (verdict.kind === 'outage') onMysqlOutage(verdict.error);
+      }
+      void reply.code(known.status).headers(known.headers).send(fail(known.message));
+      return;
+    }
+    request.log.error({ err: error }, 'unexpected error');
+    void reply.code(500).send(fail('Internal error.'));
+  };
 }

@@ -3,6 +3,7 @@ import rateLimit, { type RateLimitPluginOptions } from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import { TooManyRequests } from '../errors.js';
+import { redisKeys } from '../queue/keys.js';
 import { isApi, keyBeforeBody, keyInBody } from './auth.js';
 
 export interface RateLimitDeps {
@@ -33,7 +34,7 @@ const WINDOW_MS = 60_000;
  * (create.php answers its own 503, read.php still reads), rather than a limiter's error.
  */
 export function registerRateLimits(app: FastifyInstance, deps: RateLimitDeps): void {
-  const namespace = `${deps.prefix}:replyqueue:ratelimit:`;
+  const namespace = redisKeys(deps.prefix).rateLimits;
   if (deps.perIpPerMinute > 0) {
     const perIp = counter(app, deps.redis, { nameSpace: `${namespace}ip:`, max: deps.perIpPerMinute });
     app.addHook('onRequest', async (request) => {

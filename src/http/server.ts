@@ -11,7 +11,7 @@ import { refuseContentEncoding, utf8Body } from './body.js';
 import type { BulkDeps } from './bulkAccept.js';
 import { connectionOptions, registerConnectionHandling } from './connection.js';
 import { fail } from './envelope.js';
-import { errorHandler } from './errors.js';
+import { errorHandlerFor } from './errors.js';
 import { type RateLimitDeps, registerRateLimits } from './rateLimits.js';
 import { registerBulk } from './routes/bulk.js';
 import { registerCommandStatus } from './routes/commandStatus.js';
@@ -41,6 +41,8 @@ export interface ServerOptions {
   trustProxy: false | string[];
   /** How long a request, head and body, may take to arrive. */
   requestTimeoutMs: number;
+  /** Told of an error that looks like MySQL going away (src/db/availability.ts `notice`). */
+  onMysqlOutage?: (error: Error) => void;
 }
 
 /** The intake: routes, JSON body handling, and the v1 envelope on every answer. */
@@ -71,6 +73,7 @@ export function buildOperationsServer(
 }
 
 function baseServer(options: ServerOptions): FastifyInstance {
+  const errorHandler = errorHandlerFor(options.onMysqlOutage);
   const app = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger,
     bodyLimit: options.bodyLimitBytes,

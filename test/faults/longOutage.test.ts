@@ -178,3 +178,47 @@ describe('MySQL refusing the service’s logins (ITFlow 2.6.7)', () => {
     expect(await deadLetterCount(h.config.REDIS_URL, h.config.QUEUE_PREFIX, h.config.QUEUE_PARTITIONS)).toBe(0);
   }, 60_000);
 });
+
+describe('an intake while MySQL is away, in the log (ITFlow 2.6.7)', () => {
+  let h: Harness;
+  let world: World;
+  let proxy: TcpProxy;
+  let databaseUrl: string;
+
+  beforeAll(async () => {
+    h = await startHarness({ generation: '2.6.7', roles: { intake: false, worker: false } });
+    world = await seedWorld(h.db, '2.6.7');
+    const proxied = await proxiedDatabase(h.config.DATABASE_URL, inject('mysqlUrl'));
+    proxy = proxied.proxy;
+    databaseUrl = proxied.url;
+  });
+  afterEach(killLeftovers);
+  afterAll(async () => {
+    await proxy?.restore();
+    await h?.close();
+    await proxy?.close();
+  });
+
+  it('says once that MySQL went away and once that it is back, however many requests got 503', async () => {
+    const intake = spawnEntry('workers/intake.ts', h.processEnv({ DATABASE_URL: databaseUrl }));
+    const line = await intake.waitFor(/intake started/);
+    const url = JSON.parse(line).url as string;
+    const ticket = await addTicket(h.db, '2.6.7', { clientId: world.clientA });
+    const post = () =>
+      httpRequest(url, 'POST', CREATE, { ticket_id: ticket, ticket_reply: 'x' }, { 'X-API-Key': world.keys.all });
+
+    await proxy.cut();
+    for (let i = 0; i < 20; i++) expect((await post()).status).toBe(503);
+    await intake.waitFor(/MySQL is unreachable/, 10_000);
+    await proxy.restore();
+    await intake.waitFor(/MySQL is reachable again/, 15_000);
+    expect((await post()).status).toBe(202);
+
+    const lines = intake.output().split('\n');
+    expect(lines.filter((l) => l.includes('MySQL is unreachable'))).toHaveLength(1);
+    expect(lines.filter((l) => l.includes('MySQL is reachable again'))).toHaveLength(1);
+    expect(lines.filter((l) => l.includes('"level":40')).length, 'no warning per refused request').toBe(1);
+    intake.child.kill('SIGTERM');
+    expect(await intake.exited).toBe(0);
+  }, 40_000);
+});
