@@ -130,14 +130,6 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
       const blocking = createRedis(config.REDIS_URL, 'blocking', 'replyqueue-worker');
       closers.push(() => blocking.quit());
       const deps: ApplyDeps = { pool: applyPool, tables, schema, clock, tickets, people };
-      const availability = new MysqlAvailability(mysqlProbe(config.DATABASE_URL, 2_000), logger);
-      closers.push(async () => availability.stop());
-      metrics.scrapedGauge(
-        'replyqueue_mysql_up',
-        'Whether the worker finds MySQL answering and taking writes (0 during an outage).',
-        [],
-        (g) => g.set(availability.down ? 0 : 1),
-      );
       const events = new CommandEvents(logger);
       logCommandEvents(events, logger);
       countCommandEvents(events, metrics);
