@@ -86,12 +86,12 @@ describe.each(GENERATIONS)('commands.php (ITFlow %s)', (generation: Generation) 
     }
   });
 
-  it('shows applying, then retrying while the ticket is locked elsewhere, then applied once the lock goes', async () => {
+  it('shows applying, then retrying while ticket_replies is locked elsewhere, then applied once the lock goes', async () => {
     const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
-    // Someone (the web UI, say) holds the ticket row.
     const holder = await mysql.createConnection({ uri: h.config.DATABASE_URL });
-    await holder.query('START TRANSACTION');
-    await holder.query('SELECT * FROM tickets WHERE ticket_id = ? FOR UPDATE', [ticket]);
+    // ticket_replies locked by another session (as a backup's LOCK TABLES does): the worker's
+    // insert waits APPLY_LOCK_WAIT_SECONDS, then the command is retried.
+    await holder.query('LOCK TABLES ticket_replies READ');
     const created = await h.post(CREATE, { ticket_id: ticket, ticket_reply: 'Patience' }, { key: world.keys.all });
     const location = created.headers.get('location') as string;
     const worker = await h.startPeer({ intake: false, worker: true }, workerEnv);
@@ -111,7 +111,7 @@ describe.each(GENERATIONS)('commands.php (ITFlow %s)', (generation: Generation) 
         attempts: expect.any(Number),
         next_try_at: expect.stringMatching(/Z$/),
       });
-      await holder.query('COMMIT');
+      await holder.query('UNLOCK TABLES');
       const applied = await until(
         () => status(location),
         (a) => a.body.data?.[0]?.status === 'applied',
@@ -126,8 +126,9 @@ describe.each(GENERATIONS)('commands.php (ITFlow %s)', (generation: Generation) 
   it('shows a command that exhausted its attempts as failed (503), kept for an operator', async () => {
     const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
     const holder = await mysql.createConnection({ uri: h.config.DATABASE_URL });
-    await holder.query('START TRANSACTION');
-    await holder.query('SELECT * FROM tickets WHERE ticket_id = ? FOR UPDATE', [ticket]);
+    // ticket_replies locked by another session (as a backup's LOCK TABLES does): the worker's
+    // insert waits APPLY_LOCK_WAIT_SECONDS, then the command is retried.
+    await holder.query('LOCK TABLES ticket_replies READ');
     const created = await h.post(CREATE, { ticket_id: ticket, ticket_reply: 'Never' }, { key: world.keys.all });
     const worker = await h.startPeer({ intake: false, worker: true }, { ...workerEnv, APPLY_MAX_ATTEMPTS: '2' });
     try {
@@ -139,7 +140,7 @@ describe.each(GENERATIONS)('commands.php (ITFlow %s)', (generation: Generation) 
       expect(dead.body.data[0].message).toMatch(/could not be applied after 2 attempts/);
       expect(JSON.stringify(dead.body)).not.toMatch(/lock|SQL|innodb/i);
     } finally {
-      await holder.query('ROLLBACK');
+      await holder.query('UNLOCK TABLES');
       await holder.end();
       await worker.close();
     }
