@@ -3,7 +3,7 @@
 // API keys with their users and scope, the idempotency keys' holders.
 import type { PoolConnection, RowDataPacket } from 'mysql2/promise';
 import type { ServiceTables } from '../db/tables.js';
-import { type KeyStatement, keyStatement, permissionStatement, type Resolution, resolveKeys } from '../itflow/apiKeys.js';
+import { type KeyStatement, keyStatement, type Resolution, resolveKeys } from '../itflow/apiKeys.js';
 import type { ItflowSchema } from '../itflow/schema.js';
 import { idBytes, idText, type Outcome, toOutcome, utcToMs } from './ledger.js';
 
@@ -65,9 +65,9 @@ const SLA_COLUMNS = ', ticket_response_due_at, ticket_resolution_due_at, ticket_
  * by then, and so is a key revoked a moment ago).
  *
  * Where the server has SKIP LOCKED (MariaDB ≥ 10.6, MySQL ≥ 8.0), a ticket row another session
- * holds (an agent's long transaction, a report) is passed over instead of waited for: a plain
- * read tells which of the tickets exist, and those that exist but were not locked are reported
- * in `lockedElsewhere`, so only their commands wait and the rest of the batch goes ahead.
+ * holds (an agent's long transaction, a report) is passed over instead of waited for: those that
+ * exist but were not locked are reported in `lockedElsewhere`, so only their commands wait and
+ * the rest of the batch goes ahead.
  * Without it, locks are taken in ascending id order (two batches never deadlock on each other)
  * and waited for up to innodb_lock_wait_timeout.
  */
@@ -83,7 +83,6 @@ export async function lockTickets(
     if (statement) statements.push({ name, ...statement });
   };
   add('begin', { sql: 'START TRANSACTION', params: [] });
-  if (schema.skipLocked) add('existing', { sql: 'SELECT ticket_id FROM tickets WHERE ticket_id IN (?)', params: [ticketIds] });
   add('tickets', {
     sql: `SELECT ${TICKET_COLUMNS}${schema.hasSla ? SLA_COLUMNS : ''} FROM tickets WHERE ticket_id IN (?)
           ORDER BY ticket_id FOR UPDATE${schema.skipLocked ? ' SKIP LOCKED' : ''}`,
@@ -98,7 +97,6 @@ export async function lockTickets(
     params: [ticketIds],
   });
   add('keys', keyStatement(schema, { ids: keyIds }, now));
-  add('permissions', permissionStatement(schema, keyIds));
   // The ledger's unique (api_key_id, idempotency_key) is the last word on a reused key.
   if (idempotencyKeys.length > 0) {
     add('keyed', {
@@ -119,11 +117,7 @@ export async function lockTickets(
   const tickets = new Map(rows('tickets').map((row) => [Number(row.ticket_id), toTicket(row)]));
   return {
     tickets,
-    lockedElsewhere: new Set(
-      rows('existing')
-        .map((row) => Number(row.ticket_id))
-        .filter((id) => !tickets.has(id)),
-    ),
+    lockedElsewhere: schema.skipLocked ? await lockedElsewhere(conn, ticketIds, tickets) : new Set(),
     finished: new Map(rows('ledger').map((row) => [idText(row.command_id), toOutcome(row)])),
     latestAccepted: new Map(rows('latest').map((row) => [Number(row.ticket_id), utcToMs(String(row.latest))])),
     keyed: new Map(
@@ -132,8 +126,24 @@ export async function lockTickets(
         { commandId: idText(row.command_id), fingerprint: (row.fingerprint as Buffer).toString('hex'), outcome: toOutcome(row) },
       ]),
     ),
-    keys: resolveKeys(schema, rows('keys'), rows('permissions')),
+    keys: resolveKeys(schema, rows('keys')),
   };
+}
+
+/**
+ * The tickets SKIP LOCKED passed over that exist: another session holds their rows. Asked (in
+ * the same transaction, a plain read) only when some tickets were not locked, so a batch whose
+ * tickets are all there pays nothing for it.
+ */
+async function lockedElsewhere(
+  conn: PoolConnection,
+  ticketIds: number[],
+  locked: Map<number, LockedTicket>,
+): Promise<Set<number>> {
+  const missing = ticketIds.filter((id) => !locked.has(id));
+  if (missing.length === 0) return new Set();
+  const [rows] = await conn.query<RowDataPacket[]>('SELECT ticket_id FROM tickets WHERE ticket_id IN (?)', [missing]);
+  return new Set(rows.map((row) => Number(row.ticket_id)));
 }
 
 function toTicket(row: RowDataPacket): LockedTicket {

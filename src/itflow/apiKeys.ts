@@ -32,6 +32,7 @@ export interface Principal {
 /** A key resolved: what it may do, ITFlow's 403 for it, or null when unknown or expired. */
 export type Resolution = { principal: Principal } | { forbidden: string } | null;
 
+/** A key with its user, and one of the user's client permissions (null when it has none): one row each. */
 interface KeyRow extends RowDataPacket {
   api_key_id: number;
   api_key_name: string;
@@ -44,12 +45,8 @@ interface KeyRow extends RowDataPacket {
   user_archived_at: string | null;
   role_is_admin: number | null;
   support_level: number | null;
-}
-
-interface PermissionRow extends RowDataPacket {
-  api_key_id: number;
-  client_id: number;
-  permission_type: string;
+  permission_client_id: number | null;
+  permission_type: string | null;
 }
 
 /** A statement and its parameters, to run alone or in a multi-statement round trip. */
@@ -60,8 +57,9 @@ export interface KeyStatement {
 
 /**
  * Reads keys still valid at `now` (ITFlow's wall clock: a key is valid while api_key_expire >
- * NOW()) with their user, role and module_support level, by secret or by ids. Not LIMIT 1 for a
- * secret: several keys may be equal under the collation, and only one is the secret.
+ * NOW()), by secret or by ids, each with its user, role, module_support level and client
+ * allow/deny rows — one row per client permission, in one statement. Several keys may match a
+ * secret under the collation; only one is the secret (see KeyResolver).
  */
 export function keyStatement(schema: ItflowSchema, by: { secret: string } | { ids: number[] }, now: string): KeyStatement {
   const where = 'secret' in by ? 'api_key_secret = ?' : 'api_key_id IN (?)';
@@ -69,57 +67,38 @@ export function keyStatement(schema: ItflowSchema, by: { secret: string } | { id
   if (schema.keyModel === 'per-key-scope') {
     return {
       sql: `SELECT api_key_id, api_key_name, api_key_secret, api_key_client_id AS owner
-            FROM api_keys WHERE ${where} AND api_key_expire > ? LIMIT 1000`,
+            FROM api_keys WHERE ${where} AND api_key_expire > ?`,
       params: [value, now],
     };
   }
+  const permissionType = schema.hasClientDenyLists ? 'user_client_permissions.permission_type' : "'allow'";
   return {
     sql: `SELECT api_key_id, api_key_name, api_key_secret, api_key_user_id AS owner,
                  users.user_id, user_name, user_type, user_status, user_archived_at, role_is_admin,
                  (SELECT MAX(user_role_permission_level) FROM user_role_permissions
                     JOIN modules ON modules.module_id = user_role_permissions.module_id
                    WHERE module_name = 'module_support' AND user_role_permissions.user_role_id = users.user_role_id)
-                   AS support_level
+                   AS support_level,
+                 user_client_permissions.client_id AS permission_client_id,
+                 IF(user_client_permissions.user_id IS NULL, NULL, ${permissionType}) AS permission_type
             FROM api_keys
             LEFT JOIN users ON users.user_id = api_key_user_id
             LEFT JOIN user_roles ON role_id = users.user_role_id
-           WHERE ${where} AND api_key_expire > ? LIMIT 1000`,
+            LEFT JOIN user_client_permissions ON user_client_permissions.user_id = users.user_id
+           WHERE ${where} AND api_key_expire > ?`,
     params: [value, now],
   };
 }
 
-/** The client allow/deny rows of the keys' users (ITFlow ≥ 2.4.7); null where keys have no users. */
-export function permissionStatement(schema: ItflowSchema, keyIds: number[]): KeyStatement | null {
-  if (schema.keyModel === 'per-key-scope') return null;
-  const typeColumn = schema.hasClientDenyLists ? 'permission_type' : "'allow'";
-  return {
-    sql: `SELECT api_key_id, client_id, ${typeColumn} AS permission_type
-            FROM api_keys JOIN user_client_permissions ON user_client_permissions.user_id = api_key_user_id
-           WHERE api_key_id IN (?)`,
-    params: [keyIds],
-  };
+/** Every key in `rows` (keyStatement's) resolved, by key id. */
+export function resolveKeys(schema: ItflowSchema, rows: RowDataPacket[]): Map<number, NonNullable<Resolution>> {
+  const byKey = new Map<number, KeyRow[]>();
+  for (const row of rows as KeyRow[]) byKey.set(Number(row.api_key_id), [...(byKey.get(Number(row.api_key_id)) ?? []), row]);
+  return new Map([...byKey].map(([id, keyRows]) => [id, resolveKey(schema, keyRows)]));
 }
 
-/** Every key in `keyRows` resolved with its permission rows, by key id. */
-export function resolveKeys(
-  schema: ItflowSchema,
-  keyRows: RowDataPacket[],
-  permissionRows: RowDataPacket[],
-): Map<number, NonNullable<Resolution>> {
-  const permissions = new Map<number, PermissionRow[]>();
-  for (const row of permissionRows as PermissionRow[]) {
-    const id = Number(row.api_key_id);
-    permissions.set(id, [...(permissions.get(id) ?? []), row]);
-  }
-  return new Map(
-    (keyRows as KeyRow[]).map((row) => [
-      Number(row.api_key_id),
-      resolveKey(schema, row, permissions.get(Number(row.api_key_id)) ?? []),
-    ]),
-  );
-}
-
-function resolveKey(schema: ItflowSchema, row: KeyRow, permissions: PermissionRow[]): NonNullable<Resolution> {
+function resolveKey(schema: ItflowSchema, rows: KeyRow[]): NonNullable<Resolution> {
+  const row = rows[0] as KeyRow;
   const key = { keyId: Number(row.api_key_id), keyName: String(row.api_key_name), owner: Number(row.owner) };
   if (schema.keyModel === 'per-key-scope') {
     const everyClient = key.owner === 0;
@@ -147,8 +126,9 @@ function resolveKey(schema: ItflowSchema, row: KeyRow, permissions: PermissionRo
     actorName: String(row.user_name),
   };
   if (Number(row.role_is_admin) === 1) return { principal: { ...base, isAdmin: true, supportLevel: 3, scope: ALL_CLIENTS } };
-  const allow = permissions.filter((p) => p.permission_type !== 'deny').map((p) => Number(p.client_id));
-  const deny = permissions.filter((p) => p.permission_type === 'deny').map((p) => Number(p.client_id));
+  const permissions = rows.filter((r) => r.permission_client_id !== null);
+  const allow = permissions.filter((p) => p.permission_type !== 'deny').map((p) => Number(p.permission_client_id));
+  const deny = permissions.filter((p) => p.permission_type === 'deny').map((p) => Number(p.permission_client_id));
   return {
     principal: {
       ...base,
@@ -193,11 +173,15 @@ export class KeyResolver {
   private async load(secret: string): Promise<Resolution> {
     const keys = keyStatement(this.schema, { secret }, await this.clock.at());
     const [rows] = await this.pool.query<KeyRow[]>(keys.sql, keys.params);
-    const row = rows.find((r) => sameSecret(r.api_key_secret, secret));
-    if (!row) return null;
-    const permissions = permissionStatement(this.schema, [Number(row.api_key_id)]);
-    const [permissionRows] = permissions ? await this.pool.query<PermissionRow[]>(permissions.sql, permissions.params) : [[]];
-    return resolveKeys(this.schema, [row], permissionRows).get(Number(row.api_key_id)) ?? null;
+    const match = rows.find((r) => sameSecret(r.api_key_secret, secret));
+    if (!match) return null;
+    const keyId = Number(match.api_key_id);
+    return (
+      resolveKeys(
+        this.schema,
+        rows.filter((r) => Number(r.api_key_id) === keyId),
+      ).get(keyId) ?? null
+    );
   }
 }
 
