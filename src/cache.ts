@@ -1,12 +1,16 @@
 import { LRUCache } from 'lru-cache';
 
 /**
- * A short-lived memo for look-ups that may be a few seconds stale (API keys, ticket scope,
- * status lists). Concurrent look-ups of one key share a single query; failures are not kept.
- * An entry is never answered once its ttl has passed, however long it sat unused: an expired
- * entry is loaded again before the caller gets an answer, so a revoked key is refused within
- * the ttl. A ttl of 0 turns caching off. `loadMany` lets getMany fetch the keys it lacks in one
- * query.
+ * A short-lived memo for look-ups that may be a few seconds stale (API keys, tickets, status
+ * lists). Concurrent look-ups of one key share a single query; failures are not kept. A ttl of 0
+ * turns caching off. `loadMany` lets getMany fetch the keys it lacks in one query.
+ *
+ * By default an entry is never answered once its ttl has passed, however long it sat unused: an
+ * expired entry is loaded again before the caller gets an answer, so a revoked key is refused
+ * within the ttl. Where a stale answer is harmless because the worker checks again under the
+ * row lock (a ticket's client and state, the status list), `staleWhileRefreshing` answers an
+ * expired entry once more while it is reloaded in the background, so a request does not wait
+ * for MySQL on every expiry.
  */
 export interface Memo<K, V> {
   get(key: K): Promise<V>;
@@ -19,6 +23,7 @@ export function ttlMemo<K extends string | number, V>(
   max: number,
   load: (key: K) => Promise<V>,
   loadMany?: (keys: K[]) => Promise<Map<K, V>>,
+  { staleWhileRefreshing = false }: { staleWhileRefreshing?: boolean } = {},
 ): Memo<K, V> {
   // No keys, no query (a bulk request whose every item failed validation asks for none).
   const many = async (keys: K[]) =>
@@ -32,7 +37,8 @@ export function ttlMemo<K extends string | number, V>(
     max,
     ttl: ttlMs,
     ttlAutopurge: false,
-    allowStale: false,
+    allowStale: staleWhileRefreshing,
+    noDeleteOnStaleGet: staleWhileRefreshing,
     fetchMethod: async (key) => ({ value: await load(key) }),
   });
   return {
@@ -46,8 +52,11 @@ export function ttlMemo<K extends string | number, V>(
       const missing: K[] = [];
       for (const key of new Set(keys)) {
         const entry = cache.get(key);
-        if (entry) found.set(key, entry.value);
-        else missing.push(key);
+        if (!entry) missing.push(key);
+        else {
+          found.set(key, entry.value);
+          if (staleWhileRefreshing && cache.getRemainingTTL(key) <= 0) void cache.fetch(key).catch(() => {});
+        }
       }
       if (missing.length > 0) {
         for (const [key, value] of await many(missing)) {

@@ -129,7 +129,16 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
       pools.apply = applyPool;
       const blocking = createRedis(config.REDIS_URL, 'blocking', 'replyqueue-worker');
       closers.push(() => blocking.quit());
-      const deps: ApplyDeps = { pool: applyPool, tables, schema, clock, tickets, people };
+      const parked = new ParkedCommands(redis, config.QUEUE_PREFIX);
+      const deps: ApplyDeps = {
+        pool: applyPool,
+        tables,
+        schema,
+        clock,
+        tickets,
+        people,
+        parkedAmong: (ids) => parked.parkedAmong(ids),
+      };
       const events = new CommandEvents(logger);
       logCommandEvents(events, logger);
       countCommandEvents(events, metrics);
@@ -149,7 +158,6 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
         { maxCommands: config.BATCH_MAX_COMMANDS, maxInFlight: config.WORKER_CONCURRENCY, lingerMs: config.BATCH_LINGER_MS },
         (size) => metrics.batchStarted(size),
       );
-      const parked = new ParkedCommands(redis, config.QUEUE_PREFIX);
       consumer = new CommandConsumer(blocking, batcher, parked, availability, events, {
         prefix: config.QUEUE_PREFIX,
         lanes: config.QUEUE_PARTITIONS,

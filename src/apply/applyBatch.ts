@@ -35,6 +35,11 @@ export interface ApplyDeps {
   clock: ItflowClock;
   /** The status list (a short cache is fine: a status is re-checked against the ticket's own). */
   tickets: TicketDirectory;
+  /**
+   * Among these tickets, those with commands parked behind a row lock (src/queue/parked.ts):
+   * their other commands must wait behind the parked ones. Asked while the tickets are locked.
+   */
+  parkedAmong?: (ticketIds: number[]) => Promise<Set<number>>;
   people: People;
 }
 
@@ -42,6 +47,8 @@ export interface ApplyDeps {
 export interface Submission {
   job: CommandJob;
   attempts: number;
+  /** Taken from its ticket's parked commands (by the drainer), not from a lane. */
+  parked?: boolean;
 }
 
 interface Statement {
@@ -66,8 +73,8 @@ interface Plan {
 
 /**
  * What became of one command of a batch: its outcome, or `locked` when its ticket's row was held
- * by another session — nothing was written for it, and it is to be tried again later, after
- * nothing else of its ticket.
+ * by another session, or the ticket already has commands parked ahead of it — nothing was
+ * written for it, and it is to be parked behind them.
  */
 export type ApplyResult = Outcome | { status: 'locked' };
 
@@ -83,19 +90,26 @@ export type ApplyResult = Outcome | { status: 'locked' };
 export async function applyBatch(deps: ApplyDeps, batch: Submission[]): Promise<ApplyResult[]> {
   const ticketIds = [...new Set(batch.map((s) => s.job.command.ticketId))].sort((a, b) => a - b);
   const zone = await deps.clock.zone();
+  const fromLanes = [...new Set(batch.filter((s) => !s.parked).map((s) => s.job.command.ticketId))];
+  // Asked alongside the locking round trip, so it adds no wait of its own.
+  const parking = fromLanes.length > 0 && deps.parkedAmong ? deps.parkedAmong(fromLanes) : Promise.resolve(new Set<number>());
+  parking.catch(() => {}); // awaited below; a failure here must not go unhandled meanwhile
   const conn = await deps.pool.getConnection();
   let broken = false;
   try {
-    const state = await lockTickets(conn, deps.schema, deps.tables, {
-      ticketIds,
-      commandIds: batch.map((s) => s.job.commandId),
-      idempotencyKeys: batch.flatMap(({ job }) =>
-        job.idempotencyKey === null ? [] : [[job.apiKeyId, job.idempotencyKey] as [number, string]],
-      ),
-      keyIds: [...new Set(batch.map((s) => s.job.apiKeyId))],
-      now: wallClock(Date.now(), zone),
-    });
-    const plan = await decide(deps, batch, state, zone);
+    const [state, parked] = await Promise.all([
+      lockTickets(conn, deps.schema, deps.tables, {
+        ticketIds,
+        commandIds: batch.map((s) => s.job.commandId),
+        idempotencyKeys: batch.flatMap(({ job }) =>
+          job.idempotencyKey === null ? [] : [[job.apiKeyId, job.idempotencyKey] as [number, string]],
+        ),
+        keyIds: [...new Set(batch.map((s) => s.job.apiKeyId))],
+        now: wallClock(Date.now(), zone),
+      }),
+      parking,
+    ]);
+    const plan = await decide(deps, batch, state, parked, zone);
     await write(conn, deps, plan);
     for (const [twin, first] of plan.twins) {
       const outcome = plan.outcomes[first] as ApplyResult;
@@ -117,7 +131,13 @@ export async function applyBatch(deps: ApplyDeps, batch: Submission[]): Promise<
   }
 }
 
-async function decide(deps: ApplyDeps, batch: Submission[], state: LockedState, zone: string): Promise<Plan> {
+async function decide(
+  deps: ApplyDeps,
+  batch: Submission[],
+  state: LockedState,
+  parked: Set<number>,
+  zone: string,
+): Promise<Plan> {
   const plan: Plan = { outcomes: [], replies: [], changes: [], audit: emptyAudit(), ledger: [], twins: [] };
   const statuses = await deps.tickets.statuses();
   const now = wallClock(Date.now(), zone);
@@ -126,7 +146,7 @@ async function decide(deps: ApplyDeps, batch: Submission[], state: LockedState, 
   const seen = new Map<string, number>();
   const keyedInBatch = new Map<string, { commandId: string; fingerprint: string; index: number }>();
 
-  for (const [index, { job, attempts }] of batch.entries()) {
+  for (const [index, { job, attempts, parked: fromParked }] of batch.entries()) {
     const earlier = state.finished.get(job.commandId);
     if (earlier) {
       // Finished by an earlier delivery: that outcome stands and nothing is written.
@@ -140,7 +160,8 @@ async function decide(deps: ApplyDeps, batch: Submission[], state: LockedState, 
       continue;
     }
     seen.set(job.commandId, index);
-    if (state.lockedElsewhere.has(job.command.ticketId)) {
+    // Its ticket's row is held elsewhere, or it has commands parked ahead of this one: it waits.
+    if (state.lockedElsewhere.has(job.command.ticketId) || (!fromParked && parked.has(job.command.ticketId))) {
       plan.outcomes[index] = { status: 'locked' };
       continue;
     }

@@ -77,13 +77,19 @@ export interface ItflowClock {
 }
 
 export function createItflowClock(pool: Pool, onInvalidZone: (zone: string) => void = () => {}, ttlMs = 60_000): ItflowClock {
-  const settings = ttlMemo<number, string>(ttlMs, 1, async () => {
-    const [rows] = await pool.query<RowDataPacket[]>('SELECT config_timezone FROM settings WHERE company_id = 1');
-    const zone = String(rows[0]?.config_timezone ?? '');
-    if (isValidTimeZone(zone) && zone !== '') return zone;
-    onInvalidZone(zone);
-    return 'UTC';
-  });
+  const settings = ttlMemo<number, string>(
+    ttlMs,
+    1,
+    async () => {
+      const [rows] = await pool.query<RowDataPacket[]>('SELECT config_timezone FROM settings WHERE company_id = 1');
+      const zone = String(rows[0]?.config_timezone ?? '');
+      if (isValidTimeZone(zone) && zone !== '') return zone;
+      onInvalidZone(zone);
+      return 'UTC';
+    },
+    undefined,
+    { staleWhileRefreshing: true },
+  );
   const zone = () => settings.get(1);
   return {
     zone,

@@ -40,18 +40,25 @@ export class TicketDirectory {
       100_000,
       async (ticketId) => (await loadMany([ticketId])).get(ticketId) ?? null,
       loadMany,
+      { staleWhileRefreshing: true },
     );
-    this.statusList = ttlMemo<number, Map<number, TicketStatus>>(cacheMs, 1, async () => {
-      const [rows] = await pool.query<RowDataPacket[]>(
-        'SELECT ticket_status_id, ticket_status_name, ticket_status_active FROM ticket_statuses',
-      );
-      return new Map(
-        rows.map((r) => [
-          Number(r.ticket_status_id),
-          { id: Number(r.ticket_status_id), name: String(r.ticket_status_name), active: Number(r.ticket_status_active) === 1 },
-        ]),
-      );
-    });
+    this.statusList = ttlMemo<number, Map<number, TicketStatus>>(
+      cacheMs,
+      1,
+      async () => {
+        const [rows] = await pool.query<RowDataPacket[]>(
+          'SELECT ticket_status_id, ticket_status_name, ticket_status_active FROM ticket_statuses',
+        );
+        return new Map(
+          rows.map((r) => [
+            Number(r.ticket_status_id),
+            { id: Number(r.ticket_status_id), name: String(r.ticket_status_name), active: Number(r.ticket_status_active) === 1 },
+          ]),
+        );
+      },
+      undefined,
+      { staleWhileRefreshing: true },
+    );
   }
 
   ticket(ticketId: number): Promise<TicketSummary | null> {

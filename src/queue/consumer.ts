@@ -105,10 +105,9 @@ export class CommandConsumer {
   }
 
   /**
-   * Applies commands through the batcher, first setting aside those of tickets already parked;
-   * those that find their ticket locked are parked in turn. Errors are retried here, inside the
-   * job, by class (see the class comment) until the attempts run out and the job becomes a dead
-   * letter.
+   * Applies commands through the batcher; those whose ticket is locked elsewhere, or has
+   * commands parked ahead of them, are parked. Errors are retried here, inside the job, by class
+   * (see the class comment) until the attempts run out and the job becomes a dead letter.
    */
   private async applyWithRetries(
     job: Job,
@@ -121,31 +120,22 @@ export class CommandConsumer {
     // Deliveries before this one (a crashed worker's attempt) count towards the total.
     const earlierDeliveries = Math.max(0, (job.attemptsStarted ?? 1) - 1);
     const jobId = String(job.id);
-    // Commands parked by an earlier try of this slice stay parked: a retry never parks them twice.
-    const setAside = new Set<string>();
 
     // `attempt` counts the tries that spend the budget; `tries` every try (for the ledger).
     for (let attempt = 1, tries = 1; ; tries++) {
       const started = performance.now();
       try {
-        const candidates = commands.filter((c) => !setAside.has(c.commandId));
-        const diverted = await this.parked.divert(candidates);
-        for (const id of diverted) setAside.add(id);
-        const rest = candidates.filter((c) => !diverted.has(c.commandId));
-        if (diverted.size > 0) {
-          this.events.emit('parked', { commands: candidates.filter((c) => diverted.has(c.commandId)), diverted: true });
-        }
         const results = await Promise.all(
-          rest.map((data) => this.batcher.submit({ job: data, attempts: earlierDeliveries + tries })),
+          commands.map((data) => this.batcher.submit({ job: data, attempts: earlierDeliveries + tries })),
         );
         const applyMs = Math.round((performance.now() - started) * 10) / 10; // waiting for a batch slot included
-        const locked = rest.filter((_, i) => results[i]?.status === 'locked');
+        // Parking is the last thing that can fail: a retry after it never parks anything twice.
+        const locked = commands.filter((_, i) => results[i]?.status === 'locked');
         if (locked.length > 0) {
           await this.parked.park(locked, Date.now() + this.options.parkedRetryMs);
-          for (const c of locked) setAside.add(c.commandId);
-          this.events.emit('parked', { commands: locked, diverted: false });
+          this.events.emit('parked', { commands: locked });
         }
-        const finished = rest.flatMap((data, i) =>
+        const finished = commands.flatMap((data, i) =>
           results[i]?.status === 'locked' ? [] : [{ data, outcome: results[i] as Outcome }],
         );
         this.events.emit('finished', {
@@ -153,8 +143,7 @@ export class CommandConsumer {
           outcomes: finished.map((f) => f.outcome),
           applyMs,
         });
-        const byId = new Map(rest.map((data, i) => [data.commandId, results[i] as ApplyResult]));
-        return commands.map((c) => byId.get(c.commandId) ?? { status: 'locked' });
+        return results;
       } catch (error) {
         const verdict = classify(error);
         if (verdict.kind === 'outage') {

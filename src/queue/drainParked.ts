@@ -90,7 +90,7 @@ export class ParkedDrainer {
       let results: ApplyResult[];
       const started = performance.now();
       try {
-        results = await Promise.all(commands.map((job) => this.batcher.submit({ job, attempts: 1 })));
+        results = await Promise.all(commands.map((job) => this.batcher.submit({ job, attempts: 1, parked: true })));
       } catch (error) {
         const verdict = classify(error);
         if (verdict.kind === 'outage') await this.availability.afterError(verdict.error, this.abort.signal);

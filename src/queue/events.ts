@@ -13,8 +13,8 @@ export interface CommandEventMap {
   retrying: { jobId: string; commands: number; attempts: number; nextTryAt: number; kind: string; error: Error };
   /** A job gave up after its last attempt: its unapplied commands are now a dead letter. */
   deadLettered: { jobId: string; commands: number; error: Error };
-  /** Commands set aside behind a ticket row another session holds (or diverted behind such). */
-  parked: { commands: CommandJob[]; diverted: boolean };
+  /** Commands set aside behind a ticket row another session holds (or behind commands parked so). */
+  parked: { commands: CommandJob[] };
 }
 
 type Listener<K extends keyof CommandEventMap> = (event: CommandEventMap[K]) => void;

@@ -33,13 +33,11 @@ export function logCommandEvents(events: CommandEvents, logger: Logger): void {
   events.on('deadLettered', ({ jobId, commands, error }) =>
     logger.error({ jobId, commands, err: error.message }, 'command moved to dead letters'),
   );
-  events.on('parked', ({ commands, diverted }) => {
+  events.on('parked', ({ commands }) => {
     if (!logger.isLevelEnabled('info')) return;
     logger.info(
       { tickets: [...new Set(commands.map((c) => c.command.ticketId))], commands: commands.length },
-      diverted
-        ? 'commands queued behind their parked ticket'
-        : 'ticket row locked by another session: its commands are parked, the lane goes on',
+      'commands parked behind a ticket row another session holds; the lane goes on',
     );
   });
 }

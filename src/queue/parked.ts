@@ -1,7 +1,8 @@
 // Commands parked behind a ticket row another session holds locked (an agent's long transaction,
 // a report): kept in Redis, per ticket and in acceptance order, so the lane they came from goes
 // on with its other tickets while this one waits. A lane's later commands for a parked ticket are
-// diverted behind the parked ones, and workers drain a parked ticket once its row is free
+// parked behind the parked ones (their batch asks which tickets are parked, src/apply/applyBatch.ts),
+// and workers drain a parked ticket once its row is free
 // (src/queue/drainParked.ts). Parking happens before the lane's job completes, so a crash never
 // loses a parked command; a command parked twice (its job re-delivered) is applied once — the
 // ledger sees to that.
@@ -27,32 +28,36 @@ export class ParkedCommands {
     this.keys = redisKeys(prefix);
   }
 
-  /** Parks `commands` (of tickets found locked); a newly parked ticket is tried again at `nextTryAt`. */
+  /**
+   * Parks `commands` (of tickets found locked, or with commands parked already), appended in
+   * order behind what their ticket has parked; a newly parked ticket is tried at `nextTryAt`.
+   */
   async park(commands: CommandJob[], nextTryAt: number): Promise<void> {
-    await this.append('park', commands, nextTryAt);
-  }
-
-  /** Parks those of `commands` whose ticket is parked already; answers their ids. */
-  async divert(commands: CommandJob[]): Promise<Set<string>> {
-    return this.append('divert', commands, 0);
-  }
-
-  private async append(mode: 'park' | 'divert', commands: CommandJob[], nextTryAt: number): Promise<Set<string>> {
-    if (commands.length === 0) return new Set();
+    if (commands.length === 0) return;
     const byTicket = new Map<number, CommandJob[]>();
     for (const job of commands) byTicket.set(job.command.ticketId, [...(byTicket.get(job.command.ticketId) ?? []), job]);
-    const args: Array<string | number> = [mode, nextTryAt];
+    const args: Array<string | number> = [nextTryAt];
     for (const [ticketId, jobs] of byTicket) {
       args.push(ticketId, jobs.length);
       for (const job of jobs) args.push(job.commandId, JSON.stringify(job));
     }
-    const appended = (await runScript(
+    await runScript(
       this.redis,
       'parkCommands',
       [this.keys.parkedTickets, this.keys.parkedIndex, ...[...byTicket.keys()].map((t) => this.keys.parkedCommands(t))],
       args,
-    )) as string[];
-    return new Set(appended);
+    );
+  }
+
+  /**
+   * Which of these tickets have commands parked: a lane's command for one of them waits behind
+   * them. One call, no payload. (Only a ticket's own lane parks it, so the answer cannot turn
+   * from "no" to "yes" while that lane's command is being applied.)
+   */
+  async parkedAmong(ticketIds: number[]): Promise<Set<number>> {
+    if (ticketIds.length === 0) return new Set();
+    const found = (await runScript(this.redis, 'parkedAmong', [this.keys.parkedTickets], ticketIds)) as string[];
+    return new Set(found.map(Number));
   }
 
   /** Parked tickets due for a try at `now`, oldest due first. */

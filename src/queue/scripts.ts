@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 
-const NAMES = ['idempotencyTakeOver', 'deleteIfHeld', 'parkCommands', 'settleParked'] as const;
+const NAMES = ['idempotencyTakeOver', 'deleteIfHeld', 'parkCommands', 'parkedAmong', 'settleParked'] as const;
 export type ScriptName = (typeof NAMES)[number];
 
 let loaded: Map<ScriptName, string> | undefined;

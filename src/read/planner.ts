@@ -20,21 +20,33 @@ export class ListPlanner {
 
   constructor(pool: Pool, schema: ItflowSchema) {
     this.hasReplyIndex = Object.values(schema.replyIndexes).some((columns) => columns[0] === 'ticket_reply_ticket_id');
-    this.shares = ttlMemo<string, number>(60_000, 1000, async (key) => {
-      const scoped = scopeSql(JSON.parse(key) as ClientScope, 't.ticket_client_id');
-      const [rows] = await pool.query<RowDataPacket[]>(
-        `SELECT (SELECT COUNT(*) FROM tickets t WHERE ${scoped.sql}) AS scoped, (SELECT COUNT(*) FROM tickets) AS total`,
-        scoped.params,
-      );
-      const total = Number(rows[0]?.total ?? 0);
-      return total === 0 ? 1 : Number(rows[0]?.scoped ?? 0) / total;
-    });
-    this.totals = ttlMemo<number, number>(60_000, 1, async () => {
-      const [rows] = await pool.query<RowDataPacket[]>(
-        "SELECT TABLE_ROWS AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'ticket_replies'",
-      );
-      return Number(rows[0]?.n ?? 0);
-    });
+    this.shares = ttlMemo<string, number>(
+      60_000,
+      1000,
+      async (key) => {
+        const scoped = scopeSql(JSON.parse(key) as ClientScope, 't.ticket_client_id');
+        const [rows] = await pool.query<RowDataPacket[]>(
+          `SELECT (SELECT COUNT(*) FROM tickets t WHERE ${scoped.sql}) AS scoped, (SELECT COUNT(*) FROM tickets) AS total`,
+          scoped.params,
+        );
+        const total = Number(rows[0]?.total ?? 0);
+        return total === 0 ? 1 : Number(rows[0]?.scoped ?? 0) / total;
+      },
+      undefined,
+      { staleWhileRefreshing: true },
+    );
+    this.totals = ttlMemo<number, number>(
+      60_000,
+      1,
+      async () => {
+        const [rows] = await pool.query<RowDataPacket[]>(
+          "SELECT TABLE_ROWS AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'ticket_replies'",
+        );
+        return Number(rows[0]?.n ?? 0);
+      },
+      undefined,
+      { staleWhileRefreshing: true },
+    );
   }
 
   async startFromTickets(scope: ClientScope, query: ReplyQuery): Promise<boolean> {
