@@ -101,6 +101,19 @@ export const configSchema = z.object({
    * to MySQL cannot hang requests.
    */
   LOOKUP_TIMEOUT_MS: intFrom(100, 600_000).default(10_000),
+  /**
+   * The host ITFlow is served on, as its config.php has it ($config_base_url, e.g.
+   * itflow.example.com): the links in the client emails the service queues. Without it no client
+   * mail is queued, and public_reply_type 2 is refused with a message saying so.
+   */
+  ITFLOW_BASE_URL: z
+    .string()
+    .trim()
+    .regex(
+      /^[^\s/'"<>]+(\/[^\s'"<>]*)?$/,
+      "must be ITFlow's host as in its config.php (e.g. itflow.example.com), without https://",
+    )
+    .optional(),
   /** Prefix of every Redis key the service writes; lets several installs share one Redis. */
   QUEUE_PREFIX: identifier.default('rq'),
   /**

@@ -13,6 +13,7 @@ import { KeyResolver } from './itflow/apiKeys.js';
 import { createItflowClock } from './itflow/clock.js';
 import { People } from './itflow/people.js';
 import { detectSchema, type ItflowSchema, NotAnItflowDatabase } from './itflow/schema.js';
+import { ItflowSettingsReader, whyNoClientMail } from './itflow/settings.js';
 import { TicketDirectory } from './itflow/tickets.js';
 import { watchPools } from './metrics/pool.js';
 import { watchQueueDepth } from './metrics/queueDepth.js';
@@ -91,6 +92,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
     const keys = new KeyResolver(lookups, schema, clock, cacheMs);
     const tickets = new TicketDirectory(lookups, cacheMs);
     const people = new People(lookups, cacheMs);
+    const settings = new ItflowSettingsReader(lookups, schema, config.ITFLOW_BASE_URL, cacheMs);
 
     const redis = createRedis(config.REDIS_URL, 'command', 'replyqueue');
     closers.push(() => redis.quit());
@@ -137,6 +139,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
         clock,
         tickets,
         people,
+        settings,
         parkedAmong: (ids) => parked.parkedAmong(ids),
       };
       const events = new CommandEvents(logger);
@@ -224,6 +227,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
         pool: lookups,
         tables,
         accepted: metrics.acceptedVia('create'),
+        clientMail: async () => whyNoClientMail(schema, await settings.get()),
       };
       const app = buildServer(
         {

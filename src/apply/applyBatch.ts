@@ -5,14 +5,17 @@ import { type Principal, type Resolution, requireLevel, unwrap, WRITE } from '..
 import { type ItflowClock, wallClock } from '../itflow/clock.js';
 import type { People } from '../itflow/people.js';
 import type { ItflowSchema } from '../itflow/schema.js';
-import { refuseIfClosed, requireActiveStatus, requireTicketInScope } from '../itflow/ticketRules.js';
-import type { TicketDirectory, TicketStatus } from '../itflow/tickets.js';
+import type { ItflowSettings, ItflowSettingsReader } from '../itflow/settings.js';
+import { refuseIfClosed, refuseIfResolved, requireActiveStatus, requireTicketInScope } from '../itflow/ticketRules.js';
+import { CLOSED, RESOLVED, type TicketDirectory, type TicketStatus } from '../itflow/tickets.js';
 import type { CommandJob } from '../queue/jobs.js';
-import { addAuditRows, auditStatements, emptyAudit } from './audit.js';
+import { auditStatements } from './audit.js';
 import { classify } from './classify.js';
+import { mailStatement } from './clientMail.js';
+import { applyCommand, emptyWrites, type Writes } from './itflowHandlers.js';
 import { type LedgerEntry, ledgerStatement, type Outcome } from './ledger.js';
 import { idempotencyKeyOf, type LockedState, type LockedTicket, lockTickets } from './lockTickets.js';
-import { afterChange, planTicketChange, type TicketChange, updateStatements } from './ticketChange.js';
+import { intervalWrites, type TicketModel, ticketModel, ticketUpdates } from './ticketModel.js';
 
 /**
  * Session settings for the worker's pool: READ COMMITTED for the ledger read under the ticket
@@ -35,6 +38,8 @@ export interface ApplyDeps {
   clock: ItflowClock;
   /** The status list (a short cache is fine: a status is re-checked against the ticket's own). */
   tickets: TicketDirectory;
+  /** ITFlow's mail, company and business-hours settings. */
+  settings: ItflowSettingsReader;
   /**
    * Among these tickets, those with commands parked behind a row lock (src/queue/parked.ts):
    * their other commands must wait behind the parked ones. Asked while the tickets are locked.
@@ -63,9 +68,8 @@ interface Statement {
  */
 interface Plan {
   outcomes: ApplyResult[];
-  replies: Array<{ index: number; values: unknown[] }>;
-  changes: Array<{ ticketId: number; change: TicketChange }>;
-  audit: ReturnType<typeof emptyAudit>;
+  writes: Writes;
+  models: Map<number, TicketModel>;
   ledger: Array<{ index: number; entry: LedgerEntry }>;
   /** A command that appears twice in the batch: [its later index, its first index]. */
   twins: Array<[number, number]>;
@@ -90,6 +94,8 @@ export type ApplyResult = Outcome | { status: 'locked' };
 export async function applyBatch(deps: ApplyDeps, batch: Submission[]): Promise<ApplyResult[]> {
   const ticketIds = [...new Set(batch.map((s) => s.job.command.ticketId))].sort((a, b) => a - b);
   const zone = await deps.clock.zone();
+  const settings = await deps.settings.get();
+  const mailing = mayEmail(deps.schema, settings, batch);
   const fromLanes = [...new Set(batch.filter((s) => !s.parked).map((s) => s.job.command.ticketId))];
   // Asked alongside the locking round trip, so it adds no wait of its own.
   const parking = fromLanes.length > 0 && deps.parkedAmong ? deps.parkedAmong(fromLanes) : Promise.resolve(new Set<number>());
@@ -106,10 +112,12 @@ export async function applyBatch(deps: ApplyDeps, batch: Submission[]): Promise<
         ),
         keyIds: [...new Set(batch.map((s) => s.job.apiKeyId))],
         now: wallClock(Date.now(), zone),
+        mail: mailing,
+        signatureKeyIds: [...new Set(batch.filter((s) => s.job.command.emailClient).map((s) => s.job.apiKeyId))],
       }),
       parking,
     ]);
-    const plan = await decide(deps, batch, state, parked, zone);
+    const plan = await decide(deps, batch, state, parked, zone, settings);
     await write(conn, deps, plan);
     for (const [twin, first] of plan.twins) {
       const outcome = plan.outcomes[first] as ApplyResult;
@@ -131,17 +139,33 @@ export async function applyBatch(deps: ApplyDeps, batch: Submission[]): Promise<
   }
 }
 
+/**
+ * Whether some command of the batch may email a client, so the tickets' contacts and watchers are
+ * read with the locks: ITFlow has mail set up, and a command asks for a Public + email reply, is
+ * a live resolve or close (mailed when client notifications are on), or a Public reply on
+ * ITFlow's own API path.
+ */
+function mayEmail(schema: ItflowSchema, settings: ItflowSettings, batch: Submission[]): boolean {
+  if (!schema.mail.queue || !settings.mail.smtpConfigured || settings.baseUrl === null) return false;
+  return batch.some(({ job: { command } }) => {
+    if (command.createdAt !== undefined) return false;
+    if (command.emailClient && command.reply) return true;
+    if (command.dialect === 'itflow-reply' && command.reply?.type === 'Public') return true;
+    return settings.mail.clientNotifications && (command.status === RESOLVED || command.status === CLOSED);
+  });
+}
+
 async function decide(
   deps: ApplyDeps,
   batch: Submission[],
   state: LockedState,
   parked: Set<number>,
   zone: string,
+  settings: ItflowSettings,
 ): Promise<Plan> {
-  const plan: Plan = { outcomes: [], replies: [], changes: [], audit: emptyAudit(), ledger: [], twins: [] };
+  const plan: Plan = { outcomes: [], writes: emptyWrites(), models: new Map(), ledger: [], twins: [] };
   const statuses = await deps.tickets.statuses();
   const now = wallClock(Date.now(), zone);
-  const tickets = new Map(state.tickets);
   const latest = new Map(state.latestAccepted);
   const seen = new Map<string, number>();
   const keyedInBatch = new Map<string, { commandId: string; fingerprint: string; index: number }>();
@@ -188,43 +212,46 @@ async function decide(
     }
     plan.ledger.push({ index, entry: ledgerEntry({ job, attempts }) });
     try {
-      const { ticket, principal } = await checkCommand(
-        deps,
-        job,
-        tickets.get(job.command.ticketId),
-        state.keys.get(job.apiKeyId),
-        statuses,
-      );
+      const locked = state.tickets.get(job.command.ticketId);
+      let model = locked ? plan.models.get(locked.id) : undefined;
+      if (locked && !model) {
+        model = ticketModel(locked, state.intervals.get(locked.id) ?? []);
+        plan.models.set(locked.id, model);
+      }
+      const principal = await checkCommand(deps, job, model?.ticket, state.keys.get(job.apiKeyId), statuses);
+      const ticket = (model as TicketModel).ticket;
       const { command } = job;
-      let eventTime = command.createdAt;
-      if (eventTime === undefined) {
+      let at = command.createdAt;
+      if (at === undefined) {
         // Two requests accepted in the same instant can reach a lane in either order: the
         // event time never goes back, so created_at follows ticket_reply_id.
         const eventMs = Math.max(job.acceptedAt, latest.get(ticket.id) ?? 0);
         latest.set(ticket.id, eventMs);
-        eventTime = wallClock(eventMs, zone);
+        at = wallClock(eventMs, zone);
       }
-      const change = planTicketChange({ ticket, command, hasSla: deps.schema.hasSla, actorId: principal.userId, eventTime, now });
-      if (command.reply) {
-        // An import may name its author; a contact's reply is a 'Client' reply, as ITFlow's portal writes it.
-        const author = command.author;
-        const by = author === undefined ? principal.userId : 'userId' in author ? author.userId : author.contactId;
-        const type = author !== undefined && 'contactId' in author ? 'Client' : command.reply.type;
-        plan.replies.push({ index, values: [command.reply.body, type, command.reply.timeWorked, by, ticket.id, eventTime] });
-      }
-      plan.changes.push({ ticketId: ticket.id, change });
-      const statusAfter = change.statusChanged ? command.status : ticket.status;
-      addAuditRows(plan.audit, {
-        ticket,
+      // An import may name its author; a contact's reply is a 'Client' reply, as ITFlow's portal writes it.
+      const author = command.author;
+      const by = author === undefined ? principal.userId : 'userId' in author ? author.userId : author.contactId;
+      const type = author !== undefined && 'contactId' in author ? 'Client' : (command.reply?.type ?? 'Internal');
+      applyCommand(
+        {
+          schema: deps.schema,
+          statuses,
+          settings,
+          zone,
+          principal,
+          origin: job.origin,
+          at,
+          now,
+          index,
+          mailbox: state.mailboxes.get(ticket.id),
+          signature: state.signatures.get(job.apiKeyId) ?? '',
+          writes: plan.writes,
+        },
+        model as TicketModel,
         command,
-        change,
-        principal,
-        origin: job.origin,
-        statusName: statuses.get(statusAfter)?.name ?? 'Unknown',
-        eventTime,
-        now,
-      });
-      tickets.set(ticket.id, afterChange(ticket, change));
+        { by, type },
+      );
       plan.outcomes[index] = { status: 'applied', insertId: 0 };
     } catch (error) {
       if (!(error instanceof ServiceError)) throw error;
@@ -244,7 +271,7 @@ async function checkCommand(
   ticket: LockedTicket | undefined,
   key: Resolution | undefined,
   statuses: Map<number, TicketStatus>,
-): Promise<{ ticket: LockedTicket; principal: Principal }> {
+): Promise<Principal> {
   const { command } = job;
   const principal = unwrap(key);
   if (!principal) throw new Unauthorized();
@@ -252,9 +279,10 @@ async function checkCommand(
   requireTicketInScope(principal.scope, command, ticket?.clientId);
   const locked = ticket as LockedTicket;
   refuseIfClosed(locked.closedAt !== null, command);
+  if (command.dialect === 'itflow-resolve') refuseIfResolved(locked.resolvedAt !== null);
   if (command.author !== undefined) await deps.people.check(principal, command.author, locked.clientId);
   requireActiveStatus(command, locked.status, statuses);
-  return { ticket: locked, principal };
+  return principal;
 }
 
 function ledgerEntry({ job, attempts }: Submission): LedgerEntry {
@@ -270,17 +298,20 @@ function ledgerEntry({ job, attempts }: Submission): LedgerEntry {
 }
 
 async function write(conn: PoolConnection, deps: ApplyDeps, plan: Plan): Promise<void> {
-  if (plan.replies.length > 0) {
+  const { writes } = plan;
+  if (writes.replies.length > 0) {
     const ids = await insertReplies(
       conn,
       deps.schema.consecutiveInsertIds,
-      plan.replies.map((r) => r.values),
+      writes.replies.map((r) => r.values),
     );
-    plan.replies.forEach((reply, i) => {
-      plan.outcomes[reply.index] = { status: 'applied', insertId: ids[i] as number };
+    writes.replies.forEach((reply, i) => {
+      if (reply.index !== null) plan.outcomes[reply.index] = { status: 'applied', insertId: ids[i] as number };
     });
   }
-  const statements: Statement[] = [...updateStatements(plan.changes), ...auditStatements(plan.audit)];
+  const models = [...plan.models.values()];
+  const statements: Statement[] = [...ticketUpdates(models), ...intervalWrites(models), ...auditStatements(writes)];
+  if (writes.mail.length > 0) statements.push(mailStatement(writes.mail, deps.schema.mail.attachments));
   if (plan.ledger.length > 0) {
     statements.push(
       ledgerStatement(

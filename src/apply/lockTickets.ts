@@ -6,6 +6,7 @@ import type { ServiceTables } from '../db/tables.js';
 import { type KeyStatement, keyStatement, type Resolution, resolveKeys } from '../itflow/apiKeys.js';
 import type { ItflowSchema } from '../itflow/schema.js';
 import { idBytes, idText, type Outcome, toOutcome, utcToMs } from './ledger.js';
+import type { SlaInterval } from './ticketModel.js';
 
 /** A ticket as the apply transaction sees it, locked until commit. */
 export interface LockedTicket {
@@ -20,10 +21,21 @@ export interface LockedTicket {
   resolvedAt: string | null;
   closedAt: string | null;
   firstResponseAt: string | null;
+  closedBy: number;
   /** SLA columns; null where ITFlow has none or the ticket has no SLA. */
   responseDueAt: string | null;
   resolutionDueAt: string | null;
+  responseSlaMet: number | null;
   resolutionSlaMet: number | null;
+  /** ITFlow's SLA clock (null where it has none): the SLA, its resolution budget, the alert stage. */
+  createdAt: string | null;
+  archivedAt: string | null;
+  slaId: number | null;
+  slaResolutionMinutes: number | null;
+  resolutionAlertStage: number | null;
+  /** For client mail: the ticket's contact and the key to its guest page. */
+  contactId: number;
+  urlKey: string;
 }
 
 /** What the first round trip of a batch learns, under the tickets' locks. */
@@ -39,6 +51,18 @@ export interface LockedState {
   keyed: Map<string, { commandId: string; fingerprint: string; outcome: Outcome }>;
   /** The batch's API keys as MySQL has them now (absent: unknown or expired). */
   keys: Map<number, NonNullable<Resolution>>;
+  /** Each ticket's SLA clock intervals, oldest first (ITFlow ≥ 2.6). */
+  intervals: Map<number, SlaInterval[]>;
+  /** Who a ticket's client mail goes to, read only for a batch that may email. */
+  mailboxes: Map<number, Mailbox>;
+  /** Mail signatures of the keys' users (by api_key_id), for replies that email the client. */
+  signatures: Map<number, string>;
+}
+
+/** A ticket's contact (when it has one) and watchers, as its client mail is addressed. */
+export interface Mailbox {
+  contact: { name: string; email: string } | null;
+  watchers: Array<{ name: string | null; email: string }>;
 }
 
 export interface LockRequest {
@@ -48,6 +72,10 @@ export interface LockRequest {
   keyIds: number[];
   /** ITFlow's wall clock now, for key expiry. */
   now: string;
+  /** Read the tickets' contacts and watchers (some command of the batch may email the client). */
+  mail: boolean;
+  /** Keys whose user's mail signature a reply of the batch carries. */
+  signatureKeyIds: number[];
 }
 
 /** How a (key, idempotency key) pair is looked up in LockedState.keyed. */
@@ -56,8 +84,10 @@ export function idempotencyKeyOf(apiKeyId: number, idempotencyKey: string): stri
 }
 
 const TICKET_COLUMNS = `ticket_id, ticket_prefix, ticket_number, ticket_subject, ticket_status, ticket_client_id,
-  ticket_created_by, ticket_assigned_to, ticket_resolved_at, ticket_closed_at, ticket_first_response_at`;
-const SLA_COLUMNS = ', ticket_response_due_at, ticket_resolution_due_at, ticket_resolution_sla_met';
+  ticket_created_by, ticket_assigned_to, ticket_resolved_at, ticket_closed_at, ticket_closed_by, ticket_first_response_at`;
+const SLA_COLUMNS = ', ticket_response_due_at, ticket_resolution_due_at, ticket_response_sla_met, ticket_resolution_sla_met';
+const CLOCK_COLUMNS = ', ticket_created_at, ticket_archived_at, ticket_sla_id, ticket_resolution_sla_alert_stage';
+const MAIL_COLUMNS = ', ticket_contact_id, ticket_url_key';
 
 /**
  * Opens the transaction and, in one round trip, locks the batch's tickets and reads the rest
@@ -77,17 +107,51 @@ export async function lockTickets(
   tables: ServiceTables,
   request: LockRequest,
 ): Promise<LockedState> {
-  const { ticketIds, commandIds, idempotencyKeys, keyIds, now } = request;
+  const { ticketIds, commandIds, idempotencyKeys, keyIds, now, mail, signatureKeyIds } = request;
   const statements: Array<KeyStatement & { name: string }> = [];
   const add = (name: string, statement: KeyStatement | null) => {
     if (statement) statements.push({ name, ...statement });
   };
   add('begin', { sql: 'START TRANSACTION', params: [] });
   add('tickets', {
-    sql: `SELECT ${TICKET_COLUMNS}${schema.hasSla ? SLA_COLUMNS : ''} FROM tickets WHERE ticket_id IN (?)
-          ORDER BY ticket_id FOR UPDATE${schema.skipLocked ? ' SKIP LOCKED' : ''}`,
+    sql: `SELECT ${TICKET_COLUMNS}${schema.hasSla ? SLA_COLUMNS : ''}${schema.slaClock ? CLOCK_COLUMNS : ''}${
+      schema.mail.queue ? MAIL_COLUMNS : ''
+    } FROM tickets WHERE ticket_id IN (?) ORDER BY ticket_id FOR UPDATE${schema.skipLocked ? ' SKIP LOCKED' : ''}`,
     params: [ticketIds],
   });
+  if (schema.slaClock) {
+    // Plain reads (not locking): the ticket rows above are what the batch holds.
+    add('budgets', {
+      sql: `SELECT ticket_id, sla_resolution_minutes FROM tickets JOIN slas ON sla_id = ticket_sla_id WHERE ticket_id IN (?)`,
+      params: [ticketIds],
+    });
+    add('intervals', {
+      sql: `SELECT sla_history_id, sla_history_started_at, sla_history_ended_at, sla_history_minutes, sla_history_ticket_id
+            FROM sla_history WHERE sla_history_ticket_id IN (?) ORDER BY sla_history_id`,
+      params: [ticketIds],
+    });
+  }
+  if (mail && schema.mail.queue) {
+    add('contacts', {
+      sql: `SELECT ticket_id, contact_name, contact_email FROM tickets JOIN contacts ON contact_id = ticket_contact_id
+            WHERE ticket_id IN (?)`,
+      params: [ticketIds],
+    });
+    if (schema.mail.watchers) {
+      add('watchers', {
+        sql: `SELECT watcher_ticket_id, watcher_name, watcher_email FROM ticket_watchers WHERE watcher_ticket_id IN (?)
+              ORDER BY watcher_id`,
+        params: [ticketIds],
+      });
+    }
+  }
+  if (signatureKeyIds.length > 0 && schema.mail.signatures && schema.keyModel === 'key-runs-as-user') {
+    add('signatures', {
+      sql: `SELECT api_key_id, user_config_signature FROM api_keys JOIN user_settings ON user_id = api_key_user_id
+            WHERE api_key_id IN (?)`,
+      params: [signatureKeyIds],
+    });
+  }
   add('ledger', {
     sql: `SELECT command_id, status, insert_id, http_status, error FROM ${tables.commands} WHERE command_id IN (?)`,
     params: [commandIds.map(idBytes)],
@@ -114,7 +178,39 @@ export async function lockTickets(
     return index < 0 ? [] : (results[index] ?? []);
   };
 
-  const tickets = new Map(rows('tickets').map((row) => [Number(row.ticket_id), toTicket(row)]));
+  const budgets = new Map(rows('budgets').map((row) => [Number(row.ticket_id), row.sla_resolution_minutes]));
+  const tickets = new Map(
+    rows('tickets').map((row) => [
+      Number(row.ticket_id),
+      toTicket({ ...row, sla_resolution_minutes: budgets.get(Number(row.ticket_id)) }),
+    ]),
+  );
+  const intervals = new Map<number, SlaInterval[]>();
+  for (const row of rows('intervals')) {
+    const ticketId = Number(row.sla_history_ticket_id);
+    intervals.set(ticketId, [
+      ...(intervals.get(ticketId) ?? []),
+      {
+        id: Number(row.sla_history_id),
+        startedAt: String(row.sla_history_started_at),
+        endedAt: row.sla_history_ended_at ?? null,
+        minutes: row.sla_history_minutes == null ? null : Number(row.sla_history_minutes),
+        changed: false,
+      },
+    ]);
+  }
+  const mailboxes = new Map<number, Mailbox>();
+  if (mail) for (const id of ticketIds) mailboxes.set(id, { contact: null, watchers: [] });
+  for (const row of rows('contacts')) {
+    const box = mailboxes.get(Number(row.ticket_id));
+    if (box) box.contact = { name: String(row.contact_name ?? ''), email: String(row.contact_email ?? '') };
+  }
+  for (const row of rows('watchers')) {
+    mailboxes.get(Number(row.watcher_ticket_id))?.watchers.push({
+      name: row.watcher_name == null ? null : String(row.watcher_name),
+      email: String(row.watcher_email),
+    });
+  }
   return {
     tickets,
     lockedElsewhere: schema.skipLocked ? await lockedElsewhere(conn, ticketIds, tickets) : new Set(),
@@ -127,6 +223,9 @@ export async function lockTickets(
       ]),
     ),
     keys: resolveKeys(schema, rows('keys')),
+    intervals,
+    mailboxes,
+    signatures: new Map(rows('signatures').map((row) => [Number(row.api_key_id), String(row.user_config_signature ?? '')])),
   };
 }
 
@@ -158,11 +257,24 @@ function toTicket(row: RowDataPacket): LockedTicket {
     assignedTo: Number(row.ticket_assigned_to),
     resolvedAt: row.ticket_resolved_at ?? null,
     closedAt: row.ticket_closed_at ?? null,
+    closedBy: Number(row.ticket_closed_by ?? 0),
     firstResponseAt: row.ticket_first_response_at ?? null,
     responseDueAt: row.ticket_response_due_at ?? null,
     resolutionDueAt: row.ticket_resolution_due_at ?? null,
-    resolutionSlaMet: row.ticket_resolution_sla_met == null ? null : Number(row.ticket_resolution_sla_met),
+    responseSlaMet: nullableNumber(row.ticket_response_sla_met),
+    resolutionSlaMet: nullableNumber(row.ticket_resolution_sla_met),
+    createdAt: row.ticket_created_at ?? null,
+    archivedAt: row.ticket_archived_at ?? null,
+    slaId: nullableNumber(row.ticket_sla_id),
+    slaResolutionMinutes: nullableNumber(row.sla_resolution_minutes),
+    resolutionAlertStage: nullableNumber(row.ticket_resolution_sla_alert_stage),
+    contactId: Number(row.ticket_contact_id ?? 0),
+    urlKey: String(row.ticket_url_key ?? ''),
   };
+}
+
+function nullableNumber(value: unknown): number | null {
+  return value === null || value === undefined ? null : Number(value);
 }
 
 /** 'TCK-12', as ITFlow writes a ticket's reference in its audit text. */

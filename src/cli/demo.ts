@@ -28,8 +28,11 @@ export async function prepareDemo(
     }
   }
   if (created) await seedDemoData(demoUrl);
-  return { config: { ...config, DATABASE_URL: demoUrl }, created };
+  // The host the demo's client mail links to (ITFlow's $config_base_url); nothing is sent.
+  return { config: { ...config, DATABASE_URL: demoUrl, ITFLOW_BASE_URL: config.ITFLOW_BASE_URL ?? DEMO_BASE_URL }, created };
 }
+
+export const DEMO_BASE_URL = 'itflow.demo.example';
 
 /** Ready-to-paste commands for a service listening at baseUrl. */
 export function demoInstructions(baseUrl: string, config: Config, created: boolean): string {

@@ -28,7 +28,13 @@ export const bulkItemRequest = createReplyFields
   })
   .superRefine(
     (body, ctx) => {
-      const message = createProblem(body) ?? (body.author && !body.ticket_reply?.trim() ? 'author needs a ticket_reply.' : null);
+      const historical = body.created_at !== undefined && body.created_at.trim() !== '';
+      const message =
+        createProblem(body) ??
+        (body.author && !body.ticket_reply?.trim() ? 'author needs a ticket_reply.' : null) ??
+        (historical && body.public_reply_type === 2
+          ? 'public_reply_type 2 emails the client, which a historical reply (created_at) never does: send 1 for a Public reply.'
+          : null);
       if (message) ctx.addIssue({ code: 'custom', message });
     },
     { when: (payload) => payload.issues.length === 0 },

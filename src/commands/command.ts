@@ -32,6 +32,19 @@ export const commandSchema = z.object({
    * a reply to a closed ticket.
    */
   createdAt: z.string().regex(WALL_CLOCK).optional(),
+  /**
+   * Which of ITFlow's own handlers the command stands for when it came in on ITFlow's API paths
+   * (its effects follow that endpoint's): `itflow-reply` api/v1/ticket_replies/create.php,
+   * `itflow-resolve` api/v1/tickets/resolve.php. Absent: the service's own create.php, whose
+   * effects follow ITFlow's agent UI.
+   */
+  dialect: z.enum(['itflow-reply', 'itflow-resolve']).optional(),
+  /**
+   * public_reply_type 2 (Public + email): the reply also emails the client, as ITFlow queues it.
+   * Accepted only where ITFlow would send mail, with or without a reply (without one, like
+   * ITFlow's own form, it sends nothing).
+   */
+  emailClient: z.literal(true).optional(),
   /** Import attribution: the agent or the client's contact who wrote the reply. */
   author: z
     .union([z.object({ userId: z.number().int().positive() }), z.object({ contactId: z.number().int().positive() })])
@@ -51,6 +64,9 @@ export function timeWorked(hours = 0, minutes = 0, seconds = 0): string {
  * retry of the same request. Key order is fixed so equal commands hash equally.
  */
 export function fingerprint(command: Command): string {
+  // Fields added later join only when set, so a command of the earlier shape keeps its digest
+  // (an idempotent retry across an upgrade is still the same request).
+  const later = [...(command.emailClient ? [['emailClient']] : []), ...(command.dialect ? [['dialect', command.dialect]] : [])];
   const canonical = JSON.stringify([
     command.ticketId,
     command.reply?.body ?? null,
@@ -60,6 +76,7 @@ export function fingerprint(command: Command): string {
     command.clientId ?? null,
     command.createdAt ?? null,
     command.author ?? null,
+    ...later,
   ]);
   return createHash('sha256').update(canonical).digest('hex');
 }

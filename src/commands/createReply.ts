@@ -16,18 +16,21 @@ import {
  * Unknown fields are ignored (v1 clients send api_key, limit, … in the same body).
  */
 export const NOTHING_TO_DO = 'Nothing to do: send a ticket_reply, a status > 0, or both.';
-export const EMAIL_NOT_SENT =
-  'public_reply_type 2 (Public + email) is not available: this API sends no email. ' +
-  "Use public_reply_type 1 for a Public reply (no email), or reply from ITFlow's agent UI to email the contact.";
+/** public_reply_type 2 on an install where ITFlow would not email: why, and what to do instead. */
+export function emailNotAvailable(why: string): string {
+  return `public_reply_type 2 (Public + email) is not available: ${why}. Use public_reply_type 1 for a Public reply without email.`;
+}
 export const TIME_NEEDS_REPLY = 'Time worked is recorded on a reply: send a ticket_reply along with hours, minutes or seconds.';
 
 export const createReplyFields = z.object({
   ticket_id: requiredInteger('ticket_id', { min: 1 }),
   ticket_reply: optionalString('ticket_reply'),
   public_reply_type: optionalInteger('public_reply_type').meta({
-    description: '0 Internal (default), 1 Public. 2 (Public + email) is refused: the API sends no email.',
-    // createProblem's rule, so the document refuses 2 as the intake does.
-    [INTEGER_LIKE]: { minimum: 0, maximum: 1 },
+    description:
+      "0 Internal (default), 1 Public, 2 Public + email: also queues ITFlow's client email (to the contact and the " +
+      "ticket's watchers) where ITFlow has mail set up; elsewhere 2 is refused with 400 saying why.",
+    // createProblem's rule, so the document refuses what the intake refuses.
+    [INTEGER_LIKE]: { minimum: 0, maximum: 2 },
   }),
   status: optionalInteger('status').meta({ description: 'ticket_status_id to move the ticket to; 0 or absent: unchanged.' }),
   hours: optionalInteger('hours', { max: 838 }),
@@ -42,8 +45,7 @@ type CreateFields = z.output<typeof createReplyFields>;
 /** The cross-field rules of create.php's fields, as one message (or null). */
 export function createProblem(body: CreateFields): string | null {
   const type = body.public_reply_type ?? 0;
-  if (type === 2) return EMAIL_NOT_SENT;
-  if (type > 2) return 'public_reply_type must be 0 (Internal) or 1 (Public).';
+  if (type > 2) return 'public_reply_type must be 0 (Internal), 1 (Public) or 2 (Public + email).';
   return shapeProblem(body.ticket_reply, body.status, Boolean(body.hours || body.minutes || body.seconds));
 }
 
@@ -118,11 +120,12 @@ export function toCommand(r: CreateFields): Command {
     reply: hasText(r.ticket_reply)
       ? {
           body: r.ticket_reply,
-          type: r.public_reply_type === 1 ? 'Public' : 'Internal',
+          type: (r.public_reply_type ?? 0) > 0 ? 'Public' : 'Internal',
           timeWorked: timeWorked(r.hours, r.minutes, r.seconds),
         }
       : null,
     status: r.status ?? 0,
     ...(r.client_id ? { clientId: r.client_id } : {}),
+    ...(r.public_reply_type === 2 ? { emailClient: true as const } : {}),
   };
 }

@@ -67,6 +67,7 @@ export function parseItflowCreateReply(body: unknown): { command: Command; idemp
         : null,
       status: r.ticket_status ?? 0,
       ...(r.client_id ? { clientId: r.client_id } : {}),
+      dialect: 'itflow-reply',
     },
     idempotencyKey: r.idempotency_key,
   };

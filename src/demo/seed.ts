@@ -72,7 +72,16 @@ export async function seedDemoData(databaseUrl: string): Promise<void> {
         ('<p>Backup agent log shows a full disk.</p>', 'Internal', '00:20:00', ?, 2, 1)`,
       [now(-3900), now(-3800)],
     );
-    await conn.query('UPDATE settings SET config_ticket_next_number = 7 WHERE company_id = 1');
+    // The tickets' contacts, who ITFlow's client mail goes to.
+    await conn.query('UPDATE tickets SET ticket_contact_id = ticket_client_id WHERE ticket_client_id IN (1, 2)');
+    await conn.query(
+      `UPDATE settings SET config_ticket_next_number = 7,
+         -- Mail "set up" so Public + email replies, resolves and closes queue ITFlow's client mail in
+         -- email_queue; a demo has no ITFlow cron, so nothing is ever sent.
+         config_smtp_provider = 'standard_smtp', config_smtp_host = 'smtp.demo.example',
+         config_ticket_from_name = 'Demo MSP Support', config_ticket_from_email = 'support@msp.example'
+       WHERE company_id = 1`,
+    );
     await conn.commit();
   } finally {
     await conn.end();

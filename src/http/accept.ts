@@ -7,10 +7,11 @@ import type { Origin } from '../apply/audit.js';
 import type { Outcome } from '../apply/ledger.js';
 import { type Command, fingerprint } from '../commands/command.js';
 import { newCommandId } from '../commands/commandId.js';
+import { emailNotAvailable } from '../commands/createReply.js';
 import type { ServiceTables } from '../db/tables.js';
-import { Conflict } from '../errors.js';
+import { Conflict, Invalid } from '../errors.js';
 import type { Principal } from '../itflow/apiKeys.js';
-import { refuseIfClosed, requireActiveStatus, requireTicketInScope } from '../itflow/ticketRules.js';
+import { refuseIfClosed, refuseIfResolved, requireActiveStatus, requireTicketInScope } from '../itflow/ticketRules.js';
 import type { TicketDirectory, TicketStatus, TicketSummary } from '../itflow/tickets.js';
 import type { AcceptedCounter } from '../metrics/registry.js';
 import type { CompletionWaiter } from '../queue/completion.js';
@@ -32,6 +33,8 @@ export interface AcceptDeps {
   tables: ServiceTables;
   /** Bumped once per command queued, labelled with the endpoint it came in on. */
   accepted: AcceptedCounter;
+  /** Why ITFlow would not email a client from this install right now, or null when it would. */
+  clientMail: () => Promise<string | null>;
 }
 
 /** An HTTP answer as data; the route sends it. */
@@ -48,6 +51,14 @@ export interface HttpAnswer {
  */
 export async function checkAgainstTicket(deps: AcceptDeps, principal: Principal, command: Command): Promise<void> {
   checkTicketFacts(principal, command, await deps.tickets.ticket(command.ticketId), await deps.tickets.statuses());
+  await requireClientMail(deps, [command]);
+}
+
+/** 400 for a Public + email reply where ITFlow would not email the client, saying why. */
+export async function requireClientMail(deps: Pick<AcceptDeps, 'clientMail'>, commands: Command[]): Promise<void> {
+  if (!commands.some((c) => c.emailClient)) return;
+  const why = await deps.clientMail();
+  if (why !== null) throw new Invalid(emailNotAvailable(why));
 }
 
 /** checkAgainstTicket with the ticket and the statuses already in hand (bulk requests). */
@@ -59,6 +70,7 @@ export function checkTicketFacts(
 ): void {
   requireTicketInScope(principal.scope, command, ticket?.clientId);
   refuseIfClosed(ticket?.closed === true, command);
+  if (command.dialect === 'itflow-resolve') refuseIfResolved(ticket?.resolved === true);
   requireActiveStatus(command, undefined, statuses);
 }
 

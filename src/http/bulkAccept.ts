@@ -7,6 +7,7 @@ import type { Origin } from '../apply/audit.js';
 import { parseBulkItem } from '../commands/bulkItem.js';
 import type { Command } from '../commands/command.js';
 import { fingerprint } from '../commands/command.js';
+import { emailNotAvailable } from '../commands/createReply.js';
 import { Conflict, IdempotencyMismatch, Invalid, ServiceError, Unavailable } from '../errors.js';
 import type { Principal } from '../itflow/apiKeys.js';
 import type { ItflowClock } from '../itflow/clock.js';
@@ -65,7 +66,7 @@ export async function acceptBulk(
     return { httpStatus: 200, results };
   }
 
-  const chunks = chunked(deps, principal, candidates, origin, waitSeconds > 0);
+  const chunks = chunked(deps, principal, chronological(candidates), origin, waitSeconds > 0);
   const { replayed, repeats } = await claimKeys(deps, principal, candidates, results, refuse);
   const queued = candidates.filter((c) => c.job && results[c.index] === undefined);
   const keep = new Set(queued.map((c) => c.job?.commandId));
@@ -138,11 +139,13 @@ async function checkItems(
   }
   const tickets = await deps.tickets.ticketsMany(parsed.map((c) => c.command.ticketId));
   const statuses = await deps.tickets.statuses();
+  const noMail = parsed.some((c) => c.command.emailClient) ? await deps.clientMail() : null;
   const valid: Candidate[] = [];
   for (const candidate of parsed) {
     try {
       const ticket = tickets.get(candidate.command.ticketId);
       checkTicketFacts(principal, candidate.command, ticket, statuses);
+      if (noMail !== null && candidate.command.emailClient) throw new Invalid(emailNotAvailable(noMail));
       if (candidate.command.author) await deps.people.check(principal, candidate.command.author, ticket?.clientId ?? 0);
       valid.push(candidate);
     } catch (error) {
@@ -151,6 +154,37 @@ async function checkItems(
     }
   }
   return valid;
+}
+
+/**
+ * A ticket's historical items (created_at) in time order, in the places its historical items
+ * held; live items keep theirs. ITFlow lists a ticket's replies by ticket_reply_id, so the ids
+ * of an import must follow time for the ticket to read chronologically. Stable: items with the
+ * same time keep the request's order. created_at is ITFlow's wall clock, so text order is time.
+ */
+function chronological(candidates: Candidate[]): Candidate[] {
+  const historical = new Map<number, Candidate[]>();
+  for (const c of candidates) {
+    if (c.command.createdAt === undefined) continue;
+    const list = historical.get(c.command.ticketId);
+    if (list) list.push(c);
+    else historical.set(c.command.ticketId, [c]);
+  }
+  for (const list of historical.values())
+    list.sort((a, b) =>
+      (a.command.createdAt as string) < (b.command.createdAt as string)
+        ? -1
+        : a.command.createdAt === b.command.createdAt
+          ? 0
+          : 1,
+    );
+  const taken = new Map<number, number>();
+  return candidates.map((c) => {
+    if (c.command.createdAt === undefined) return c;
+    const next = taken.get(c.command.ticketId) ?? 0;
+    taken.set(c.command.ticketId, next + 1);
+    return (historical.get(c.command.ticketId) as Candidate[])[next] as Candidate;
+  });
 }
 
 /**

@@ -3,6 +3,7 @@ import { bulkItemRequest } from '../commands/bulkItem.js';
 import { createReplyRequest } from '../commands/createReply.js';
 import { INTEGER_LIKE, type IntegerBounds, REQUIRED } from '../commands/fields.js';
 import { itflowCreateReplyRequest } from '../commands/itflowCreateReply.js';
+import { itflowResolveRequest } from '../commands/itflowResolve.js';
 import {
   commandStatusManyRequest,
   commandStatusQuery,
@@ -11,7 +12,7 @@ import {
 } from '../commands/readReplies.js';
 import { COMMANDS_PATH } from './accept.js';
 import { BULK_PATH } from './routes/bulk.js';
-import { CREATE_PATH, ITFLOW_CREATE_PATH } from './routes/createReply.js';
+import { CREATE_PATH, ITFLOW_CREATE_PATH, ITFLOW_RESOLVE_PATH } from './routes/createReply.js';
 import { ITFLOW_READ_PATH, NO_RESOURCE, READ_PATH } from './routes/readReplies.js';
 
 /**
@@ -146,6 +147,9 @@ const itflowReplyRow = replyRow
   .meta({
     description: "A reply row as ITFlow's own read.php sends it: the columns plus the ticket's reference and the author's name.",
   });
+const itflowUpdated = successEnvelope(z.object({ command_id: commandId })).meta({
+  description: "ITFlow's update answer: success and the number of tickets resolved (1), with the command id beside it.",
+});
 const timesAndAttempts = { accepted_at: z.iso.datetime(), finished_at: z.iso.datetime(), attempts: z.int().min(1) };
 const commandStatus = successEnvelope(
   z.discriminatedUnion('status', [
@@ -232,7 +236,7 @@ const FAILURES: Record<string, Json> = {
   '403': failureResponse("The key's user may not do this (no permission, inactive or archived user)."),
   '404': failureResponse("Unknown ticket, reply or command, or outside the key's client scope."),
   '409': failureResponse(
-    '`Ticket is closed.`, or a request with the same idempotency key is still being accepted (with Retry-After: 1).',
+    '`Ticket is closed.` (resolve.php: also `Ticket is already resolved.`), or a request with the same idempotency key is still being accepted (with Retry-After: 1).',
     { 'Retry-After': RETRY_AFTER },
   ),
   '413': failureResponse('The request body is too large.'),
@@ -255,7 +259,14 @@ const IDEMPOTENCY_KEY = {
 };
 const preferHeader = (description: string) => ({ name: 'Prefer', in: 'header', description, schema: { type: 'string' } });
 
-function createOperation(summary: string, description: string, body: string, limits: DocumentLimits, prefer: string): Json {
+function createOperation(
+  summary: string,
+  description: string,
+  body: string,
+  limits: DocumentLimits,
+  prefer: string,
+  applied: { status: string; schema: string } = { status: '201', schema: 'Applied' },
+): Json {
   return {
     summary,
     description,
@@ -267,14 +278,14 @@ function createOperation(summary: string, description: string, body: string, lim
       content: json(ref(body)),
     },
     responses: {
-      '201': {
+      [applied.status]: {
         description: `Applied (the client waited, up to ${limits.preferWaitMaxSeconds} s).`,
         headers: {
           Location: LOCATION,
           'Preference-Applied': header('wait=N, as honoured.'),
           'Idempotent-Replayed': header('true when this is the answer of an earlier request with the same key.'),
         },
-        content: json(ref('Applied')),
+        content: json(ref(applied.schema)),
       },
       '202': {
         description: 'Accepted and queued (or the wait ran out): follow the Location.',
@@ -416,6 +427,18 @@ export function buildOpenApiDocument(limits: DocumentLimits): Json {
           `respond-async or wait=0: answer 202 at once. wait=N: wait at most N s (default and most: ${limits.preferWaitMaxSeconds}).`,
         ),
       },
+      [ITFLOW_RESOLVE_PATH]: {
+        post: createOperation(
+          "ITFlow's own resolve path: resolve a ticket",
+          "Resolves the ticket as ITFlow's resolve.php does (status Resolved, a missing first response stamped, the SLA clock stopped, " +
+            "the client's resolved email queued when ITFlow's settings say so). A ticket already resolved or closed is refused. " +
+            "Waits for the worker by default and answers 200 with ITFlow's update answer; 202 with `Prefer: respond-async`, or when the wait runs out.",
+          'ItflowResolveRequest',
+          limits,
+          `respond-async or wait=0: answer 202 at once. wait=N: wait at most N s (default and most: ${limits.preferWaitMaxSeconds}).`,
+          { status: '200', schema: 'ItflowUpdated' },
+        ),
+      },
       [ITFLOW_READ_PATH]: {
         get: readOperation(
           "ITFlow ≥ 2.4.7's own read path: replies oldest first",
@@ -456,11 +479,13 @@ export function buildOpenApiDocument(limits: DocumentLimits): Json {
       schemas: {
         CreateReplyRequest: requestSchema(createReplyRequest),
         ItflowCreateReplyRequest: requestSchema(itflowCreateReplyRequest),
+        ItflowResolveRequest: requestSchema(itflowResolveRequest),
         BulkItem: requestSchema(bulkItemRequest),
         CommandStatusManyRequest: requestSchema(commandStatusManyRequest),
         Failure: responseSchema(failure),
         Queued: responseSchema(queued),
         Applied: responseSchema(applied),
+        ItflowUpdated: responseSchema(itflowUpdated),
         BulkAnswer: responseSchema(bulkAnswer),
         Replies: responseSchema(successEnvelope(replyRow)),
         ItflowReplies: responseSchema(successEnvelope(itflowReplyRow)),

@@ -113,26 +113,45 @@ export async function runImport(o: ImportOptions): Promise<ImportSummary> {
     answered.add(firstLine, (batch.at(-1) as Line).line, tally);
   };
 
-  // Sending: batches in file order, `concurrency` in flight.
-  const inFlight = new Set<Promise<void>>();
+  // Sending: batches in file order, `concurrency` in flight, each with the tickets it carries.
+  // A full batch whose last ticket goes on in the next line leaves that ticket's trailing run
+  // to the next batch, so a file grouped by ticket never splits a ticket across requests; a
+  // batch sharing a ticket with one in flight waits for it, so each ticket's lines are accepted
+  // in file order (within one request the service puts a ticket's historical lines in
+  // created_at order).
+  const inFlight = new Map<Promise<void>, Set<string>>();
   let batch: Line[] = [];
   let batchFirst = resumedFrom + 1;
   let lastSaved = 0;
-  const flush = async () => {
+  /** `next`: the ticket of the line about to join, or null at the end of the file. */
+  const flush = async (next: string | null) => {
     if (batch.length === 0) return;
-    const sending = send(batch, batchFirst).finally(() => inFlight.delete(sending));
-    batchFirst = (batch.at(-1) as Line).line + 1;
-    batch = [];
-    inFlight.add(sending);
-    while (inFlight.size >= o.concurrency) await Promise.race(inFlight);
+    let cut = batch.length;
+    const lastTicket = ticketOf((batch.at(-1) as Line).item);
+    if (next !== null && lastTicket === next) {
+      while (cut > 0 && ticketOf((batch[cut - 1] as Line).item) === lastTicket) cut--;
+      if (cut === 0) cut = batch.length;
+    }
+    const lines = batch.slice(0, cut);
+    batch = batch.slice(cut);
+    const tickets = new Set(lines.map(({ item }) => ticketOf(item)).filter((t): t is string => t !== null));
+    for (;;) {
+      const sharing = [...inFlight].filter(([, other]) => [...tickets].some((t) => other.has(t))).map(([p]) => p);
+      if (sharing.length === 0) break;
+      await Promise.race(sharing);
+    }
+    const sending = send(lines, batchFirst).finally(() => inFlight.delete(sending));
+    batchFirst = (lines.at(-1) as Line).line + 1;
+    inFlight.set(sending, tickets);
+    while (inFlight.size >= o.concurrency) await Promise.race(inFlight.keys());
   };
   progress('sending');
   let failure: unknown = null;
   try {
     for await (const { line, item } of readItems(o.file, o.format, resumedFrom)) {
       if (o.stopped()) break;
+      if (batch.length >= o.batchSize) await flush(ticketOf(item));
       batch.push({ line, item });
-      if (batch.length >= o.batchSize) await flush();
       while (o.wait && !o.dryRun && pending.size > o.maxPending && !o.stopped()) await settle(o, pending, count, reject);
       if (Date.now() - lastSaved > 1000) {
         save();
@@ -140,11 +159,11 @@ export async function runImport(o: ImportOptions): Promise<ImportSummary> {
         progress('sending');
       }
     }
-    if (!o.stopped()) await flush();
-    await Promise.all(inFlight);
+    if (!o.stopped()) while (batch.length > 0) await flush(null);
+    await Promise.all(inFlight.keys());
   } catch (error) {
     failure = error;
-    await Promise.allSettled(inFlight);
+    await Promise.allSettled(inFlight.keys());
   }
   save();
   if (failure) throw failure;
@@ -170,6 +189,13 @@ export async function runImport(o: ImportOptions): Promise<ImportSummary> {
     rejectedFile: rejectedWritten ? rejectedFile : null,
     dryRun: o.dryRun,
   };
+}
+
+/** A line's ticket_id as text (7, "7" and " 07 " alike), or null when it has none to read. */
+function ticketOf(item: unknown): string | null {
+  if (typeof item !== 'object' || item === null || !('ticket_id' in item)) return null;
+  const id = String((item as { ticket_id: unknown }).ticket_id).trim();
+  return /^\d+$/.test(id) ? String(Number(id)) : id === '' ? null : id;
 }
 
 /** One look at up to a thousand pending commands; the finished ones leave `pending`. */

@@ -43,10 +43,17 @@ export function stripTags(input: string): string {
 
 /** What escapeSql()/sanitizeInput() leave of a value once MySQL has read the escaped string back. */
 export function sanitize(value: unknown): string {
-  return stripTags(value === null || value === undefined ? '' : String(value)).replace(
-    /^[ \t\n\r\0\x0B]+|[ \t\n\r\0\x0B]+$/g,
-    '',
-  );
+  return phpTrim(stripTags(value === null || value === undefined ? '' : String(value)));
+}
+
+/** PHP's trim(): space, tab, newline, carriage return, NUL and vertical tab at either end. */
+const TRIMMED = new Set([' ', '\t', '\n', '\r', String.fromCharCode(0), String.fromCharCode(11)]);
+function phpTrim(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && TRIMMED.has(text[start] as string)) start++;
+  while (end > start && TRIMMED.has(text[end - 1] as string)) end--;
+  return text.slice(start, end);
 }
 
 /** PHP's FILTER_VALIDATE_EMAIL, to the extent an ITFlow contact address needs. */

@@ -29,10 +29,49 @@ export interface ItflowSchema {
    * over a ticket row another session holds instead of waiting for it.
    */
   skipLocked: boolean;
+  /**
+   * ITFlow's SLA clock (≥ 2.6): sla_history intervals, slas with resolution minutes, statuses that
+   * pause the clock, resolution alert stages, business hours in settings. Without it, no interval
+   * or deadline is ever written.
+   */
+  slaClock: boolean;
+  /** Which of the tables ITFlow's client emails come from are there. */
+  mail: { queue: boolean; attachments: boolean; watchers: boolean; signatures: boolean; company: boolean };
+  /**
+   * The handlers of ITFlow ≥ 2.4.7 (keys run as users): ticket_history rows for status changes,
+   * a moving-into-Resolved check, setTicketFirstResponse; the older ones write none of that and
+   * time a close's 'Ticket closed.' reply at one minute.
+   */
+  newerHandlers: boolean;
 }
 
 /** The database is reachable but holds no ITFlow schema (or a schema we do not know). */
 export class NotAnItflowDatabase extends Error {}
+
+/**
+ * ITFlow tables the service reads or writes beside a reply (client mail, SLA clock), and the
+ * column that shows this ITFlow has them (null: every ITFlow the service supports has them).
+ */
+const EXPECTED_TABLES: Array<{ table: string; shownBy: [string, string] | null }> = [
+  { table: 'email_queue', shownBy: null },
+  { table: 'ticket_watchers', shownBy: null },
+  { table: 'user_settings', shownBy: null },
+  { table: 'companies', shownBy: null },
+  { table: 'slas', shownBy: ['tickets', 'ticket_sla_id'] }, // ITFlow's database 2.5.0
+  { table: 'sla_history', shownBy: ['ticket_statuses', 'ticket_status_pauses_sla'] }, // 2.5.1
+];
+
+/**
+ * Tables this ITFlow has that the service's MySQL user cannot see. information_schema lists only
+ * what a user holds a privilege on (and MySQL answers "access denied" alike for a table that is
+ * not there), so a missing grant would pass for an older ITFlow and switch the SLA clock or the
+ * client mail off without a word; the columns of the tables the user does see tell them apart.
+ */
+function hiddenTables(visible: Map<string, Set<string>>): string[] {
+  return EXPECTED_TABLES.filter(
+    ({ table, shownBy }) => !visible.has(table) && (shownBy === null || visible.get(shownBy[0])?.has(shownBy[1]) === true),
+  ).map(({ table }) => table);
+}
 
 const REQUIRED: Record<string, string[]> = {
   tickets: [
@@ -126,6 +165,15 @@ export async function detectSchema(pool: Pool, database: string): Promise<Itflow
     );
   }
 
+  const hidden = hiddenTables(columns);
+  if (hidden.length > 0) {
+    throw new NotAnItflowDatabase(
+      `The service's MySQL user cannot see ITFlow's ${hidden.join(', ')} in database '${database}'; without ` +
+        `${hidden.length === 1 ? 'it' : 'them'} it would not write what ITFlow writes (client email, SLA clock). ` +
+        "Grant what the README's 'Database user' section lists (or update ITFlow if it lacks them), then start again.",
+    );
+  }
+
   const apiKeyColumns = columns.get('api_keys') ?? new Set();
   let keyModel: KeyModel;
   if (apiKeyColumns.has('api_key_user_id')) keyModel = 'key-runs-as-user';
@@ -169,10 +217,28 @@ export async function detectSchema(pool: Pool, database: string): Promise<Itflow
     'SELECT @@innodb_autoinc_lock_mode AS mode, @@auto_increment_increment AS step',
   );
 
+  const has = (table: string, ...cols: string[]) => cols.every((c) => columns.get(table)?.has(c) === true);
+  const slaClock =
+    has('sla_history', 'sla_history_started_at', 'sla_history_ended_at', 'sla_history_minutes', 'sla_history_ticket_id') &&
+    has('slas', 'sla_id', 'sla_resolution_minutes') &&
+    has('tickets', 'ticket_sla_id', 'ticket_created_at', 'ticket_archived_at', 'ticket_resolution_sla_alert_stage') &&
+    has('ticket_statuses', 'ticket_status_pauses_sla') &&
+    has('settings', 'config_business_days', 'config_business_hours_start', 'config_business_hours_end');
   return {
     database,
     keyModel,
     skipLocked: await takesSkipLocked(pool),
+    slaClock: SLA_COLUMNS.every((c) => ticketColumns.has(c)) && slaClock,
+    mail: {
+      queue:
+        has('email_queue', 'email_recipient', 'email_subject', 'email_content') &&
+        has('tickets', 'ticket_contact_id', 'ticket_url_key'),
+      attachments: has('email_queue', 'email_attachments'),
+      watchers: has('ticket_watchers', 'watcher_email', 'watcher_ticket_id'),
+      signatures: has('user_settings', 'user_id', 'user_config_signature'),
+      company: has('companies', 'company_name', 'company_phone', 'company_phone_country_code'),
+    },
+    newerHandlers: keyModel === 'key-runs-as-user',
     hasSla: SLA_COLUMNS.every((c) => ticketColumns.has(c)),
     hasClientDenyLists: columns.get('user_client_permissions')?.has('permission_type') ?? false,
     replyIndexes,

@@ -43,3 +43,10 @@ export function requireActiveStatus(
     throw new Invalid(`status ${command.status} is not an active ticket status.`);
   }
 }
+
+export const TICKET_RESOLVED = 'Ticket is already resolved.';
+
+/** ITFlow's api/v1/tickets/resolve.php resolves only a ticket that is not resolved yet. */
+export function refuseIfResolved(resolved: boolean): void {
+  if (resolved) throw new Conflict(TICKET_RESOLVED);
+}

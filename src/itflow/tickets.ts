@@ -6,12 +6,15 @@ export interface TicketSummary {
   ticketId: number;
   clientId: number;
   closed: boolean;
+  resolved: boolean;
 }
 
 export interface TicketStatus {
   id: number;
   name: string;
   active: boolean;
+  /** ticket_status_pauses_sla: a ticket in this status does not run its SLA clock (ITFlow ≥ 2.6). */
+  pausesSla: boolean;
 }
 
 /**
@@ -25,13 +28,18 @@ export class TicketDirectory {
   constructor(pool: Pool, cacheMs: number) {
     const loadMany = async (ticketIds: number[]) => {
       const [rows] = await pool.query<RowDataPacket[]>(
-        'SELECT ticket_id, ticket_client_id, ticket_closed_at FROM tickets WHERE ticket_id IN (?)',
+        'SELECT ticket_id, ticket_client_id, ticket_closed_at, ticket_resolved_at FROM tickets WHERE ticket_id IN (?)',
         [ticketIds],
       );
       const found = new Map<number, TicketSummary | null>(ticketIds.map((id) => [id, null]));
       for (const row of rows) {
         const ticketId = Number(row.ticket_id);
-        found.set(ticketId, { ticketId, clientId: Number(row.ticket_client_id), closed: row.ticket_closed_at !== null });
+        found.set(ticketId, {
+          ticketId,
+          clientId: Number(row.ticket_client_id),
+          closed: row.ticket_closed_at !== null,
+          resolved: row.ticket_resolved_at !== null,
+        });
       }
       return found;
     };
@@ -46,13 +54,17 @@ export class TicketDirectory {
       cacheMs,
       1,
       async () => {
-        const [rows] = await pool.query<RowDataPacket[]>(
-          'SELECT ticket_status_id, ticket_status_name, ticket_status_active FROM ticket_statuses',
-        );
+        // SELECT *: ticket_status_pauses_sla exists from ITFlow 2.6 on.
+        const [rows] = await pool.query<RowDataPacket[]>('SELECT * FROM ticket_statuses');
         return new Map(
           rows.map((r) => [
             Number(r.ticket_status_id),
-            { id: Number(r.ticket_status_id), name: String(r.ticket_status_name), active: Number(r.ticket_status_active) === 1 },
+            {
+              id: Number(r.ticket_status_id),
+              name: String(r.ticket_status_name),
+              active: Number(r.ticket_status_active) === 1,
+              pausesSla: Number(r.ticket_status_pauses_sla ?? 0) === 1,
+            },
           ]),
         );
       },

@@ -2,8 +2,8 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import type { Outcome } from '../apply/ledger.js';
 import { TransientDbError } from '../errors.js';
 
-/** Where a command came in: create.php, bulk.php, or ITFlow's own ticket_replies/create.php path. */
-export type Endpoint = 'create' | 'bulk' | 'itflow_create';
+/** Where a command came in: create.php, bulk.php, or ITFlow's own ticket_replies/create.php or tickets/resolve.php path. */
+export type Endpoint = 'create' | 'bulk' | 'itflow_create' | 'itflow_resolve';
 
 /** What an accept path needs: a counter it bumps once per command it queued. */
 export interface AcceptedCounter {

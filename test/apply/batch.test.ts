@@ -9,6 +9,7 @@ import { serviceTables } from '../../src/db/tables.js';
 import { createItflowClock } from '../../src/itflow/clock.js';
 import { People } from '../../src/itflow/people.js';
 import { detectSchema } from '../../src/itflow/schema.js';
+import { ItflowSettingsReader } from '../../src/itflow/settings.js';
 import { TicketDirectory } from '../../src/itflow/tickets.js';
 import { Batcher } from '../../src/queue/batcher.js';
 import type { CommandJob } from '../../src/queue/jobs.js';
@@ -41,6 +42,7 @@ describe('applying a batch of commands in one transaction', () => {
       clock,
       tickets: new TicketDirectory(pool, 0),
       people: new People(pool, 0),
+      settings: new ItflowSettingsReader(pool, schema, undefined, 0),
     };
     const [[key]] = (await pool.query('SELECT api_key_id FROM api_keys WHERE api_key_secret = ?', [world.keys.all])) as any;
     keyId = key.api_key_id;
@@ -79,10 +81,11 @@ describe('applying a batch of commands in one transaction', () => {
 
     expect(outcomes.map((o) => o.status)).toEqual(['applied', 'applied', 'applied', 'applied']);
     const replies = await repliesOf(h.db, ticket);
-    expect(replies.map((r) => r.ticket_reply)).toEqual(['first', 'second', 'closing']);
+    // The close adds ITFlow's Internal "Ticket closed." reply after the closing one.
+    expect(replies.map((r) => r.ticket_reply)).toEqual(['first', 'second', 'closing', 'Ticket closed.']);
     expect(
       outcomes.filter((o) => o.status === 'applied' && o.insertId > 0).map((o) => (o as { insertId: number }).insertId),
-    ).toEqual(replies.map((r) => r.ticket_reply_id));
+    ).toEqual(replies.filter((r) => r.ticket_reply !== 'Ticket closed.').map((r) => r.ticket_reply_id));
     const createdAt = replies.map((r) => r.ticket_reply_created_at);
     expect([...createdAt].sort()).toEqual(createdAt);
     const history = await h.query(
@@ -90,13 +93,19 @@ describe('applying a batch of commands in one transaction', () => {
       [ticket],
     );
     expect(history.map((r) => r.d)).toEqual([
-      'Resolved via the API (All clients key)',
-      'Status set to Open via the API (All clients key)',
-      'Closed via the API (All clients key)',
+      // ITFlow's own history wording, naming the key's user and the key.
+      'Integration Admin resolved the ticket via API (All clients key)',
+      'Integration Admin reopened the ticket via API (All clients key)',
+      'Integration Admin closed the ticket via API (All clients key)',
     ]);
     const row = await ticketRow(h.db, ticket);
     expect(row.ticket_status).toBe(5);
-    expect(row.ticket_first_response_at).toBe(replies[1]?.ticket_reply_created_at);
+    // Resolving stamps the first response, as ITFlow's resolve_ticket does: the resolve's time, before 'second'.
+    const [resolved] = await h.query(
+      'SELECT ticket_history_created_at AS at FROM ticket_history WHERE ticket_history_ticket_id = ? ORDER BY ticket_history_id LIMIT 1',
+      [ticket],
+    );
+    expect(row.ticket_first_response_at).toBe(resolved?.at);
   });
 
   it('a command that must fail fails alone; its batch-mates apply and every command gets a ledger row', async () => {

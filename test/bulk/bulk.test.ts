@@ -285,6 +285,32 @@ describe.each(GENERATIONS)('bulk.php (ITFlow %s)', (generation: Generation) => {
     }
   });
 
+  it('inserts a ticket’s historical items in created_at order, so ITFlow (which lists replies by id) shows them chronologically', async () => {
+    const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
+    const other = await addTicket(h.db, generation, { clientId: world.clientA });
+    const items = [
+      { ticket_id: ticket, ticket_reply: '2024', created_at: '2024-03-01 09:00:00' },
+      { ticket_id: other, ticket_reply: 'other 2025', created_at: '2025-01-01 09:00:00' },
+      { ticket_id: ticket, ticket_reply: 'live' },
+      { ticket_id: ticket, ticket_reply: '2022', created_at: '2022-01-01 09:00:00' },
+      { ticket_id: other, ticket_reply: 'other 2021', created_at: '2021-01-01 09:00:00' },
+      { ticket_id: ticket, ticket_reply: '2023 (UTC+14)', created_at: '2023-06-01T09:00:00+14:00' },
+      { ticket_id: ticket, ticket_reply: '2022 again', created_at: '2022-01-01 09:00:00' },
+    ];
+    const answer = await bulk(items, { Prefer: 'wait=10' });
+    expect(answer.status).toBe(200);
+    // Historical items fill the places historical items held, oldest first (equal times keep
+    // the request's order); the live item keeps its place.
+    const replies = await repliesOf(h.db, ticket);
+    expect(replies.map((r) => r.ticket_reply)).toEqual(['2022', 'live', '2022 again', '2023 (UTC+14)', '2024']);
+    expect((await repliesOf(h.db, other)).map((r) => r.ticket_reply)).toEqual(['other 2021', 'other 2025']);
+    // The answer still follows the request: each item's insert_id is its own reply.
+    const idOf = new Map(replies.map((r) => [r.ticket_reply, r.ticket_reply_id]));
+    expect(answer.body.data[0].insert_id).toBe(idOf.get('2024'));
+    expect(answer.body.data[3].insert_id).toBe(idOf.get('2022'));
+    expect(answer.body.data[6].insert_id).toBe(idOf.get('2022 again'));
+  });
+
   it('POST commands.php reports many commands at once', async () => {
     const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
     const answer = await bulk(

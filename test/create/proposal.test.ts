@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EMAIL_NOT_SENT, NOTHING_TO_DO } from '../../src/commands/createReply.js';
+import { emailNotAvailable, NOTHING_TO_DO } from '../../src/commands/createReply.js';
 import { GENERATIONS } from '../../src/demo/itflowDatabase.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, repliesOf, seedWorld, ticketRow, type World } from '../helpers/itflow.js';
@@ -53,7 +53,7 @@ describe.each(GENERATIONS)('create.php, the proposal test plan (ITFlow %s)', (ge
     expect((await repliesOf(h.db, ticket)).map((r) => r.ticket_reply_type)).toEqual(['Public']);
   });
 
-  it('public_reply_type=2 is refused with the helper message and writes nothing', async () => {
+  it('public_reply_type=2 is refused with the helper message and writes nothing where ITFlow has no mail set up', async () => {
     const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
     const [logsBefore] = await h.query('SELECT COUNT(*) AS n FROM logs');
     const answer = await h.post(
@@ -63,7 +63,12 @@ describe.each(GENERATIONS)('create.php, the proposal test plan (ITFlow %s)', (ge
     );
 
     expect(answer.status).toBe(400);
-    expect(answer.body).toEqual({ success: 'False', message: EMAIL_NOT_SENT });
+    expect(answer.body).toEqual({
+      success: 'False',
+      message: emailNotAvailable(
+        'ITFlow has no mail server configured (Admin > Settings > Mail: SMTP provider), so it would not email the client',
+      ),
+    });
     expect(await repliesOf(h.db, ticket)).toHaveLength(0);
     expect((await ticketRow(h.db, ticket)).ticket_status).toBe(2);
     expect(await h.query('SELECT COUNT(*) AS n FROM logs')).toEqual([logsBefore]);

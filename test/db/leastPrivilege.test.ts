@@ -13,7 +13,18 @@ import { createItflowDatabase, dropDatabase, GENERATIONS, type Generation, withD
 import { createLogger } from '../../src/logger.js';
 import { type RunningService, startService } from '../../src/service.js';
 import { deleteQueueKeys, httpRequest, testConfig, uniqueName } from '../helpers/harness.js';
-import { addTicket, createMysqlUserWithGrants, repliesOf, seedWorld, ticketRow, type World } from '../helpers/itflow.js';
+import {
+  addContact,
+  addSla,
+  addTicket,
+  addWatcher,
+  createMysqlUserWithGrants,
+  repliesOf,
+  seedWorld,
+  setMailSettings,
+  ticketRow,
+  type World,
+} from '../helpers/itflow.js';
 import { BULK, COMMANDS, CREATE, ITFLOW_READ } from '../helpers/paths.js';
 import { V1_LEDGER } from './v1Ledger.js';
 
@@ -42,6 +53,7 @@ function grantsFor(generation: Generation, layout: 'itflow' | 'schema', names: {
   const statements = [
     ...readmeGrants(/ITFlow's tables, every ITFlow version/),
     ...(generation === '2.4.4' ? [] : readmeGrants(/ITFlow ≥ 2\.4\.7 also/)),
+    ...(generation === '2.4.4' ? [] : readmeGrants(/ITFlow with its SLA clock/)),
     ...readmeGrants(layout === 'itflow' ? /the service's tables in the ITFlow database/ : /in a schema of their own/),
   ];
   return (account: string) =>
@@ -134,12 +146,12 @@ describe.each(GENERATIONS)('a database user with only the README’s grants (ITF
     const [[audit]] = (await admin.query(
       `SELECT (SELECT COUNT(*) FROM logs WHERE log_type = 'Ticket' AND log_entity_id = ?) AS logs,
               (SELECT COUNT(*) FROM ticket_history WHERE ticket_history_ticket_id = ?) AS history,
-              (SELECT COUNT(*) FROM notifications WHERE notification_entity_id = ?) AS notifications`,
-      [ticket, ticket, ticket],
+              (SELECT COUNT(*) FROM notifications WHERE notification_user_id = ? AND notification_action LIKE ?) AS notifications`,
+      [ticket, ticket, world.agent, `%ticket_id=${ticket}%`],
     )) as unknown as [[{ logs: number; history: number; notifications: number }]];
     expect(Object.fromEntries(Object.entries(audit).map(([k, v]) => [k, Number(v)]))).toEqual({
       logs: 2,
-      history: 1,
+      history: generation === '2.4.4' ? 0 : 1, // ITFlow 2.4.4's resolve writes no ticket_history
       notifications: 1,
     });
     expect(await readLedger(admin, tables, commandId)).toMatchObject({
@@ -189,6 +201,68 @@ describe.each(GENERATIONS)('a database user with only the README’s grants (ITF
     }
     expect(await readLedger(admin, tables, old)).toBeNull();
     expect(await readLedger(admin, tables, commandId)).not.toBeNull();
+  });
+
+  it('ITFlow’s mail tables (and its SLA clock where it has one): a Public + email reply queues the mail; a pause and a resume keep the clock', async () => {
+    await setMailSettings(admin);
+    const config = await userConfig(grantsFor(generation, 'itflow', { database }), { ITFLOW_BASE_URL: 'itflow.example.com' });
+    const url = (await start(config)).url as string;
+    const contact = await addContact(admin, { name: 'Casey Client', email: 'casey@client.example', clientId: world.clientA });
+    const started = '2026-01-05 09:00:00';
+    const sla = generation === '2.4.4' ? undefined : await addSla(admin, { response: 60, resolution: 480 });
+    const ticket = await addTicket(admin, generation, {
+      clientId: world.clientA,
+      contactId: contact,
+      ...(sla ? { slaId: sla, createdAt: started, resolutionDueAt: '2026-01-05 17:00:00' } : {}),
+    });
+    await addWatcher(admin, ticket, 'watcher@client.example');
+    // The interval ITFlow opens when a ticket is raised on an SLA.
+    if (sla)
+      await admin.query('INSERT INTO sla_history (sla_history_started_at, sla_history_ticket_id) VALUES (?, ?)', [
+        started,
+        ticket,
+      ]);
+    const send = async (body: object) => {
+      const answer = await httpRequest(
+        url,
+        'POST',
+        CREATE,
+        { ticket_id: ticket, ...body },
+        {
+          'X-API-Key': world.keys.all,
+          Prefer: 'wait=10',
+        },
+      );
+      expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+    };
+
+    await send({ ticket_reply: 'We are on it.', public_reply_type: 2 });
+    const [mail] = (await admin.query('SELECT email_recipient FROM email_queue ORDER BY email_id')) as unknown as [
+      Array<{ email_recipient: string }>,
+    ];
+    expect(mail.map((m) => m.email_recipient)).toEqual(['casey@client.example', 'watcher@client.example']);
+
+    if (sla) {
+      await admin.query(
+        "INSERT INTO ticket_statuses (ticket_status_id, ticket_status_name, ticket_status_color, ticket_status_pauses_sla) VALUES (6, 'Waiting on Client', '#aaa', 1)",
+      );
+      await send({ status: 6 });
+      await send({ status: 2 });
+      const [intervals] = (await admin.query(
+        'SELECT sla_history_ended_at AS ended FROM sla_history WHERE sla_history_ticket_id = ? ORDER BY sla_history_id',
+        [ticket],
+      )) as unknown as [Array<{ ended: string | null }>];
+      expect(intervals.map((i) => i.ended === null)).toEqual([false, true]);
+    }
+  });
+
+  it('refuses to start, naming the table, when a grant on one of ITFlow’s mail or SLA tables is missing', async () => {
+    const table = generation === '2.4.4' ? 'ticket_watchers' : 'sla_history';
+    const all = grantsFor(generation, 'itflow', { database });
+    const config = await userConfig((account) => all(account).filter((grant) => !grant.includes(`.${table} `)));
+    await expect(start(config)).rejects.toThrow(
+      `The service's MySQL user cannot see ITFlow's ${table} in database '${database}'`,
+    );
   });
 
   it('SERVICE_SCHEMA holding a ledger of the previous release: upgrades it, writes to it, purges it', async () => {

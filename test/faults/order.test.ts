@@ -64,7 +64,10 @@ describe('per-ticket order with several workers', () => {
     ]);
     expect(failed).toEqual([]);
     for (const ticket of tickets) {
-      const replies = await repliesOf(h.db, ticket);
+      // The close adds ITFlow's own Internal "Ticket closed." reply, last.
+      const all = await repliesOf(h.db, ticket);
+      expect(all.at(-1)?.ticket_reply).toBe('Ticket closed.');
+      const replies = all.slice(0, -1);
       const numbers = replies.map((r) => Number(String(r.ticket_reply).split('#')[1]?.split(' ')[0]));
       expect(numbers, `ticket ${ticket}`).toEqual(numbers.map((_, i) => i + 1));
       const times = replies.map((r) => String(r.ticket_reply_created_at));

@@ -90,6 +90,11 @@ export interface TicketOptions {
   firstResponseAt?: string | null;
   responseDueAt?: string | null;
   resolutionDueAt?: string | null;
+  /** ITFlow ≥ 2.6: the SLA the ticket runs on, and when it was raised (its clock's start). */
+  slaId?: number;
+  createdAt?: string;
+  contactId?: number;
+  urlKey?: string;
 }
 
 let ticketNumber = 100;
@@ -99,7 +104,11 @@ export async function addTicket(db: Pool, generation: Generation, options: Ticke
   const sla =
     generation === '2.4.4'
       ? {}
-      : { ticket_response_due_at: options.responseDueAt ?? null, ticket_resolution_due_at: options.resolutionDueAt ?? null };
+      : {
+          ticket_response_due_at: options.responseDueAt ?? null,
+          ticket_resolution_due_at: options.resolutionDueAt ?? null,
+          ticket_sla_id: options.slaId ?? 0,
+        };
   const columns: Record<string, unknown> = {
     ticket_prefix: 'TCK-',
     ticket_number: number,
@@ -112,6 +121,9 @@ export async function addTicket(db: Pool, generation: Generation, options: Ticke
     ticket_resolved_at: options.resolvedAt ?? null,
     ticket_closed_at: options.closedAt ?? null,
     ticket_first_response_at: options.firstResponseAt ?? null,
+    ticket_contact_id: options.contactId ?? 0,
+    ticket_url_key: options.urlKey ?? `key${number}`,
+    ...(options.createdAt ? { ticket_created_at: options.createdAt } : {}),
     ...sla,
   };
   const names = Object.keys(columns);
@@ -120,6 +132,43 @@ export async function addTicket(db: Pool, generation: Generation, options: Ticke
     `INSERT INTO tickets (${names.join(', ')}) VALUES (${names.map(() => '?').join(', ')})`,
     Object.values(columns),
   );
+}
+
+export async function addContact(db: Pool, { name, email, clientId }: { name: string; email: string | null; clientId: number }) {
+  return insert(db, 'INSERT INTO contacts (contact_name, contact_email, contact_client_id) VALUES (?, ?, ?)', [
+    name,
+    email,
+    clientId,
+  ]);
+}
+
+export async function addWatcher(db: Pool, ticketId: number, email: string, name: string | null = null) {
+  return insert(db, 'INSERT INTO ticket_watchers (watcher_name, watcher_email, watcher_ticket_id) VALUES (?, ?, ?)', [
+    name,
+    email,
+    ticketId,
+  ]);
+}
+
+/** ITFlow's mail settings: an SMTP provider (so it queues client mail), the sender, client notifications. */
+export async function setMailSettings(
+  db: Pool,
+  { smtp = 'standard_smtp', notifications = 1 }: { smtp?: string | null; notifications?: number } = {},
+) {
+  await db.query(
+    `UPDATE settings SET config_smtp_provider = ?, config_smtp_host = 'smtp.msp.example', config_ticket_from_name = 'MSP Support',
+            config_ticket_from_email = 'support@msp.example', config_ticket_client_general_notifications = ? WHERE company_id = 1`,
+    [smtp, notifications],
+  );
+}
+
+/** An SLA (ITFlow ≥ 2.6) with response and resolution budgets in business minutes. */
+export async function addSla(db: Pool, { response, resolution }: { response: number; resolution: number | null }) {
+  return insert(db, 'INSERT INTO slas (sla_name, sla_response_minutes, sla_resolution_minutes) VALUES (?, ?, ?)', [
+    `SLA ${response}/${resolution}`,
+    response,
+    resolution,
+  ]);
 }
 
 export async function ticketRow(db: Pool, ticketId: number): Promise<RowDataPacket> {

@@ -5,3 +5,4 @@ export const READ = '/api/v1/tickets/replies/read.php';
 export const COMMANDS = '/api/v1/tickets/replies/commands.php';
 export const ITFLOW_CREATE = '/api/v1/ticket_replies/create.php';
 export const ITFLOW_READ = '/api/v1/ticket_replies/read.php';
+export const ITFLOW_RESOLVE = '/api/v1/tickets/resolve.php';

@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import type { RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { idBytes, idText } from '../../src/apply/ledger.js';
-import { EMAIL_NOT_SENT, NOTHING_TO_DO, TIME_NEEDS_REPLY } from '../../src/commands/createReply.js';
+import { emailNotAvailable, NOTHING_TO_DO, TIME_NEEDS_REPLY } from '../../src/commands/createReply.js';
 import { GENERATIONS, type Generation } from '../../src/demo/itflowDatabase.js';
 import { chunkIdOf } from '../../src/queue/chunks.js';
 import { laneNames } from '../../src/queue/lanes.js';
@@ -325,10 +325,27 @@ function defects(fx: Fixture, key: 'all' | 'clientA'): fc.Arbitrary<Defect> {
     fc
       .constantFrom<unknown>(42, true, [], {}, ['x'], new Raw('1e2'))
       .map((v) => field('ticket_reply', v, refused(400, 'ticket_reply must be a string.'))),
-    fc.constantFrom<unknown>(2, '2', ' 2 ').map((v) => field('public_reply_type', v, refused(400, EMAIL_NOT_SENT))),
+    // The harness's ITFlow has no mail server configured, so ITFlow would not email the client.
+    fc
+      .constantFrom<unknown>(2, '2', ' 2 ')
+      .map((v) =>
+        field(
+          'public_reply_type',
+          v,
+          refused(
+            400,
+            emailNotAvailable(
+              'ITFlow has no mail server configured (Admin > Settings > Mail: SMTP provider), so it would not email the client',
+            ),
+            'ticket',
+          ),
+        ),
+      ),
     fc
       .constantFrom<unknown>(3, '7', 2_147_483_647)
-      .map((v) => field('public_reply_type', v, refused(400, 'public_reply_type must be 0 (Internal) or 1 (Public).'))),
+      .map((v) =>
+        field('public_reply_type', v, refused(400, 'public_reply_type must be 0 (Internal), 1 (Public) or 2 (Public + email).')),
+      ),
     fc
       .constantFrom(...NOT_INTEGERS.slice(0, 14))
       .map((v) => field('public_reply_type', v, refused(400, 'public_reply_type must be an integer.'))),

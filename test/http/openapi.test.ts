@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReplyRequest } from '../../src/commands/createReply.js';
 import { DEMO_KEYS, seedDemoData } from '../../src/demo/seed.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
-import { BULK, COMMANDS, CREATE, ITFLOW_CREATE, ITFLOW_READ, READ } from '../helpers/paths.js';
+import { BULK, COMMANDS, CREATE, ITFLOW_CREATE, ITFLOW_READ, ITFLOW_RESOLVE, READ } from '../helpers/paths.js';
 
 /**
  * The OpenAPI document and the docs page, against the running intake: the document lists every
@@ -40,7 +40,12 @@ describe('OpenAPI document and docs page', () => {
 
   beforeAll(async () => {
     // The intake alone: accepted commands stay queued, so every example meets the same tickets.
-    h = await startHarness({ generation: '2.6.7', roles: { intake: true, worker: false } });
+    // ITFlow's address for client mail, as the demo has it: public_reply_type 2 is then accepted.
+    h = await startHarness({
+      generation: '2.6.7',
+      roles: { intake: true, worker: false },
+      env: { ITFLOW_BASE_URL: 'itflow.demo.example' },
+    });
     await seedDemoData(h.config.DATABASE_URL);
     doc = (await h.get('/openapi.json')).body;
   });
@@ -66,6 +71,7 @@ describe('OpenAPI document and docs page', () => {
         `POST ${COMMANDS}`,
         `POST ${ITFLOW_CREATE}`,
         `GET ${ITFLOW_READ}`,
+        `POST ${ITFLOW_RESOLVE}`,
         'GET /healthz',
         'GET /readyz',
       ].sort(),
@@ -151,6 +157,26 @@ describe('OpenAPI document and docs page', () => {
     expect(verdicts.filter((v) => v.documented)).toHaveLength(4);
   });
 
+  it("ITFlow's resolve path: the document's schema agrees with the intake", async () => {
+    const examples: unknown[] = [
+      { ticket_id: 2 },
+      { ticket_id: '2', client_id: 1 },
+      { ticket_id: 2, client_id: null, idempotency_key: 'resolve-2' },
+      {},
+      { ticket_id: 'two' },
+      { ticket_id: 0 },
+      { ticket_id: 2, client_id: 'acme' },
+    ];
+    const validate = validator(requestBody(ITFLOW_RESOLVE));
+    const verdicts = [];
+    for (const body of examples) {
+      const answer = await h.post(ITFLOW_RESOLVE, body, { key: DEMO_KEYS.admin, headers: { Prefer: 'respond-async' } });
+      verdicts.push({ body, documented: validate(body), status: answer.status });
+    }
+    expect(verdicts).toEqual(verdicts.map((v) => ({ ...v, status: v.documented ? 202 : 400 })));
+    expect(verdicts.filter((v) => v.documented)).toHaveLength(3);
+  });
+
   it("bulk.php's item schema agrees with the intake's verdict on each item (dry run)", async () => {
     const items = [
       { ticket_id: 2, ticket_reply: 'Imported', created_at: '2026-01-05 09:30:00', author: { user_id: 2 } },
@@ -181,6 +207,14 @@ describe('OpenAPI document and docs page', () => {
       ['get', READ, () => h.get(`${READ}?ticket_id=3`, { key: DEMO_KEYS.acmeTechnician })],
       ['get', READ, () => h.get(`${READ}?limit=0`, { key: DEMO_KEYS.admin })],
       ['get', ITFLOW_READ, () => h.get(`${ITFLOW_READ}?ticket_id=1`, { key: DEMO_KEYS.admin })],
+      [
+        'post',
+        ITFLOW_RESOLVE,
+        () => h.post(ITFLOW_RESOLVE, { ticket_id: 2 }, { key: DEMO_KEYS.admin, headers: { Prefer: 'respond-async' } }),
+      ],
+      ['post', ITFLOW_RESOLVE, () => h.post(ITFLOW_RESOLVE, { ticket_id: 5 }, { key: DEMO_KEYS.admin })],
+      ['post', ITFLOW_RESOLVE, () => h.post(ITFLOW_RESOLVE, { ticket_id: 999 }, { key: DEMO_KEYS.admin })],
+      ['post', ITFLOW_RESOLVE, () => h.post(ITFLOW_RESOLVE, { ticket_id: 2 })],
       ['get', COMMANDS, () => h.get(`${COMMANDS}?command_id=01890000-0000-7000-8000-000000000000`, { key: DEMO_KEYS.admin })],
       [
         'post',

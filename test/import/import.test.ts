@@ -121,6 +121,29 @@ describe('CLI import', () => {
     expect(existsSync(`${file}.import-state.json`)).toBe(false);
   });
 
+  it('a ticket’s lines land in file order across concurrent requests, and in time order within one', async () => {
+    const pair = [
+      await addTicket(h.db, '2.6.7', { clientId: world.clientA }),
+      await addTicket(h.db, '2.6.7', { clientId: world.clientA }),
+    ];
+    const file = join(dir, 'history.ndjson');
+    // Hour i of a day, for 90 lines over two tickets; each 5-line stretch reversed, so every
+    // request (batch size 5) holds its ticket's lines newest first.
+    const hours = Array.from({ length: 90 }, (_, i) => i);
+    const order = hours.flatMap((_, i) => (i % 5 === 0 ? hours.slice(i, i + 5).reverse() : []));
+    const at = (i: number) => new Date(Date.UTC(2025, 0, 1) + i * 3_600_000).toISOString().replace('T', ' ').slice(0, 19);
+    const lines = order.map((i) => JSON.stringify({ ticket_id: pair[i % 2], ticket_reply: `hour ${i}`, created_at: at(i) }));
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    const run = runImport(file, '--batch-size', '5', '--concurrency', '4');
+    expect(await run.exited).toBe(0);
+    for (const [t, ticket] of pair.entries()) {
+      const replies = await repliesOf(h.db, ticket as number);
+      expect(replies.map((r) => r.ticket_reply)).toEqual(hours.filter((i) => i % 2 === t).map((i) => `hour ${i}`));
+      const times = replies.map((r) => r.ticket_reply_created_at);
+      expect(times).toEqual([...times].sort());
+    }
+  });
+
   it.each([
     ['Ctrl-C', 'SIGINT'],
     ['a crash', 'SIGKILL'],

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GENERATIONS, type Generation } from '../../src/demo/itflowDatabase.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, repliesOf, seedWorld, ticketRow, type World } from '../helpers/itflow.js';
+import { COMMANDS } from '../helpers/paths.js';
 
 /**
  * ITFlow ≥ 2.4.7 ships its own /api/v1/ticket_replies/create.php and read.php. The service
@@ -10,6 +11,7 @@ import { addTicket, repliesOf, seedWorld, ticketRow, type World } from '../helpe
  */
 const CREATE = '/api/v1/ticket_replies/create.php';
 const READ = '/api/v1/ticket_replies/read.php';
+const RESOLVE = '/api/v1/tickets/resolve.php';
 
 describe.each(GENERATIONS)('ITFlow’s newer path names (ITFlow %s)', (generation: Generation) => {
   let h: Harness;
@@ -80,6 +82,75 @@ describe.each(GENERATIONS)('ITFlow’s newer path names (ITFlow %s)', (generatio
       ticket_client_id: String(world.clientA),
       ticket_reply_by_name: generation === '2.4.4' ? null : 'Integration Admin',
     });
+  });
+
+  it('resolve.php resolves as ITFlow’s does: status, resolved and first-response times, one history and two log rows', async () => {
+    const ticket = await addTicket(h.db, generation, { clientId: world.clientA, status: 2 });
+    const answer = await h.post(RESOLVE, { ticket_id: ticket, api_key: world.keys.all });
+    expect(answer.status).toBe(200);
+    expect(answer.body).toEqual({ success: 'True', count: 1, data: [{ command_id: expect.any(String) }] });
+    const row = await ticketRow(h.db, ticket);
+    expect(row.ticket_status).toBe(4);
+    expect(row.ticket_resolved_at).not.toBeNull();
+    expect(row.ticket_first_response_at).toBe(row.ticket_resolved_at);
+    expect(await repliesOf(h.db, ticket)).toEqual([]);
+    const logs = await h.query(
+      'SELECT log_type, log_action, log_description FROM logs WHERE log_entity_id = ? OR log_description LIKE ?',
+      [ticket, `%TCK-${row.ticket_number} %`],
+    );
+    expect(logs.map((l) => `${l.log_type}/${l.log_action}`).sort()).toEqual(['API/Success', 'Ticket/Resolved']);
+    const history = await h.query(
+      'SELECT ticket_history_description AS d FROM ticket_history WHERE ticket_history_ticket_id = ?',
+      [ticket],
+    );
+    // ITFlow 2.4.4's resolve.php writes no ticket_history row; the newer one does.
+    expect(history.map((r) => r.d)).toEqual(generation === '2.4.4' ? [] : ['Resolved via the API (All clients key)']);
+    const status = await h.get(`${COMMANDS}?command_id=${answer.body.data[0].command_id}`, { key: world.keys.all });
+    expect(status.body.data[0]).toMatchObject({ status: 'applied', insert_id: 0, ticket_id: ticket });
+  });
+
+  it('resolve.php refuses a ticket that is already resolved or closed, and writes nothing', async () => {
+    const resolved = await addTicket(h.db, generation, { clientId: world.clientA, status: 4 });
+    await h.query('UPDATE tickets SET ticket_resolved_at = ? WHERE ticket_id = ?', ['2026-01-01 00:00:00', resolved]);
+    const closed = await addTicket(h.db, generation, { clientId: world.clientA, status: 5, closedAt: '2026-01-01 00:00:00' });
+    const post = (ticket: number) => h.post(RESOLVE, { ticket_id: ticket }, { key: world.keys.all });
+    expect(await post(resolved)).toMatchObject({
+      status: 409,
+      body: { success: 'False', message: 'Ticket is already resolved.' },
+    });
+    expect(await post(closed)).toMatchObject({ status: 409, body: { success: 'False', message: 'Ticket is closed.' } });
+    expect((await ticketRow(h.db, resolved)).ticket_resolved_at).toBe('2026-01-01 00:00:00');
+    const logs = await h.query('SELECT COUNT(*) AS n FROM logs WHERE log_entity_id IN (?, ?)', [resolved, closed]);
+    expect(Number(logs[0]?.n)).toBe(0);
+  });
+
+  it.each([
+    [{}, 400, 'ticket_id is required.'],
+    [{ ticket_id: 'abc' }, 400, 'ticket_id must be an integer.'],
+    [{ ticket_id: 999_999 }, 404, "Ticket 999999 was not found within this API key's scope."],
+  ])('resolve.php refuses %j with %i "%s"', async (body, status, message) => {
+    expect(await h.post(RESOLVE, body, { key: world.keys.all })).toMatchObject({ status, body: { success: 'False', message } });
+  });
+
+  it('resolve.php keeps to the key’s clients, and to the client_id it is given', async () => {
+    const other = await addTicket(h.db, generation, { clientId: world.clientB });
+    expect((await h.post(RESOLVE, { ticket_id: other }, { key: world.keys.clientA })).status).toBe(404);
+    expect((await h.post(RESOLVE, { ticket_id: other, client_id: world.clientA }, { key: world.keys.all })).status).toBe(404);
+    expect((await ticketRow(h.db, other)).ticket_status).toBe(2);
+    expect((await h.post(RESOLVE, { ticket_id: other, client_id: world.clientB }, { key: world.keys.all })).status).toBe(200);
+  });
+
+  it('resolve.php is safe to retry with an idempotency key: the second answer is the first, nothing resolves twice', async () => {
+    const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
+    const send = () => h.post(RESOLVE, { ticket_id: ticket, idempotency_key: `resolve-${ticket}` }, { key: world.keys.all });
+    const first = await send();
+    const again = await send();
+    expect(first.status).toBe(200);
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual(first.body);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    const logs = await h.query("SELECT COUNT(*) AS n FROM logs WHERE log_entity_id = ? AND log_action = 'Resolved'", [ticket]);
+    expect(Number(logs[0]?.n)).toBe(1);
   });
 
   it('read.php filters by ticket_reply_id and by type, case-insensitively', async () => {

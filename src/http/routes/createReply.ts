@@ -3,16 +3,19 @@ import type { FastifyInstance, FastifyRequest, RouteHandlerMethod } from 'fastif
 import type { Command } from '../../commands/command.js';
 import { parseCreateReply } from '../../commands/createReply.js';
 import { parseItflowCreateReply } from '../../commands/itflowCreateReply.js';
+import { parseItflowResolve } from '../../commands/itflowResolve.js';
 import { Invalid } from '../../errors.js';
 import { requireLevel, WRITE } from '../../itflow/apiKeys.js';
 import type { Endpoint } from '../../metrics/registry.js';
-import { accept, newJob, preferredWait } from '../accept.js';
+import { accept, type HttpAnswer, newJob, preferredWait } from '../accept.js';
 import { principalOf } from '../auth.js';
 import type { RouteDeps } from '../server.js';
 
 export const CREATE_PATH = '/api/v1/tickets/replies/create.php';
 /** ITFlow ≥ 2.4.7 ships its own synchronous create on this path; clients of it work unchanged. */
 export const ITFLOW_CREATE_PATH = '/api/v1/ticket_replies/create.php';
+/** ITFlow's own synchronous resolve (both generations). */
+export const ITFLOW_RESOLVE_PATH = '/api/v1/tickets/resolve.php';
 
 /**
  * The Idempotency-Key header, which wins over the body's idempotency_key. Node hands header
@@ -36,10 +39,27 @@ export function originOf(request: FastifyRequest) {
 type Parser = (body: unknown) => { command: Command; idempotencyKey: string | undefined };
 
 /**
+ * ITFlow's resolve endpoint answers an update as its update_output.php does: success and the
+ * number of tickets changed (here with the command id beside it). Anything but "applied" is the
+ * usual answer: 202 while queued, or the failure with its status.
+ */
+function asItflowUpdate(answer: HttpAnswer): HttpAnswer {
+  if (answer.status !== 201) return answer;
+  const [applied] = (answer.body as { data: Array<{ command_id: string }> }).data;
+  return { ...answer, status: 200, body: { success: 'True', count: 1, data: [{ command_id: applied?.command_id }] } };
+}
+
+/**
  * One reply and/or status change and/or time worked, in either field dialect. `waitByDefault`
  * is how long to wait for the worker when the client states no preference.
  */
-function createHandler(deps: RouteDeps, endpoint: Endpoint, parse: Parser, waitByDefault: number): RouteHandlerMethod {
+function createHandler(
+  deps: RouteDeps,
+  endpoint: Endpoint,
+  parse: Parser,
+  waitByDefault: number,
+  answerAs: (answer: HttpAnswer) => HttpAnswer = (answer) => answer,
+): RouteHandlerMethod {
   const acceptDeps = { ...deps.accept, accepted: deps.metrics.acceptedVia(endpoint) };
   return async (request, reply) => {
     const body = request.body ?? {};
@@ -49,7 +69,7 @@ function createHandler(deps: RouteDeps, endpoint: Endpoint, parse: Parser, waitB
     const key = idempotencyKeyHeader(request) ?? idempotencyKey;
     const wait = preferredWait(request.headers.prefer, deps.preferWaitMaxSeconds, waitByDefault);
     const job = newJob(principal, command, key, originOf(request), wait > 0);
-    const answer = await accept(acceptDeps, principal, job, wait, request.log);
+    const answer = answerAs(await accept(acceptDeps, principal, job, wait, request.log));
     return reply.code(answer.status).headers(answer.headers).send(answer.body);
   };
 }
@@ -64,5 +84,10 @@ export function registerCreateReply(app: FastifyInstance, deps: RouteDeps): void
     ITFLOW_CREATE_PATH,
     { config: { keyInBody: true } },
     createHandler(deps, 'itflow_create', parseItflowCreateReply, deps.preferWaitMaxSeconds),
+  );
+  app.post(
+    ITFLOW_RESOLVE_PATH,
+    { config: { keyInBody: true } },
+    createHandler(deps, 'itflow_resolve', parseItflowResolve, deps.preferWaitMaxSeconds, asItflowUpdate),
   );
 }
