@@ -59,7 +59,8 @@ export interface PhpServer {
 }
 
 /** Copies the checkout (without .git and any config.php) and serves the copy on `port`. */
-export async function servePhp(checkout: string, port: number): Promise<PhpServer> {
+/** `phpZone`: PHP's date.timezone for the server (null: php.ini's). */
+export async function servePhp(checkout: string, port: number, phpZone: string | null = null): Promise<PhpServer> {
   const root = mkdtempSync(join(tmpdir(), 'itflow-conformance-'));
   cpSync(checkout, root, {
     recursive: true,
@@ -82,6 +83,7 @@ export async function servePhp(checkout: string, port: number): Promise<PhpServe
       'log_errors=1',
       '-d',
       `error_log=${errorLog}`,
+      ...(phpZone ? ['-d', `date.timezone=${phpZone}`] : []),
       '-S',
       `127.0.0.1:${port}`,
       '-t',

@@ -27,12 +27,14 @@ export interface GenerationResult {
   sla: boolean;
   php: string;
   timeZone: string;
+  /** PHP's and the database server's time zones during the run (what ITFlow's own API's times are in). */
+  serverZone: string;
   database: string;
   toleranceSeconds: number;
   actions: ActionResult[];
 }
 
-const KIND_ORDER: Record<Kind, number> = { real: 0, wording: 1, 'within tolerance': 2 };
+const KIND_ORDER: Record<Kind, number> = { real: 0, documented: 1, wording: 2, 'within tolerance': 3 };
 
 function cell(text: string, max = 120): string {
   const flat = text.replace(/\r?\n/g, '\\n').replace(/\|/g, '\\|');
@@ -40,7 +42,7 @@ function cell(text: string, max = 120): string {
 }
 
 export function countKinds(differences: Difference[]): Record<Kind, number> {
-  const counts: Record<Kind, number> = { real: 0, wording: 0, 'within tolerance': 0 };
+  const counts: Record<Kind, number> = { real: 0, documented: 0, wording: 0, 'within tolerance': 0 };
   for (const d of differences) counts[d.kind] += 1;
   return counts;
 }
@@ -50,7 +52,7 @@ export function renderGeneration(result: GenerationResult, contract: string[]): 
   lines.push(
     `## ITFlow database ${result.itflowDatabaseVersion} (${result.checkout})`,
     '',
-    `Keys: ${result.keyModel}; SLA columns: ${result.sla ? 'yes' : 'no'}; PHP ${result.php}; ITFlow time zone ${result.timeZone}; ` +
+    `Keys: ${result.keyModel}; SLA columns: ${result.sla ? 'yes' : 'no'}; PHP ${result.php}; ITFlow time zone ${result.timeZone}; server zones ${result.serverZone}; ` +
       `timestamps equal within ${result.toleranceSeconds} s; scratch database ${result.database}.`,
     '',
     ...contract,
@@ -69,7 +71,11 @@ export function renderGeneration(result: GenerationResult, contract: string[]): 
     }
     const counts = countKinds(action.differences);
     if (action.status === 'compared') {
-      lines.push('', `${counts.real} real, ${counts.wording} wording, ${counts['within tolerance']} within tolerance.`, '');
+      lines.push(
+        '',
+        `${counts.real} real, ${counts.documented} documented, ${counts.wording} wording, ${counts['within tolerance']} within tolerance.`,
+        '',
+      );
     }
     if (action.differences.length === 0) return;
     lines.push('| action | table | row | column | ITFlow | service | kind |', '|---|---|---|---|---|---|---|');
@@ -87,12 +93,17 @@ export function renderGeneration(result: GenerationResult, contract: string[]): 
 }
 
 function summaryLines(result: GenerationResult): string[] {
-  const lines = ['### Summary', '', '| # | action | status | real | wording | within tolerance |', '|---|---|---|---|---|---|'];
+  const lines = [
+    '### Summary',
+    '',
+    '| # | action | status | real | documented | wording | within tolerance |',
+    '|---|---|---|---|---|---|---|',
+  ];
   result.actions.forEach((action, index) => {
     const counts = countKinds(action.differences);
     const compared = action.status === 'compared';
     lines.push(
-      `| ${index + 1} | ${action.title} | ${action.status} | ${compared ? counts.real : '-'} | ${compared ? counts.wording : '-'} | ${compared ? counts['within tolerance'] : '-'} |`,
+      `| ${index + 1} | ${action.title} | ${action.status} | ${compared ? counts.real : '-'} | ${compared ? counts.documented : '-'} | ${compared ? counts.wording : '-'} | ${compared ? counts['within tolerance'] : '-'} |`,
     );
   });
   return lines;

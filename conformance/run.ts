@@ -9,15 +9,17 @@
 // row and column that differs. Differences are the output: the exit code is 0 whenever the run
 // could be made, and non-zero, with one line saying why, when it could not.
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import mysql, { type Connection } from 'mysql2/promise';
-import { ACTIONS, type Action, type ActionContext, NotServed } from './actions.js';
+import { wallClock } from '../src/itflow/clock.js';
+import { ACTIONS, type Action, type ActionContext, CLOSED, NotServed } from './actions.js';
 import { HandlerError } from './browser.js';
 import { highWater, presentTables, snapshot, touched } from './capture.js';
 import { diffTables, type TableRows, type TwinIdentity } from './diff.js';
+import { markDocumented } from './documented.js';
 import { addTicket, ItflowUi, prepareWorld, type World } from './itflow.js';
 import { CannotRun, checkCheckout, checkPhp, removeCopy, servePhp } from './php.js';
 import { type ActionResult, type GenerationResult, renderGeneration } from './report.js';
@@ -29,6 +31,7 @@ interface Options {
   tolerance: number;
   keep: boolean;
   timeZone: string;
+  serverZone: 'itflow' | 'server';
   mysqlUrl: string;
   redisUrl: string;
   serviceRoot: string;
@@ -104,7 +107,13 @@ async function runAction(
     };
     const itflowRows = await side(a, () => action.itflow(ctx, a), result.itflowAnswers);
     const serviceRows = await side(b, () => action.service(ctx, b), result.serviceAnswers);
-    result.differences = diffTables(itflowRows, serviceRows, [a, b], { toleranceSeconds: tolerance });
+    const closed =
+      serviceRows.find((t) => t.table === 'tickets')?.rows.some((row) => Number(row.ticket_status) === CLOSED) ?? false;
+    result.differences = markDocumented(
+      diffTables(itflowRows, serviceRows, [a, b], { toleranceSeconds: tolerance }),
+      ctx.world,
+      closed,
+    );
     if (notServed) {
       return {
         ...result,
@@ -130,9 +139,10 @@ async function runGeneration(checkout: string, options: Options, php: string): P
     for (const step of cleanups.reverse()) await step().catch(() => {});
   };
   try {
+    const serverZone = await useServerZone(admin, options, cleanups);
     await admin.query(`CREATE DATABASE \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci`);
     if (!options.keep) cleanups.push(() => admin.query(`DROP DATABASE \`${database}\``));
-    const server = await servePhp(checkout, await freePort());
+    const server = await servePhp(checkout, await freePort(), options.serverZone === 'itflow' ? options.timeZone : null);
     if (!options.keep) cleanups.push(async () => removeCopy(server.root));
     cleanups.push(() => server.stop());
 
@@ -151,6 +161,7 @@ async function runGeneration(checkout: string, options: Options, php: string): P
       queuePrefix: `conformance_${randomBytes(4).toString('hex')}`,
       logFile: join(server.root, 'service.log'),
       serviceRoot: options.serviceRoot,
+      itflowBaseUrl: configBaseUrl(server.root),
     });
     cleanups.push(() => service.stop());
 
@@ -168,6 +179,7 @@ async function runGeneration(checkout: string, options: Options, php: string): P
       sla: world.hasSla,
       php,
       timeZone: options.timeZone,
+      serverZone,
       database,
       toleranceSeconds: options.tolerance,
       actions,
@@ -175,6 +187,34 @@ async function runGeneration(checkout: string, options: Options, php: string): P
   } finally {
     await cleanUp();
   }
+}
+
+/** $config_base_url from the config.php ITFlow's setup wizard wrote (the host its links use). */
+function configBaseUrl(root: string): string {
+  const config = readFileSync(join(root, 'config.php'), 'utf8');
+  const match = /\$config_base_url\s*=\s*'((?:[^'\\]|\\.)*)'/.exec(config);
+  if (!match) throw new CannotRun(`ITFlow's setup wrote no $config_base_url in ${join(root, 'config.php')}`);
+  return (match[1] as string).replace(/\\(.)/g, '$1');
+}
+
+/**
+ * ITFlow's agent pages set PHP's and their MySQL session's zone to ITFlow's; its v1 API sets
+ * neither, so its times are the database server's NOW() and its SLA arithmetic runs in PHP's
+ * date.timezone. With `--server-zone itflow` (the default) both are ITFlow's zone for the run —
+ * PHP's through -d date.timezone, the database server's as the current UTC offset of
+ * --time-zone, put back at the end — as on an install whose servers run in ITFlow's zone, so
+ * the API's rows can be compared at all; `server` leaves both as they are.
+ */
+async function useServerZone(admin: Connection, options: Options, cleanups: Array<() => Promise<unknown>>): Promise<string> {
+  const [rows] = (await admin.query('SELECT @@GLOBAL.time_zone AS zone')) as unknown as [Array<{ zone: string }>];
+  const previous = String(rows[0]?.zone);
+  if (options.serverZone === 'server') return `database ${previous}, PHP's php.ini`;
+  const now = Date.now();
+  const minutes = Math.round((Date.parse(`${wallClock(now, options.timeZone).replace(' ', 'T')}Z`) - now) / 60_000);
+  const offset = `${minutes < 0 ? '-' : '+'}${String(Math.floor(Math.abs(minutes) / 60)).padStart(2, '0')}:${String(Math.abs(minutes) % 60).padStart(2, '0')}`;
+  await admin.query('SET GLOBAL time_zone = ?', [offset]);
+  cleanups.push(() => admin.query('SET GLOBAL time_zone = ?', [previous]));
+  return `ITFlow's (PHP ${options.timeZone}, database ${offset}; the database's own ${previous} is put back at the end)`;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -199,6 +239,11 @@ function parseOptions(argv: string[]): Options {
     )
     .option('--keep', 'keep the scratch database and ITFlow copy', false)
     .option('--time-zone <zone>', 'ITFlow’s time zone (set in its setup wizard)', 'America/New_York')
+    .addOption(
+      new Option('--server-zone <which>', 'PHP’s and the database server’s time zone during the run: ITFlow’s, or their own')
+        .choices(['itflow', 'server'])
+        .default('itflow'),
+    )
     .option('--mysql-url <url>', 'MariaDB/MySQL server to create the scratch database on', 'mysql://root@127.0.0.1:3306')
     .option('--redis-url <url>', 'Redis for the service', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
     .option('--service-root <dir>', 'where the built service is (its dist/workers/service.js)', process.cwd());

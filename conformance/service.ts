@@ -22,6 +22,8 @@ export interface ServiceOptions {
   logFile: string;
   /** The folder whose dist/workers/service.js is started (a build of this repository). */
   serviceRoot: string;
+  /** ITFlow's $config_base_url, for the links in the client mail the service queues. */
+  itflowBaseUrl: string;
 }
 
 export async function startServiceUnderTest(options: ServiceOptions): Promise<ServiceUnderTest> {
@@ -36,6 +38,7 @@ export async function startServiceUnderTest(options: ServiceOptions): Promise<Se
       REDIS_URL: options.redisUrl,
       PORT: String(options.port),
       QUEUE_PREFIX: options.queuePrefix,
+      ITFLOW_BASE_URL: options.itflowBaseUrl,
       LOG_LEVEL: 'warn',
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -2,6 +2,8 @@
 // for two twin tickets, and which kind each difference is.
 import { describe, expect, it } from 'vitest';
 import { compareValue, diffTables, normalise, type TableRows, type TwinIdentity } from '../../conformance/diff.js';
+import { DOCUMENTED, markDocumented } from '../../conformance/documented.js';
+import type { World } from '../../conformance/itflow.js';
 
 const A: TwinIdentity = { id: 7, number: 7, prefix: 'TCK-', subject: 'Printer offline (conformance 1A)', urlKey: 'keyA' };
 const B: TwinIdentity = { id: 8, number: 8, prefix: 'TCK-', subject: 'Printer offline (conformance 1B)', urlKey: 'keyB' };
@@ -41,6 +43,10 @@ describe('normalise', () => {
       'Admin resolved ticket <ticket> (ID: <ticket_id>) - <subject>',
     );
     expect(normalise('email_content', 'url_key=keyA', A)).toBe('url_key=<url_key>');
+    expect(normalise('email_content', 'Portal: https://itflow/client/ticket.php?id=7<br>', A)).toBe(
+      'Portal: https://itflow/client/ticket.php?id=<ticket_id><br>',
+    );
+    expect(normalise('email_content', 'client/ticket.php?id=77', A)).toBe('client/ticket.php?id=77');
   });
 
   it('leaves other numbers alone', () => {
@@ -111,5 +117,61 @@ describe('diffTables', () => {
     const itflow = logs({ log_id: 1, ...resolved }, { log_id: 2, ...reply });
     const service = logs({ log_id: 9, ...reply, log_entity_id: 8 }, { log_id: 10, ...resolved, log_entity_id: 8 });
     expect(diffTables([itflow], [service], [A, B], options)).toEqual([]);
+  });
+});
+
+describe('markDocumented', () => {
+  const world = (keysRunAsUser: boolean): World => ({
+    adminId: 1,
+    agentId: 2,
+    clientId: 1,
+    contactId: 1,
+    customStatusId: 6,
+    apiKey: 'k',
+    clientApiKey: null,
+    hasSla: keysRunAsUser,
+    keysRunAsUser,
+    databaseVersion: keysRunAsUser ? '2.6.7' : '2.4.4',
+  });
+  const resolvedAt = (itflow: string) => diffTables([ticket(A, { ticket_resolved_at: itflow })], [ticket(B)], [A, B], options);
+
+  it('marks the close that stamps ticket_resolved_at, only when the ticket ended closed', () => {
+    expect(markDocumented(resolvedAt('NULL'), world(true), true)).toEqual([
+      expect.objectContaining({ column: 'ticket_resolved_at', kind: 'documented', note: DOCUMENTED.closeStampsResolved }),
+    ]);
+    expect(markDocumented(resolvedAt('NULL'), world(true), false)[0]?.kind).toBe('real');
+  });
+
+  it('marks user 0 only where keys have no user, and only against the acting agent', () => {
+    const byUser = (by: number) =>
+      diffTables(
+        [
+          {
+            table: 'ticket_replies',
+            primaryKey: 'ticket_reply_id',
+            rows: [{ ticket_reply_ticket_id: A.id, ticket_reply_by: by }],
+          },
+        ],
+        [
+          {
+            table: 'ticket_replies',
+            primaryKey: 'ticket_reply_id',
+            rows: [{ ticket_reply_ticket_id: B.id, ticket_reply_by: 0 }],
+          },
+        ],
+        [A, B],
+        options,
+      );
+    expect(markDocumented(byUser(1), world(false), false)[0]).toMatchObject({
+      kind: 'documented',
+      note: DOCUMENTED.keyHasNoUser,
+    });
+    expect(markDocumented(byUser(1), world(true), false)[0]?.kind).toBe('real');
+    expect(markDocumented(byUser(2), world(false), false)[0]?.kind).toBe('real');
+  });
+
+  it('leaves every other difference as it was', () => {
+    const status = diffTables([ticket(A, { ticket_status: 5 })], [ticket(B)], [A, B], options);
+    expect(markDocumented(status, world(false), true)).toEqual(status);
   });
 });

@@ -39,7 +39,10 @@ describe('create.php input validation', () => {
     [{ ticket_id: 1, ticket_reply: 'x', minutes: 60 }, 'minutes must be between 0 and 59.'],
     [{ ticket_id: 1, ticket_reply: 'x', seconds: -1 }, 'seconds must be between 0 and 59.'],
     [{ ticket_id: 1, ticket_reply: 'x', hours: 839 }, 'hours must be between 0 and 838.'],
-    [{ ticket_id: 1, ticket_reply: 'x', public_reply_type: 3 }, 'public_reply_type must be 0 (Internal), 1 (Public) or 2 (Public + email).'],
+    [
+      { ticket_id: 1, ticket_reply: 'x', public_reply_type: 3 },
+      'public_reply_type must be 0 (Internal), 1 (Public) or 2 (Public + email).',
+    ],
     [{ ticket_id: 1, ticket_reply: 'x', client_id: 'A' }, 'client_id must be an integer.'],
     [{ ticket_id: 1, ticket_reply: 'x', idempotency_key: 'k'.repeat(256) }, 'idempotency_key must be at most 255 characters.'],
     [{ ticket_id: 1, status: 4, minutes: 30 }, TIME_NEEDS_REPLY],
