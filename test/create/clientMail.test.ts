@@ -1,5 +1,8 @@
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GENERATIONS, type Generation } from '../../src/demo/itflowDatabase.js';
+import { laneName, laneOf } from '../../src/queue/lanes.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import {
   addContact,
@@ -254,4 +257,75 @@ describe.each(GENERATIONS)('client mail (ITFlow %s)', (generation: Generation) =
       expect((await ticketRow(h.db, ticket)).ticket_first_response_at).not.toBeNull();
     });
   }
+});
+
+describe('client mail is queued exactly once (ITFlow 2.6.7)', () => {
+  // The intake alone first, so commands wait in the queue; a worker is started when the test says.
+  let h: Harness;
+  let world: World;
+  let redis: Redis;
+  let contact: number;
+  const mailTo = (ticket: number) =>
+    h.query('SELECT email_recipient, email_subject FROM email_queue WHERE email_subject LIKE ? ORDER BY email_id', [
+      `%[TCK-${ticket}]%`,
+    ]);
+  const ticketWith = async () => {
+    const ticket = await addTicket(h.db, '2.6.7', { clientId: world.clientA, contactId: contact, subject: 'Mail once' });
+    await h.query('UPDATE tickets SET ticket_number = ticket_id WHERE ticket_id = ?', [ticket]);
+    await addWatcher(h.db, ticket, 'wes@partner.example', 'Wes Watcher');
+    return ticket;
+  };
+
+  beforeAll(async () => {
+    h = await startHarness({ generation: '2.6.7', roles: { intake: true, worker: false }, env: { ITFLOW_BASE_URL: BASE } });
+    world = await seedWorld(h.db, '2.6.7');
+    await setMailSettings(h.db, { notifications: 0 });
+    contact = await addContact(h.db, { name: 'Dana Client', email: 'dana@client.example', clientId: world.clientA });
+    redis = new Redis(h.config.REDIS_URL, { maxRetriesPerRequest: null });
+  });
+  afterAll(async () => {
+    redis?.disconnect();
+    await h?.close();
+  });
+
+  it('a retried request, a re-delivered job and a command that fails in the worker add no second mail and no mail at all', async () => {
+    const emailed = await ticketWith();
+    const closing = await ticketWith();
+    const send = (body: object, key?: string) =>
+      h.post(CREATE, body, { key: world.keys.all, headers: key ? { 'Idempotency-Key': key } : {} });
+    const first = await send({ ticket_id: emailed, ticket_reply: 'Once', public_reply_type: 2 }, `mail-${emailed}`);
+    const retried = await send({ ticket_id: emailed, ticket_reply: 'Once', public_reply_type: 2 }, `mail-${emailed}`);
+    expect(retried.body.data[0].command_id).toBe(first.body.data[0].command_id);
+    // Accepted while the ticket is open; by the time the worker gets to it, the close before it has closed it.
+    await send({ ticket_id: closing, status: 5 });
+    const refused = await send({ ticket_id: closing, ticket_reply: 'Too late', public_reply_type: 2 });
+    expect(refused.status).toBe(202);
+
+    const commandId = first.body.data[0].command_id;
+    const lane = new Queue(laneName(laneOf(emailed, h.config.QUEUE_PARTITIONS)), {
+      connection: redis,
+      prefix: h.config.QUEUE_PREFIX,
+    });
+    const job = await lane.getJob(commandId);
+    const worker = await h.startPeer({ intake: false, worker: true });
+    try {
+      await h.finished(commandId);
+      const late = await h.finished(refused.body.data[0].command_id);
+      expect(late).toMatchObject({ status: 'failed' });
+      // The same command again, as BullMQ hands back a job whose worker stalled.
+      await lane.add('command', job?.data, { jobId: commandId, removeOnComplete: true });
+      for (let i = 0; i < 100 && (await lane.getJob(commandId)); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(await lane.getJob(commandId)).toBeUndefined();
+    } finally {
+      await lane.close();
+      await worker.close();
+    }
+    expect(await mailTo(emailed)).toEqual([
+      { email_recipient: 'dana@client.example', email_subject: `Ticket update - [TCK-${emailed}] - Mail once` },
+      { email_recipient: 'wes@partner.example', email_subject: `Ticket update - [TCK-${emailed}] - Mail once` },
+    ]);
+    // Client notifications are off: the close mails no one, and the refused reply queued nothing.
+    expect(await mailTo(closing)).toEqual([]);
+    expect((await repliesOf(h.db, closing)).map((r) => r.ticket_reply)).toEqual(['Ticket closed.']);
+  });
 });
