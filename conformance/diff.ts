@@ -109,7 +109,10 @@ export function replaceIdentity(text: string, twin: TwinIdentity): string {
   if (twin.urlKey) out = out.split(twin.urlKey).join('<url_key>');
   if (twin.subject) out = out.split(twin.subject).join('<subject>');
   out = out.replace(new RegExp(`${escapeRegExp(twin.prefix)}${twin.number}(?!\\d)`, 'g'), '<ticket>');
-  out = out.replace(new RegExp(`(ticket_id=|ticket\\.php\\?id=|ticket ID |ID: ?|ticket #)${twin.id}(?!\\d)`, 'gi'), '$1<ticket_id>');
+  out = out.replace(
+    new RegExp(`(ticket_id=|ticket\\.php\\?id=|ticket ID |ID: ?|ticket #)${twin.id}(?!\\d)`, 'gi'),
+    '$1<ticket_id>',
+  );
   return out;
 }
 
