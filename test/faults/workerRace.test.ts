@@ -35,8 +35,9 @@ describe('two workers racing on the same commands', () => {
     const second = spawnEntry('workers/worker.ts', h.processEnv(env));
     // Past the frozen worker's locks (2 s) and a stalled-job check the second takes over its
     // jobs. (If the freeze caught a transaction open, its row locks stay held in MySQL until it
-    // resumes: the second worker progresses on the other tickets only.)
-    await second.waitFor(/"command (applied|already finished|will be retried)"/, 20_000);
+    // resumes: the second worker progresses on the other tickets only, and parks the commands of
+    // the locked ones — when the freeze caught a batch holding every ticket, parking is all it can do.)
+    await second.waitFor(/"(command (applied|already finished|will be retried)|commands parked behind a ticket row)/, 20_000);
     const atResume = await ledgerCount(h, commandIds);
     frozen.child.kill('SIGCONT');
 
