@@ -16,7 +16,7 @@ export interface TwinIdentity {
 }
 
 /**
- * `documented`: a real difference the README lists as deliberate or inherent (see
+ * `documented`: a real difference docs/api.md lists as deliberate or inherent (see
  * conformance/documented.ts), counted apart so an undocumented one stands out.
  */
 export type Kind = 'real' | 'documented' | 'wording' | 'within tolerance';

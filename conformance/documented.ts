@@ -1,4 +1,4 @@
-// The differences the README lists as deliberate or inherent ("Conformance with ITFlow"), each
+// The differences docs/api.md lists as deliberate or inherent ("What the worker writes"), each
 // recognised by what it is, never by the action it shows up in; anything else stays `real`.
 import type { Difference } from './diff.js';
 import type { World } from './itflow.js';
@@ -15,7 +15,7 @@ export const DOCUMENTED = {
 } as const;
 
 /**
- * The differences of one action, those the README documents marked `documented` with the reason.
+ * The differences of one action, those docs/api.md documents marked `documented` with the reason.
  * `closed`: the service's twin ended the action closed.
  */
 export function markDocumented(differences: Difference[], world: World, closed: boolean): Difference[] {

@@ -9,7 +9,7 @@ import type { ListPlanner } from './planner.js';
  * ITFlow wrote itself (web UI, email parser) are listed like any other: the database is the
  * truth, not the queue.
  *
- * Plans (EXPLAIN in the README): a reply id is a primary-key look-up; a ticket's replies use
+ * Plans (EXPLAIN in docs/benchmarks.md): a reply id is a primary-key look-up; a ticket's replies use
  * ITFlow's (ticket_reply_ticket_id, ticket_reply_archived_at) index where it exists (≥ 2.4.7);
  * the unfiltered listing walks the primary key newest first and stops at the page size, and a
  * `before_id` cursor starts that walk at the cursor, so deep pages cost what the first does.

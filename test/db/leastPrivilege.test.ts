@@ -28,27 +28,27 @@ import {
 import { BULK, COMMANDS, CREATE, ITFLOW_READ } from '../helpers/paths.js';
 import { V1_LEDGER } from './v1Ledger.js';
 
-// The service run by a MySQL user holding exactly the grants the README lists ("Database user"),
-// read from the README itself: it starts, migrates a fresh database and upgrades a ledger of the
+// The service run by a MySQL user holding exactly the grants docs/operations.md lists ("Database user"),
+// read from that page itself: it starts, migrates a fresh database and upgrades a ledger of the
 // previous release, applies a command that writes a reply and resolves a ticket, logs a wrong
 // key, answers reads, and purges the ledger. A purge refused its privilege says so in an error.
 
-const README = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+const OPERATIONS = readFileSync(new URL('../../docs/operations.md', import.meta.url), 'utf8');
 const DAY = 86_400_000;
 
-/** The README's ```sql blocks of GRANT statements, by their opening comment. */
+/** The ```sql blocks of docs/operations.md of GRANT statements, by their opening comment. */
 function readmeGrants(comment: RegExp): string[] {
-  const block = [...README.matchAll(/^```sql\n([\s\S]*?)^```\s*$/gm)]
+  const block = [...OPERATIONS.matchAll(/^```sql\n([\s\S]*?)^```\s*$/gm)]
     .map((m) => m[1] as string)
     .find((text) => comment.test(text.split('\n')[0] ?? ''));
-  if (!block) throw new Error(`README has no sql block starting with ${comment}`);
+  if (!block) throw new Error(`docs/operations.md has no sql block starting with ${comment}`);
   return block
     .split('\n')
     .filter((line) => !line.startsWith('--') && line.trim() !== '')
     .map((line) => line.replace(/;\s*$/, ''));
 }
 
-/** The README's statements for this generation and layout, with its names replaced by the test's. */
+/** The statements of docs/operations.md for this generation and layout, with its names replaced by the test's. */
 function grantsFor(generation: Generation, layout: 'itflow' | 'schema', names: { database: string; schema?: string }) {
   const statements = [
     ...readmeGrants(/ITFlow's tables, every ITFlow version/),
@@ -72,7 +72,7 @@ function capturedLogger() {
   return { logger, lines };
 }
 
-describe.each(GENERATIONS)('a database user with only the README’s grants (ITFlow %s)', (generation) => {
+describe.each(GENERATIONS)('a database user with only the grants docs/operations.md lists (ITFlow %s)', (generation) => {
   const database = uniqueName(`lp${generation.replace(/\./g, '')}`);
   const password = 'least-privilege-pass';
   let root: mysql.Connection;

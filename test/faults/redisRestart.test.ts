@@ -12,7 +12,7 @@ import { freePort, startRedisServer } from '../helpers/processes.js';
 
 /**
  * Redis crashes (SIGKILL) and comes back while clients keep posting. This test runs its own
- * redis-server, configured as the README asks for production (AOF, fsync on every write), so
+ * redis-server, configured as docs/operations.md asks for production (AOF, fsync on every write), so
  * the shared one stays up for the other test files.
  *
  * What must hold: while Redis is gone the intake answers 503 with Retry-After — never 500, never

@@ -1,19 +1,28 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedDemoData } from '../../src/demo/seed.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 
 /**
- * Every curl example in README.md, run in order against the service on the demo database (as
+ * Every curl example in README.md and docs/*.md, run in order (the README first, then the docs
+ * by name) against the service on the demo database (as
  * `npm run demo` builds it), checked against the answer the README shows under it: the status
  * line, the headers shown, and the body's shape and values. Where the README abbreviates, `…`
  * inside a string stands for any text (the same abbreviation names the same value throughout,
  * so `command_id=0b6f…` in a later command is the id an earlier answer gave), `…` in an object
  * for more fields, and a date or time is checked for its format only.
  */
-const README = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+const DOCS = new URL('../../docs/', import.meta.url);
+const PAGES = [
+  { name: 'README.md', text: readFileSync(new URL('../../README.md', import.meta.url), 'utf8') },
+  ...readdirSync(DOCS)
+    .filter((file) => file.endsWith('.md'))
+    .sort()
+    .map((file) => ({ name: `docs/${file}`, text: readFileSync(new URL(file, DOCS), 'utf8') })),
+];
 
 interface Example {
+  page: string;
   heading: string;
   command: string;
   answer: string;
@@ -22,6 +31,8 @@ interface Example {
 interface Curl {
   method: string;
   url: string;
+  /** -i: the answer's status line and headers are printed, so the page shows them. */
+  include: boolean;
   headers: Record<string, string>;
   body?: string;
 }
@@ -33,7 +44,7 @@ interface ShownAnswer {
 }
 
 /** Each fenced block holding a curl command, with the unlabelled block right after it (the answer). */
-function readmeExamples(markdown: string): Example[] {
+function pageExamples(page: string, markdown: string): Example[] {
   const blocks = [...markdown.matchAll(/^```(\w*)\n([\s\S]*?)^```\s*$/gm)].map((m) => ({
     lang: m[1] as string,
     text: m[2] as string,
@@ -48,7 +59,7 @@ function readmeExamples(markdown: string): Example[] {
       throw new Error(`no answer shown under: ${block.text}`);
     }
     const headings = [...markdown.slice(0, block.start).matchAll(/^#+ (.*)$/gm)];
-    examples.push({ heading: headings.at(-1)?.[1] ?? '', command: block.text, answer: next.text });
+    examples.push({ page, heading: headings.at(-1)?.[1] ?? '', command: block.text, answer: next.text });
   }
   return examples;
 }
@@ -66,7 +77,7 @@ function shellWords(command: string): string[] {
 function parseCurl(command: string): Curl {
   const words = shellWords(command.trim());
   if (words[0] !== 'curl') throw new Error(`not a curl command: ${command}`);
-  const curl: Curl = { method: 'GET', url: '', headers: {} };
+  const curl: Curl = { method: 'GET', url: '', headers: {}, include: false };
   let explicitMethod = false;
   for (let i = 1; i < words.length; i++) {
     const word = words[i] as string;
@@ -81,6 +92,8 @@ function parseCurl(command: string): Curl {
       if (!explicitMethod) curl.method = 'POST';
     } else if (/^https?:\/\//.test(word)) {
       curl.url = word;
+    } else if (['-i', '-si', '-is', '--include'].includes(word)) {
+      curl.include = true;
     } else if (!['-s', '-S', '-sS', '--silent', '--show-error'].includes(word)) {
       throw new Error(`curl option the test does not know: ${word}`);
     }
@@ -88,7 +101,7 @@ function parseCurl(command: string): Curl {
   return curl;
 }
 
-/** The status line, headers and body the README shows; `…` standing alone becomes a marker. */
+/** The status line, headers and body a page shows; `…` standing alone becomes a marker. */
 function parseAnswer(text: string): ShownAnswer {
   const lines = text.trim().split('\n');
   const answer: ShownAnswer = { headers: {}, body: undefined };
@@ -112,7 +125,7 @@ const PLACEHOLDER = /[\w-]*…/g;
 const TIMESTAMP = /^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?Z?$/;
 
 /**
- * Compares what the service answered with what the README shows, binding each abbreviation
+ * Compares what the service answered with what the page shows, binding each abbreviation
  * (`0b6f…`) to the value it stands for. Returns the differences, as paths.
  */
 function differences(shown: unknown, actual: unknown, bindings: Map<string, string>, path = '$'): string[] {
@@ -147,7 +160,7 @@ function differences(shown: unknown, actual: unknown, bindings: Map<string, stri
     const open = shown.at(-1) === '…';
     const items = open ? shown.slice(0, -1) : shown;
     if (open ? actual.length < items.length : actual.length !== items.length) {
-      return [`${path}: ${actual.length} items where the README shows ${shown.length}`];
+      return [`${path}: ${actual.length} items where the page shows ${shown.length}`];
     }
     return items.flatMap((item, i) => differences(item, actual[i], bindings, `${path}[${i}]`));
   }
@@ -166,10 +179,10 @@ function differences(shown: unknown, actual: unknown, bindings: Map<string, stri
       ),
     ];
   }
-  return Object.is(shown, actual) ? [] : [`${path}: ${JSON.stringify(actual)} where the README shows ${JSON.stringify(shown)}`];
+  return Object.is(shown, actual) ? [] : [`${path}: ${JSON.stringify(actual)} where the page shows ${JSON.stringify(shown)}`];
 }
 
-/** The README's abbreviations in a command, replaced by the values earlier answers gave. */
+/** The pages' abbreviations in a command, replaced by the values earlier answers gave. */
 function substitute(text: string, bindings: Map<string, string>): string {
   return text.replace(PLACEHOLDER, (name) => {
     const value = bindings.get(name);
@@ -178,9 +191,9 @@ function substitute(text: string, bindings: Map<string, string>): string {
   });
 }
 
-const examples = readmeExamples(README);
+const examples = PAGES.flatMap((page) => pageExamples(page.name, page.text));
 
-describe('the curl examples in README.md, against the demo database', () => {
+describe('the curl examples in README.md and docs/, against the demo database', () => {
   let h: Harness;
   const bindings = new Map<string, string>();
   const accepted: string[] = [];
@@ -199,13 +212,17 @@ describe('the curl examples in README.md, against the demo database', () => {
     for (const path of ['/create.php', '/read.php', '/commands.php']) expect(urls.some((url) => url.includes(path))).toBe(true);
   });
 
-  it.each(examples.map((example, i) => [i + 1, example.heading, example] as const))(
-    'example %i (%s) answers as the README shows',
-    async (_n, _heading, example) => {
+  it.each(examples.map((example, i) => [i + 1, example.page, example.heading, example] as const))(
+    'example %i (%s, %s) answers as shown',
+    async (_n, _page, _heading, example) => {
       // A reader pastes the examples one after another: what was queued before has been applied.
       for (const commandId of accepted.splice(0)) await h.finished(commandId);
       const curl = parseCurl(substitute(example.command, bindings));
       const shown = parseAnswer(example.answer);
+      // What curl prints is what the page shows: a status line and headers only with -i.
+      expect(curl.include, 'an answer showing a status line or headers needs curl -i, and only then').toBe(
+        shown.status !== undefined || Object.keys(shown.headers).length > 0,
+      );
       const url = curl.url.replace(/^https?:\/\/(localhost|127\.0\.0\.1):8080/, h.url);
       expect(url.startsWith(h.url), `the example talks to ${curl.url}`).toBe(true);
 
