@@ -16,11 +16,16 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '')
 const read = (file: string) => readFileSync(join(ROOT, file), 'utf8');
 
 interface Service {
+  image?: string;
+  pull_policy?: string;
+  profiles?: string[];
+  restart?: string;
+  env_file?: Array<string | { path: string; required?: boolean }>;
   build?: string | { context?: string; dockerfile?: string };
   command?: string | string[];
   environment?: Record<string, unknown> | string[];
   ports?: Array<string | { target: number | string }>;
-  depends_on?: string[] | Record<string, { condition?: string }>;
+  depends_on?: string[] | Record<string, { condition?: string; required?: boolean }>;
   healthcheck?: { test?: string | string[]; disable?: boolean };
   volumes?: Array<string | { type?: string; source?: string; target: string }>;
 }
@@ -31,26 +36,60 @@ const compose = parse(read('docker-compose.yml'), { merge: true }) as {
 };
 const service = (name: string) => compose.services[name] as Service;
 
-/** Compose's interpolation with nothing set in the environment: `${VAR:-default}` → default. */
-function interpolate(value: string): string {
-  return value.replace(
-    /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-?])?([^}]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
-    (match, name, op, rest, bare) => {
-      if (match === '$$') return '$';
-      if (op === ':-' || op === '-') return rest;
-      throw new Error(`${name ?? bare} has no default in docker-compose.yml: 'docker compose up' would need it set`);
-    },
-  );
+/**
+ * Compose v2's interpolation (`$$`, `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR-default}`, with
+ * defaults that nest), given what the shell or `.env` sets. A variable with no default and no
+ * value would make `docker compose up` warn and pass an empty string: the test refuses it.
+ */
+function interpolate(value: string, vars: Record<string, string> = {}): string {
+  let out = '';
+  let i = 0;
+  while (i < value.length) {
+    if (value.startsWith('$$', i)) {
+      out += '$';
+      i += 2;
+    } else if (value.startsWith('${', i)) {
+      const name = /^[A-Za-z_]\w*/.exec(value.slice(i + 2))?.[0] ?? '';
+      let j = i + 2 + name.length;
+      const op = value.startsWith(':-', j) ? ':-' : value[j] === '-' ? '-' : value[j] === '}' ? '' : undefined;
+      if (name === '' || op === undefined) throw new Error(`interpolation the test does not know: ${value.slice(i)}`);
+      j += op.length;
+      let depth = 1;
+      const start = j;
+      for (; depth > 0; j++) {
+        if (j >= value.length) throw new Error(`unclosed \${ in ${value}`);
+        if (value.startsWith('${', j)) depth++;
+        else if (value[j] === '}') depth--;
+      }
+      const fallback = value.slice(start, j - 1);
+      const set = vars[name];
+      if (op === '' && set === undefined) {
+        throw new Error(`${name} has no default in docker-compose.yml: 'docker compose up' would need it set`);
+      }
+      out += (op === ':-' ? set || undefined : set) ?? interpolate(fallback, vars);
+      i = j;
+    } else if (/^\$[A-Za-z_]/.test(value.slice(i))) {
+      throw new Error(`${value.slice(i)}: a bare variable with no default`);
+    } else {
+      out += value[i];
+      i++;
+    }
+  }
+  return out;
 }
 
 /** A service's environment as its process sees it, compose values interpolated. */
-function environmentOf(name: string): Record<string, string> {
+function environmentOf(name: string, vars: Record<string, string> = {}): Record<string, string> {
   const env = service(name).environment ?? {};
   const pairs = Array.isArray(env)
     ? env.map((line) => [line.split('=')[0] as string, line.slice(line.indexOf('=') + 1)])
     : Object.entries(env).map(([key, value]) => [key, String(value ?? '')]);
-  return Object.fromEntries(pairs.map(([key, value]) => [key, interpolate(value as string)]));
+  return Object.fromEntries(pairs.map(([key, value]) => [key, interpolate(value as string, vars)]));
 }
+
+/** The services that run the service's own image (built from the Dockerfile). */
+const APP_IMAGE = interpolate(service('intake').image ?? '');
+const appServices = () => Object.entries(compose.services).filter(([, s]) => interpolate(s.image ?? '') === APP_IMAGE);
 
 function argv(command: string | string[] | undefined): string[] {
   return typeof command === 'string' ? command.trim().split(/\s+/) : (command ?? []);
@@ -97,14 +136,22 @@ describe('docker-compose.yml', () => {
     expect(Object.keys(compose.services)).toEqual(expect.arrayContaining(['mariadb', 'redis', 'intake', 'worker']));
   });
 
-  it.each(SERVICES)('the %s is built from the repository’s Dockerfile and runs its own entry point', (name) => {
-    const build = service(name).build;
+  it('builds one image, once, from the repository’s Dockerfile; every app service runs that image', () => {
+    const builders = Object.entries(compose.services).filter(([, s]) => s.build !== undefined);
+    expect(builders.map(([name]) => name)).toEqual(['intake']);
+    const build = service('intake').build;
     const context = typeof build === 'string' ? build : build?.context;
-    expect(context, `${name} has no build`).toBeDefined();
     expect(resolve(ROOT, context as string)).toBe(ROOT);
     const dockerfile = (typeof build === 'object' && build.dockerfile) || 'Dockerfile';
     expect(existsSync(join(ROOT, dockerfile))).toBe(true);
 
+    expect(APP_IMAGE).toMatch(/^itflow-reply-queue:/);
+    expect(appServices().map(([name]) => name).sort()).toEqual(['demo-data', 'intake', 'worker']);
+    // The others use the image the intake's entry built; they must never look for it in a registry.
+    for (const [name, s] of appServices()) if (name !== 'intake') expect(s.pull_policy, name).toBe('never');
+  });
+
+  it.each(SERVICES)('the %s runs its own entry point', (name) => {
     const [node, entry] = argv(service(name).command);
     expect(node).toBe('node');
     expect(entry).toBe(`dist/workers/${name}.js`);
@@ -118,12 +165,7 @@ describe('docker-compose.yml', () => {
     expect(build.include).toEqual(expect.arrayContaining(['src', 'workers']));
 
     const defaultCommand = JSON.parse(inFinal('CMD').at(-1)?.args ?? '[]') as string[];
-    const commands = [
-      defaultCommand,
-      ...Object.values(compose.services)
-        .filter((s) => s.build !== undefined)
-        .map((s) => (s.command === undefined ? defaultCommand : argv(s.command))),
-    ];
+    const commands = [defaultCommand, ...appServices().map(([, s]) => (s.command === undefined ? defaultCommand : argv(s.command)))];
     for (const [node, entry] of commands) {
       expect(node).toBe('node');
       const source = /^dist\/(workers\/[\w-]+)\.js$/.exec(entry ?? '')?.[1];
@@ -152,12 +194,43 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('the intake publishes the port it listens on', () => {
-    const { PORT } = loadConfig({ ...imageEnv, ...environmentOf('intake') });
-    const published = (service('intake').ports ?? []).map((p) =>
-      Number(typeof p === 'string' ? (p.split(':').at(-1) as string).replace(/\/(tcp|udp)$/, '') : p.target),
-    );
-    expect(published).toContain(PORT);
+  it('the intake publishes the port it listens on, and the worker its health and metrics port', () => {
+    const published = (name: string) =>
+      (service(name).ports ?? []).map((p) =>
+        Number(typeof p === 'string' ? (interpolate(p).split(':').at(-1) as string).replace(/\/(tcp|udp)$/, '') : p.target),
+      );
+    expect(published('intake')).toContain(loadConfig({ ...imageEnv, ...environmentOf('intake') }).PORT);
+    expect(published('worker')).toContain(loadConfig({ ...imageEnv, ...environmentOf('worker') }).WORKER_PORT);
+  });
+
+  it('points at a real ITFlow without editing the file: the bundled MariaDB and demo data are a profile, the settings come from the environment or .env', () => {
+    expect(service('mariadb').profiles).toEqual(['demo']);
+    expect(service('demo-data').profiles).toEqual(['demo']);
+    for (const name of ['redis', ...SERVICES]) expect(service(name).profiles, name).toBeUndefined();
+    const real = {
+      DATABASE_URL: 'mysql://replyqueue:secret@db.example:3306/itflow',
+      REDIS_URL: 'redis://cache.example:6379/2',
+      ITFLOW_BASE_URL: 'itflow.example.com',
+    };
+    for (const name of SERVICES) {
+      const config = loadConfig({ ...imageEnv, ...environmentOf(name, real) });
+      expect(config.DATABASE_URL).toBe(real.DATABASE_URL);
+      expect(config.REDIS_URL).toBe(real.REDIS_URL);
+      expect(config.ITFLOW_BASE_URL).toBe(real.ITFLOW_BASE_URL);
+      // Every other setting of docs/configuration.md reaches the process through .env (optional).
+      expect(service(name).env_file).toEqual([{ path: '.env', required: false }]);
+      // With the profile off, the bundled database and demo data are neither started nor awaited.
+      expect(service(name).depends_on).toMatchObject({
+        mariadb: { required: false },
+        'demo-data': { condition: 'service_completed_successfully', required: false },
+      });
+    }
+  });
+
+  it('restarts what stops: every long-running service has a restart policy, the one-shot demo data none', () => {
+    for (const [name, s] of Object.entries(compose.services)) {
+      expect(s.restart, name).toBe(name === 'demo-data' ? 'no' : 'unless-stopped');
+    }
   });
 
   it('the Dockerfile health check reaches both processes: the worker on WORKER_PORT, the intake on PORT', () => {
@@ -174,6 +247,7 @@ describe('docker-compose.yml', () => {
     const dependsOn = service(name).depends_on;
     expect(Array.isArray(dependsOn), 'depends_on needs the long form to carry a condition').toBe(false);
     expect(dependsOn).toMatchObject({ mariadb: { condition: 'service_healthy' }, redis: { condition: 'service_healthy' } });
+    expect((dependsOn as Record<string, { required?: boolean }>).redis?.required).not.toBe(false);
   });
 
   it.each([
