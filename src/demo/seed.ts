@@ -72,8 +72,10 @@ export async function seedDemoData(databaseUrl: string): Promise<void> {
         ('<p>Backup agent log shows a full disk.</p>', 'Internal', '00:20:00', ?, 2, 1)`,
       [now(-3900), now(-3800)],
     );
-    // The tickets' contacts, who ITFlow's client mail goes to.
+    // The tickets' contacts, who ITFlow's client mail goes to, and the url keys of ITFlow's guest
+    // links in that mail (ITFlow gives every new ticket a random one).
     await conn.query('UPDATE tickets SET ticket_contact_id = ticket_client_id WHERE ticket_client_id IN (1, 2)');
+    await conn.query("UPDATE tickets SET ticket_url_key = LEFT(SHA2(CONCAT('itflow-demo-ticket-', ticket_id), 256), 32)");
     await conn.query(
       `UPDATE settings SET config_ticket_next_number = 7,
          -- Mail "set up" so Public + email replies, resolves and closes queue ITFlow's client mail in
