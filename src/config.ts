@@ -55,6 +55,45 @@ const trustProxy = z
     return problem === null ? value.split(',').map((entry) => entry.trim()) : false;
   });
 
+const CORS_FORMAT =
+  'must be * or a comma-separated list of origins, each a scheme, host and optional port as a browser sends it ' +
+  '(e.g. https://app.example.com,http://localhost:5173: no path, no trailing slash, host in lower case)';
+
+/** Whether an entry is an origin exactly as a browser's Origin header would carry it. */
+function isOrigin(entry: string): boolean {
+  try {
+    const url = new URL(entry);
+    return (url.protocol === 'https:' || url.protocol === 'http:') && url.origin === entry;
+  } catch {
+    return false;
+  }
+}
+
+export type CorsOrigins = false | '*' | string[];
+
+/**
+ * The web apps whose pages may call the API from a browser (CORS): false (the default, no CORS
+ * headers at all), '*' for every origin, or the listed origins. Keys travel in headers, never
+ * cookies, so '*' lets no page act with anyone's credentials but its own user's.
+ */
+const corsOrigins = z
+  .string()
+  .trim()
+  .transform((value, ctx): CorsOrigins => {
+    if (value === '*') return '*';
+    const entries = value
+      .split(',')
+      .map((entry) => entry.trim())
+      .filter((entry) => entry !== '');
+    const wrong = entries.find((entry) => !isOrigin(entry));
+    if (wrong === undefined) return entries.length > 0 ? entries : false;
+    ctx.addIssue({
+      code: 'custom',
+      message: wrong === '*' ? `${CORS_FORMAT}; * stands alone` : `${CORS_FORMAT}; '${wrong}' is not one`,
+    });
+    return false;
+  });
+
 const urlWithScheme = (schemes: string[]) =>
   z
     .string()
@@ -87,6 +126,13 @@ export const configSchema = z.object({
       error: 'must be one of fatal, error, warn, info, debug, trace, silent',
     })
     .default('info'),
+  /** Log lines as JSON, or pretty for reading; auto: pretty when stdout is a terminal (and in the demo). */
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty'], { error: 'must be one of auto, json, pretty' }).default('auto'),
+  /**
+   * Worker processes `npm start` runs beside the intake's, each in a process of its own under one
+   * supervisor (src/supervisor.ts); 0: intake and worker in one process, for the smallest installs.
+   */
+  SERVICE_WORKERS: intFrom(0, 16).default(1),
   /** Transactions one worker process runs at once; each applies a batch of commands. */
   WORKER_CONCURRENCY: intFrom(1, 64).default(2),
   /** Most commands applied in one transaction. */
@@ -179,9 +225,16 @@ export const configSchema = z.object({
   RATE_LIMIT_PER_KEY_PER_MINUTE: intFrom(0, 100_000_000).default(60_000),
   RATE_LIMIT_PER_IP_PER_MINUTE: intFrom(0, 100_000_000).default(120_000),
   TRUST_PROXY: trustProxy.default(false),
+  CORS_ORIGINS: corsOrigins.default(false),
 });
 
-export type Config = z.infer<typeof configSchema>;
+export type Config = z.infer<typeof configSchema> & {
+  /**
+   * Set by `npm run demo` alone, never read from the environment: the key /docs comes
+   * authorized with (the demo's admin key), so Swagger UI's "Try it out" works at once.
+   */
+  docsApiKey?: string;
+};
 
 export class ConfigError extends Error {}
 

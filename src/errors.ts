@@ -113,3 +113,15 @@ export interface FailureRecord {
 export function toFailureRecord(error: ServiceError): FailureRecord {
   return { status: error.status, message: error.message };
 }
+
+/** Node's codes for a server that cannot be reached or a connection that broke (MySQL or Redis). */
+export const NETWORK_ERROR_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);

@@ -1,4 +1,5 @@
 import { type Logger, pino } from 'pino';
+import { prettyFactory } from 'pino-pretty';
 
 /** Query parameters whose values never reach a log line. */
 const SECRET_PARAMS = new Set(['api_key', 'apikey', 'key', 'token']);
@@ -30,6 +31,19 @@ function isSecret(name: string): boolean {
     // Not valid percent-encoding: the parser keeps such a name as it is.
   }
   return SECRET_PARAMS.has(decoded.toLowerCase()) || SECRET_PARAMS.has(name.toLowerCase());
+}
+
+/** How log lines are written: JSON for machines, pretty for a person; auto is pretty only at a terminal. */
+export type LogFormat = 'auto' | 'json' | 'pretty';
+
+/**
+ * A service process's logger: LOG_LEVEL, and LOG_FORMAT on stdout — pretty, one readable line
+ * per entry, when it is `pretty`, or `auto` and stdout is a terminal; the JSON lines of
+ * createLogger otherwise (under a process manager, in a container, piped to a collector).
+ */
+export function processLogger(level: string, format: LogFormat): Logger {
+  const pretty = format === 'pretty' || (format === 'auto' && process.stdout.isTTY === true);
+  return createLogger(level, pretty ? prettyStdout() : undefined);
 }
 
 /**
@@ -69,4 +83,42 @@ export function createLogger(level: string, destination?: pino.DestinationStream
     },
     destination,
   );
+}
+
+/**
+ * The JSON lines made readable (pino-pretty), written synchronously to stdout so nothing is lost
+ * when the process exits right after a line. A request line becomes
+ * `POST /api/v1/tickets/replies/create.php 401 2.4 ms: <the error the client got>`; other fields
+ * follow on the same line.
+ */
+function prettyStdout(): pino.DestinationStream {
+  const stdout = pino.destination({ dest: 1, sync: true });
+  const prettify = prettyFactory({
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname,service',
+    singleLine: true,
+  });
+  return {
+    write(line: string) {
+      let entry: Record<string, unknown>;
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        stdout.write(line);
+        return;
+      }
+      stdout.write(prettify(entry.msg === REQUEST_COMPLETED ? requestLine(entry) : entry));
+    },
+  };
+}
+
+/** The message of the line src/http/requestLog.ts writes for every request. */
+export const REQUEST_COMPLETED = 'request completed';
+
+function requestLine(entry: Record<string, unknown>): Record<string, unknown> {
+  // `path` is there only when no route matched: then it says more than the route's placeholder.
+  const { method, route, path, statusCode, responseTime, error, msg: _msg, ...rest } = entry;
+  const time = typeof responseTime === 'number' ? ` ${responseTime.toFixed(1)} ms` : '';
+  const why = typeof error === 'string' ? `: ${error}` : '';
+  return { ...rest, msg: `${method} ${path ?? route} ${statusCode}${time}${why}` };
 }

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { type ApplyDeps, applyBatch, applySessionSql } from './apply/applyBatch.js';
 import { type Config, redactConnectionUrl } from './config.js';
 import { MysqlAvailability, mysqlProbe } from './db/availability.js';
+import { MissingGrants } from './db/grants.js';
 import { migrate } from './db/migrate.js';
 import { createPool, databaseName, withQueryDeadline } from './db/pool.js';
 import { purgeLedgerHourly } from './db/retention.js';
@@ -29,7 +30,7 @@ import { prepareLanes } from './queue/lanes.js';
 import { announceCompletions, countCommandEvents, logCommandEvents } from './queue/observers.js';
 import { ParkedCommands } from './queue/parked.js';
 import { CommandQueue } from './queue/producer.js';
-import { createRedis, redisReady, watchRedis } from './queue/redis.js';
+import { createRedis, RedisDatabaseRefused, redisReady, watchRedis } from './queue/redis.js';
 import { ListPlanner } from './read/planner.js';
 
 export interface Roles {
@@ -66,7 +67,9 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
   try {
     const schema = await detect(config, lookupPool);
     const tables = serviceTables(config);
-    const migration = await migrate(lookupPool, tables);
+    const migration = await migrate(lookupPool, tables).catch((error: Error) => {
+      throw error instanceof MissingGrants ? new StartupError(error.message) : error;
+    });
     if (migration.applied.length > 0) logger.info({ applied: migration.applied }, 'service tables migrated');
     logger.info(
       { database: schema.database, keyModel: schema.keyModel, itflowVersion: schema.databaseVersion, sla: schema.hasSla },
@@ -97,7 +100,11 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
     const redis = createRedis(config.REDIS_URL, 'command', 'replyqueue');
     closers.push(() => redis.quit());
     await redisReady(redis).catch((error: Error) => {
-      throw new StartupError(`Cannot reach Redis at ${redactConnectionUrl(config.REDIS_URL)}: ${error.message}`);
+      throw new StartupError(
+        error instanceof RedisDatabaseRefused
+          ? error.message
+          : `Cannot reach Redis at ${redactConnectionUrl(config.REDIS_URL)}: ${error.message}`,
+      );
     });
     await prepareLanes(redis, config.QUEUE_PREFIX, config.QUEUE_PARTITIONS);
     closers.push(keepLanesPrepared(redis, config, logger));
@@ -113,6 +120,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
       'Whether MySQL answers and takes writes (0 during an outage this process noticed).',
       [],
       (g) => g.set(availability.down ? 0 : 1),
+      'min',
     );
     const pools: Record<string, Pool> = { lookup: lookupPool };
     watchPools(metrics, pools);
@@ -181,7 +189,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
         logger,
       });
       drainer.start();
-      closers.push(purgeLedgerHourly(lookupPool, tables, config.COMMAND_RETENTION_DAYS, logger));
+      closers.push(purgeLedgerHourly(lookupPool, tables, config.COMMAND_RETENTION_DAYS, logger, availability));
     }
 
     let url: string | null = null;
@@ -190,6 +198,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
       logger,
       bodyLimitBytes: config.BODY_LIMIT_BYTES,
       trustProxy: config.TRUST_PROXY,
+      corsOrigins: config.CORS_ORIGINS,
       requestTimeoutMs: config.REQUEST_TIMEOUT_SECONDS * 1000,
       onMysqlOutage: (error: Error) => availability.notice(error),
     };
@@ -255,6 +264,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
           health: { pool: lookupPool, redis, schema },
           metrics,
           preferWaitMaxSeconds: config.PREFER_WAIT_MAX_SECONDS,
+          docsApiKey: config.docsApiKey,
           rateLimits: {
             redis,
             prefix: config.QUEUE_PREFIX,
@@ -283,12 +293,13 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
   }
 }
 
-async function detect(config: Config, pool: Pool): Promise<ItflowSchema> {
+/** ITFlow's schema at DATABASE_URL, or a StartupError saying in one line why not (also for `migrate`). */
+export async function detect(config: Config, pool: Pool): Promise<ItflowSchema> {
   const database = databaseName(config.DATABASE_URL);
   try {
     return await detectSchema(pool, database);
   } catch (error) {
-    if (error instanceof NotAnItflowDatabase) throw new StartupError(error.message);
+    if (error instanceof NotAnItflowDatabase || error instanceof MissingGrants) throw new StartupError(error.message);
     const e = error as { code?: string; message?: string };
     const where = redactConnectionUrl(config.DATABASE_URL);
     if (e.code === 'ER_BAD_DB_ERROR') {

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { type Config, ConfigError, loadConfig } from './config.js';
-import { createLogger } from './logger.js';
+import { processLogger } from './logger.js';
 import { type Roles, type RunningService, StartupError, startService } from './service.js';
 
 /**
@@ -17,7 +17,7 @@ export async function runProcess(roles: Roles, label: string): Promise<void> {
     if (error instanceof ConfigError) return exitWith(error.message);
     throw error;
   }
-  const logger = createLogger(config.LOG_LEVEL);
+  const logger = processLogger(config.LOG_LEVEL, config.LOG_FORMAT);
   let service: RunningService;
   try {
     service = await startService(config, roles, logger);
@@ -26,8 +26,9 @@ export async function runProcess(roles: Roles, label: string): Promise<void> {
     logger.fatal({ err: error }, 'could not start');
     return exitWith(`Could not start: ${(error as Error).message}`);
   }
-  logger.info({ url: service.url, roles }, `${label} started`);
+  // The signal handlers first: whoever waits for this line may stop the process at once.
   stopOnSignal(service, logger);
+  logger.info({ url: service.url, roles }, `${label} started`);
 }
 
 export function stopOnSignal(service: RunningService, logger: Logger): void {

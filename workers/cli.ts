@@ -29,7 +29,12 @@ program
   .description("create or upgrade the service's own tables in the ITFlow database")
   .action(async () => {
     const { migrateCommand } = await import('../src/cli/migrate.js');
-    console.log(await migrateCommand(config()).catch((error: Error) => fail(error.message)));
+    const { MissingGrants } = await import('../src/db/grants.js');
+    const { StartupError } = await import('../src/service.js');
+    // One line, as `npm start` tells a start-up refusal.
+    const refusal = (error: Error) =>
+      error instanceof StartupError || error instanceof MissingGrants ? error.message : `Could not migrate: ${error.message}`;
+    console.log(await migrateCommand(config()).catch((error: Error) => fail(refusal(error).split('\n')[0] as string)));
   });
 
 program
@@ -39,11 +44,19 @@ program
   .option('--database <name>', 'name of the demo database', DEMO_DATABASE)
   .option('--no-start', 'only create the demo database, then exit')
   .action(async (options: { reset?: boolean; database: string; start: boolean }) => {
-    const { demoInstructions, prepareDemo } = await import('../src/cli/demo.js');
-    const { createLogger } = await import('../src/logger.js');
+    const { demoInstructions, demoQueuePrefix, prepareDemo, whyPortUnavailable } = await import('../src/cli/demo.js');
+    const { processLogger } = await import('../src/logger.js');
     const { StartupError, startService } = await import('../src/service.js');
     const { stopOnSignal } = await import('../src/signals.js');
-    const base = config();
+    const settings = config();
+    // The demo's own queue unless the user named one (an empty QUEUE_PREFIX is unset, as loadConfig reads it).
+    const base = {
+      ...settings,
+      QUEUE_PREFIX: process.env.QUEUE_PREFIX ? settings.QUEUE_PREFIX : demoQueuePrefix(options.database),
+    };
+    // Before anything is created or reset: a demo that cannot listen must leave everything as it was.
+    const unavailable = options.start ? await whyPortUnavailable(base.HOST, base.PORT) : null;
+    if (unavailable) fail(`Cannot start the demo: ${unavailable}`);
     const { config: demo, created } = await prepareDemo(base, {
       reset: Boolean(options.reset),
       database: options.database,
@@ -52,12 +65,13 @@ program
       console.log(`Demo database '${options.database}' ${created ? 'created' : 'already has ITFlow tables; left as it is'}.`);
       return;
     }
-    const logger = createLogger(demo.LOG_LEVEL);
+    const logger = processLogger(demo.LOG_LEVEL, demo.LOG_FORMAT);
     const service = await startService(demo, { intake: true, worker: true }, logger).catch((error: Error) =>
       fail(error instanceof StartupError ? error.message : `Could not start: ${error.message}`),
     );
-    process.stdout.write(demoInstructions(service.url ?? '', demo, created));
+    // Ctrl-C is handled before the instructions say to press it.
     stopOnSignal(service, logger);
+    process.stdout.write(demoInstructions(service.url ?? '', demo, created));
   });
 
 program
@@ -133,21 +147,28 @@ program
   .option('--all', 'list every lane')
   .option('--json', 'print the overview as JSON')
   .action(async (options: { top: string; all?: boolean; json?: boolean }) => {
-    const { queuesText, readQueues } = await import('../src/cli/queues.js');
+    const { queuesText } = await import('../src/cli/queues.js');
+    const { readQueues } = await import('../src/queue/overview.js');
     const top = options.all ? 'all' : positive(options.top, '--top');
     await withRedis(async (redis, { QUEUE_PREFIX, QUEUE_PARTITIONS }) => {
       const view = await readQueues(redis, QUEUE_PREFIX, QUEUE_PARTITIONS, { top });
       process.stdout.write(options.json ? `${JSON.stringify(view)}\n` : queuesText(view, { top }));
+      if (options.json && view.recordedLanes === null) {
+        // Beside the JSON (recordedLanes: null), for whoever runs it by hand.
+        process.stderr.write(`No service has used the prefix '${QUEUE_PREFIX}' on this Redis yet: check QUEUE_PREFIX.\n`);
+      }
     });
   });
 
 /** Runs `use` with a connection to the queue's Redis (stopping with a clear line if it does not answer). */
 async function withRedis<T>(use: (redis: Redis, settings: Config) => Promise<T>): Promise<T> {
-  const { createRedis, redisReady } = await import('../src/queue/redis.js');
+  const { createRedis, RedisDatabaseRefused, redisReady } = await import('../src/queue/redis.js');
   const settings = config();
   const redis = createRedis(settings.REDIS_URL, 'blocking', 'replyqueue-cli');
   try {
-    await redisReady(redis).catch((error: Error) => fail(`Cannot reach Redis: ${error.message}`));
+    await redisReady(redis).catch((error: Error) =>
+      fail(error instanceof RedisDatabaseRefused ? error.message : `Cannot reach Redis: ${error.message}`),
+    );
     return await use(redis, settings);
   } finally {
     redis.disconnect();
@@ -158,7 +179,15 @@ const deadLetters = program.command('dead-letters').description('commands that e
 
 async function withDeadLetters<T>(use: (letters: DeadLetters) => Promise<T>): Promise<T> {
   const { DeadLetters } = await import('../src/queue/deadLetters.js');
+  const { redisKeys } = await import('../src/queue/keys.js');
   return withRedis(async (redis, { QUEUE_PREFIX, QUEUE_PARTITIONS }) => {
+    // A mistyped prefix is told, not read as "no dead letters" (nor made into a queue).
+    if ((await redis.exists(redisKeys(QUEUE_PREFIX).lanes)) === 0) {
+      process.stderr.write(
+        `No service has used the prefix '${QUEUE_PREFIX}' on this Redis yet: check QUEUE_PREFIX (and REDIS_URL).\n`,
+      );
+      process.exit(2);
+    }
     const letters = new DeadLetters(redis, QUEUE_PREFIX, QUEUE_PARTITIONS);
     try {
       return await use(letters);

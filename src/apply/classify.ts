@@ -7,19 +7,12 @@
 // - `contention`: deadlocks and lock waits: retried soon, within a bounded budget of attempts;
 // - `unknown`: anything else — retried within the same budget (it may be a passing fault), and a
 //   batch that fails with it is split so a poisoned command fails alone.
-import { Invalid, ServiceError, TransientDbError } from '../errors.js';
+import { Invalid, NETWORK_ERROR_CODES, ServiceError, TransientDbError } from '../errors.js';
 
 const OUTAGE_CODES = new Set([
   'PROTOCOL_CONNECTION_LOST',
   'PROTOCOL_SEQUENCE_TIMEOUT',
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
+  ...NETWORK_ERROR_CODES,
   'QUERY_DEADLINE', // src/db/pool.ts: no answer within LOOKUP_TIMEOUT_MS
 ]);
 const OUTAGE_ERRNOS = new Set([

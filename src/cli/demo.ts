@@ -1,3 +1,4 @@
+import { createServer } from 'node:net';
 import type { Config } from '../config.js';
 import { databaseName } from '../db/pool.js';
 import { createItflowDatabase, withDatabase } from '../demo/itflowDatabase.js';
@@ -8,8 +9,8 @@ import { DEMO_DATABASE } from './demoDatabase.js';
 /**
  * `demo`: creates a demo ITFlow database (newest schema, a few clients, tickets and API keys)
  * on the MySQL server of DATABASE_URL, unless it already holds ITFlow's tables (or `reset`
- * rebuilds it, and empties the queue under QUEUE_PREFIX), and returns the configuration that
- * points the service at it.
+ * rebuilds it, and empties the queue under QUEUE_PREFIX — the demo's own, see demoQueuePrefix),
+ * and returns the configuration that points the service at it.
  */
 export async function prepareDemo(
   config: Config,
@@ -29,10 +30,50 @@ export async function prepareDemo(
   }
   if (created) await seedDemoData(demoUrl);
   // The host the demo's client mail links to (ITFlow's $config_base_url); nothing is sent.
-  return { config: { ...config, DATABASE_URL: demoUrl, ITFLOW_BASE_URL: config.ITFLOW_BASE_URL ?? DEMO_BASE_URL }, created };
+  // The demo is read by a person: pretty logs even when piped, unless LOG_FORMAT says otherwise.
+  const LOG_FORMAT = config.LOG_FORMAT === 'auto' ? 'pretty' : config.LOG_FORMAT;
+  return {
+    config: {
+      ...config,
+      DATABASE_URL: demoUrl,
+      ITFLOW_BASE_URL: config.ITFLOW_BASE_URL ?? DEMO_BASE_URL,
+      LOG_FORMAT,
+      docsApiKey: DEMO_KEYS.admin,
+    },
+    created,
+  };
 }
 
 export const DEMO_BASE_URL = 'itflow.demo.example';
+
+/**
+ * The demo's queue prefix unless QUEUE_PREFIX is set: one per demo database (`rq_itflow_demo`),
+ * so a demo never shares a service's `rq` queue on the same Redis — its reset would empty it,
+ * its worker would apply the service's commands to the demo database — nor another demo's.
+ */
+export function demoQueuePrefix(database: string): string {
+  return `rq_${database.replace(/[^A-Za-z0-9_]/g, '_')}`.slice(0, 48);
+}
+
+/**
+ * Why the demo could not listen on host:port right now (in one line), or null if it can: asked
+ * before anything is created or reset, so a second `npm run demo -- --reset` beside a running
+ * one changes nothing. Port 0 (any free port) always can.
+ */
+export async function whyPortUnavailable(host: string, port: number): Promise<string | null> {
+  if (port === 0) return null;
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      resolve(
+        error.code === 'EADDRINUSE'
+          ? `${host}:${port} is already in use (another demo, or the service?). Stop it, or set PORT to a free port.`
+          : `cannot listen on ${host}:${port} (${error.message}). Set HOST and PORT to an address this machine can use.`,
+      ),
+    );
+    server.listen({ host, port, exclusive: true }, () => server.close(() => resolve(null)));
+  });
+}
 
 /** Ready-to-paste commands for a service listening at baseUrl. */
 export function demoInstructions(baseUrl: string, config: Config, created: boolean): string {
@@ -55,6 +96,13 @@ export function demoInstructions(baseUrl: string, config: Config, created: boole
     `    -d '{"ticket_id": 3, "status": 4}'`,
     '',
     'Try a reply to the closed ticket 5, or the Acme-only key on a Globex ticket (3), to see the errors.',
+    '',
+    'In a browser:',
+    `  ${baseUrl}/docs       every endpoint in Swagger UI, ready to try with ${key}`,
+    `  ${baseUrl}/dashboard  the operator dashboard: queues, dead letters, imports (sign in with the admin key ${key})`,
+    `  ${baseUrl}/metrics    Prometheus metrics`,
+    '',
+    `Queue: Redis keys under '${config.QUEUE_PREFIX}:' (QUEUE_PREFIX), apart from a service's on the same Redis.`,
     'Press Ctrl-C to stop.',
     '',
   ].join('\n');

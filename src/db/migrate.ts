@@ -7,6 +7,7 @@
 // still missing: running it again after any failure completes it. A named lock keeps two
 // processes starting together from running the same step at the same time.
 import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
+import { grantForDenial, MissingGrants, missingGrantsError, missingPrivileges } from './grants.js';
 import { withNamedLock } from './namedLock.js';
 import { quoteIdentifier } from './pool.js';
 import type { ServiceTables } from './tables.js';
@@ -89,12 +90,23 @@ export interface MigrationResult {
   version: number;
 }
 
-/** A migration the database user was not allowed to run, told with what it needs. */
-export class MigrationDenied extends Error {}
+/** A migration the database user was not allowed to run, told with the GRANT that lets it. */
+export class MigrationDenied extends MissingGrants {}
 
 const ACCESS_DENIED = new Set(['ER_DBACCESS_DENIED_ERROR', 'ER_TABLEACCESS_DENIED_ERROR', 'ER_SPECIFIC_ACCESS_DENIED_ERROR']);
 
+/**
+ * Brings the service's tables up to date, then checks that the database user may use them as a
+ * running service does; either failing for want of a privilege throws MissingGrants, whose
+ * message holds the GRANT to run.
+ */
 export async function migrate(pool: Pool, tables: ServiceTables): Promise<MigrationResult> {
+  const result = await migrateTables(pool, tables);
+  await requireServiceGrants(pool, tables);
+  return result;
+}
+
+async function migrateTables(pool: Pool, tables: ServiceTables): Promise<MigrationResult> {
   const conn = await pool.getConnection();
   try {
     await createSchemaIfMissing(conn, tables.schema);
@@ -105,14 +117,31 @@ export async function migrate(pool: Pool, tables: ServiceTables): Promise<Migrat
   } catch (error) {
     const e = error as { code?: string; message?: string };
     if (e.code && ACCESS_DENIED.has(e.code)) {
+      const grant = grantForDenial(e, tables.schema);
       throw new MigrationDenied(
-        `Cannot migrate the service's tables: ${e.message}. The database user needs the grants listed in the README ("Database user").`,
+        grant
+          ? `Cannot migrate the service's tables: ${e.message}. As a MySQL admin, run: ${grant}`
+          : `Cannot migrate the service's tables: ${e.message}. ` +
+              'The database user needs the grants "Database user" in docs/operations.md lists.',
       );
     }
     throw error;
   } finally {
     conn.release();
   }
+}
+
+/**
+ * What a running service does with its own tables: the ledger is read, written and updated, the
+ * migrations table read and written. (DELETE, for the retention purge only, is not required: a
+ * purge refused it logs an error naming it every hour.)
+ */
+async function requireServiceGrants(pool: Pool, tables: ServiceTables): Promise<void> {
+  const missing = await missingPrivileges(pool, [
+    { schema: tables.schema, table: tables.names.commands, privileges: ['SELECT', 'INSERT', 'UPDATE'], column: 'status' },
+    { schema: tables.schema, table: tables.names.migrations, privileges: ['SELECT', 'INSERT'], column: 'name' },
+  ]);
+  if (missing.length > 0) throw await missingGrantsError(pool, missing);
 }
 
 async function migrateLocked(conn: PoolConnection, tables: ServiceTables): Promise<MigrationResult> {

@@ -11,6 +11,7 @@
 // and the others skip that round instead of deleting the same rows concurrently.
 import type { Pool, ResultSetHeader } from 'mysql2/promise';
 import type { Logger } from 'pino';
+import type { MysqlAvailability } from './availability.js';
 import { withNamedLock } from './namedLock.js';
 import type { ServiceTables } from './tables.js';
 
@@ -71,10 +72,24 @@ export async function purgeLedger(
  * Purges now and every hour until the returned stop is called. A purge still running when the
  * next is due (a slow MySQL) is not joined by another. A failure is logged as an error naming
  * the privilege MySQL refused, if that was the cause: a ledger that silently grows is a defect.
+ * A failure because MySQL is away is not: `availability` says so once for the whole process, and
+ * the next hour's purge catches up.
  */
-export function purgeLedgerHourly(pool: Pool, tables: ServiceTables, retentionDays: number, logger: Logger): () => Promise<void> {
+export function purgeLedgerHourly(
+  pool: Pool,
+  tables: ServiceTables,
+  retentionDays: number,
+  logger: Logger,
+  availability?: Pick<MysqlAvailability, 'afterError'>,
+): () => Promise<void> {
   let running = false;
   let stopped = false;
+  const stopping = new AbortController();
+  const failed = async (error: Error) => {
+    const state = availability ? await availability.afterError(error, stopping.signal) : 'answering';
+    if (state === 'answering') logPurgeFailure(logger, tables, error);
+    else logger.debug({ err: error.message }, 'ledger purge missed while MySQL was away; the next one catches up');
+  };
   const purge = () => {
     if (running || stopped) return;
     running = true;
@@ -86,7 +101,7 @@ export function purgeLedgerHourly(pool: Pool, tables: ServiceTables, retentionDa
         },
         (error: Error) => {
           if (stopped) logger.debug({ err: error.message }, 'ledger purge interrupted by shutdown');
-          else logPurgeFailure(logger, tables, error);
+          else void failed(error);
         },
       )
       .finally(() => {
@@ -98,6 +113,7 @@ export function purgeLedgerHourly(pool: Pool, tables: ServiceTables, retentionDa
   timer.unref();
   return async () => {
     stopped = true;
+    stopping.abort();
     clearInterval(timer);
   };
 }

@@ -19,7 +19,7 @@ export interface AuthDeps {
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** Whose key the request carries, once authenticated from its header or query string. */
+    /** Whose key the request carries, once authenticated from a header or the query string. */
     principal: Principal | null;
   }
   interface FastifyContextConfig {
@@ -31,12 +31,26 @@ declare module 'fastify' {
 /** Only the API takes keys; health, readiness, metrics and the docs answer anyone. */
 export const isApi = (request: FastifyRequest) => request.routeOptions.url?.startsWith('/api/') === true;
 
-/** The key presented where it is known before the body: the X-API-Key header, or the query's api_key. */
+/**
+ * The key presented where it is known before the body. One key is used, the first found in
+ * this order: the X-API-Key header, `Authorization: Bearer <key>`, the query's api_key (and
+ * after them the body's api_key, see keyInBody); a key sent a second way is ignored, never
+ * compared. X-API-Key comes first so that a client behind a proxy that uses
+ * Authorization for itself keeps working; another Authorization scheme (Basic, …) is no key.
+ */
 export function keyBeforeBody(request: FastifyRequest): string | undefined {
   const header = request.headers['x-api-key'];
   if (typeof header === 'string' && header !== '') return header;
+  const bearer = bearerToken(request.headers.authorization);
+  if (bearer !== undefined) return bearer;
   const fromQuery = (request.query as { api_key?: unknown } | undefined)?.api_key;
   return typeof fromQuery === 'string' && fromQuery !== '' ? fromQuery : undefined;
+}
+
+/** The credentials of `Authorization: Bearer <token>` (scheme in any case, RFC 9110 §11.1). */
+function bearerToken(authorization: string | undefined): string | undefined {
+  const match = /^bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization ?? '');
+  return match?.[1];
 }
 
 /** The JSON body's api_key, which create.php and POST commands.php also take. */
@@ -46,8 +60,8 @@ export function keyInBody(body: unknown): string | undefined {
 }
 
 /**
- * Authentication before the body is read. A key in the X-API-Key header or the query string
- * is checked as soon as the request's head is in: a wrong or expired one answers 401 without
+ * Authentication before the body is read. A key in the X-API-Key or Authorization header or
+ * the query string is checked as soon as the request's head is in: a wrong or expired one answers 401 without
  * a byte of the body being read (the connection is then closed, see server.ts), so nobody
  * without a key makes the intake hold or parse a body. Without such a key, only the routes
  * that take the key in the body (bounded by BODY_LIMIT_BYTES) read it; the others answer 401.

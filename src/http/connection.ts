@@ -1,10 +1,12 @@
 // What happens on the connection around a request: how long a request may take to arrive,
 // when the client is told to send its body (`Expect: 100-continue`), and closing the connection
 // when an answer goes out before the body was read, so the rest of that body is never kept.
+import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import { fail } from './envelope.js';
+import { REQUEST_ID_HEADER } from './requestId.js';
 
 /** How often Node looks for requests past their deadline (its default, 30 s, would let one overstay that long). */
 const DEADLINE_CHECK_MS = 1000;
@@ -40,8 +42,13 @@ function answerClientError(
 ): void {
   // A connection reset leaves nobody to answer.
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  // No request reached Fastify, so none has an id yet: this answer gets its own.
+  const reqId = randomUUID();
   if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    log.info({ remoteAddress: socket.remoteAddress, requestTimeoutMs }, 'request did not arrive in time; connection closed');
+    log.info(
+      { reqId, remoteAddress: socket.remoteAddress, requestTimeoutMs },
+      'request did not arrive in time; connection closed',
+    );
   }
   const [status, message] =
     error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
@@ -55,7 +62,7 @@ function answerClientError(
     const body = JSON.stringify(fail(message));
     socket.write(
       `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        `Content-Length: ${Buffer.byteLength(body)}\r\n${REQUEST_ID_HEADER}: ${reqId}\r\nConnection: close\r\n\r\n${body}`,
     );
   }
   socket.destroy(error);

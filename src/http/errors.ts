@@ -2,18 +2,23 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { classify, isTransient } from '../apply/classify.js';
 import { Invalid, NotFound, PayloadTooLarge, ServiceError, Unavailable, UnsupportedMediaType } from '../errors.js';
 import { fail } from './envelope.js';
+import { REQUEST_ID_HEADER } from './requestId.js';
 
 /**
  * The one place errors become HTTP answers. A ServiceError carries its status and message;
  * Fastify's own body errors get v1-style messages; a dependency that is down is a 503 with
  * Retry-After; anything else is a 500 that says nothing about the inside.
  */
-export function toServiceError(error: unknown): ServiceError | null {
+export function toServiceError(error: unknown, bodyLimitBytes?: number): ServiceError | null {
   if (error instanceof ServiceError) return error;
   const e = error as FastifyError;
   switch (e?.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new PayloadTooLarge('The request body is too large.');
+      return new PayloadTooLarge(
+        bodyLimitBytes === undefined
+          ? 'The request body is too large.'
+          : `The request body is too large: this endpoint takes at most ${bodyLimitBytes} bytes (${humanBytes(bodyLimitBytes)}).`,
+      );
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new UnsupportedMediaType('Send the request body as JSON, with Content-Type: application/json.');
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
@@ -30,6 +35,19 @@ export function toServiceError(error: unknown): ServiceError | null {
   }
   if (isDependencyDown(error)) return new Unavailable();
   return null;
+}
+
+/** 2048 → '2 KiB', 33554432 → '32 MiB', 5000 → '4.9 KiB': a size as an operator configures it. */
+export function humanBytes(bytes: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  const shown = unit === 0 ? String(value) : String(Math.floor(value * 10) / 10);
+  return `${shown} ${units[unit]}`;
 }
 
 function isDependencyDown(error: unknown): boolean {
@@ -49,7 +67,9 @@ function isDependencyDown(error: unknown): boolean {
  */
 export function errorHandlerFor(onMysqlOutage: (error: Error) => void = () => {}) {
   return (error: unknown, request: FastifyRequest, reply: FastifyReply): void => {
-    const known = toServiceError(error);
+    // Errors met before routing (frameworkErrors) skip the onSend hook that echoes the id.
+    reply.header(REQUEST_ID_HEADER, request.id);
+    const known = toServiceError(error, request.routeOptions?.bodyLimit);
     if (known) {
       if (known.status === 503) {
         request.log.debug({ err: (error as Error).message }, 'dependency unavailable');

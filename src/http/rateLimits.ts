@@ -32,9 +32,24 @@ const WINDOW_MS = 60_000;
  * is checked (src/http/auth.ts); on preHandler when it is the body's api_key.
  * Both fail open: while Redis is away requests go on to do what they would without limits
  * (create.php answers its own 503, read.php still reads), rather than a limiter's error.
+ *
+ * Every answer of a limited request says where it stands (IETF draft RateLimit header fields):
+ * RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset (seconds until the window resets)
+ * of the limit with the least remaining, or of the one that refused it; a 429 adds Retry-After.
  */
 export function registerRateLimits(app: FastifyInstance, deps: RateLimitDeps): void {
   const namespace = redisKeys(deps.prefix).rateLimits;
+  const quotas = new WeakMap<FastifyRequest, Quota>();
+  const enforce = enforcer(quotas);
+  if (deps.perIpPerMinute > 0 || deps.perKeyPerMinute > 0) {
+    app.addHook('onSend', async (request, reply) => {
+      const quota = quotas.get(request);
+      if (!quota) return;
+      reply.header('RateLimit-Limit', String(quota.limit));
+      reply.header('RateLimit-Remaining', String(quota.remaining));
+      reply.header('RateLimit-Reset', String(quota.resetSeconds));
+    });
+  }
   if (deps.perIpPerMinute > 0) {
     const perIp = counter(app, deps.redis, { nameSpace: `${namespace}ip:`, max: deps.perIpPerMinute });
     app.addHook('onRequest', async (request) => {
@@ -98,17 +113,44 @@ function counter(
   };
 }
 
-async function enforce(
-  request: FastifyRequest,
-  check: (request: FastifyRequest) => ReturnType<Check>,
-  message: (seconds: number) => string,
-): Promise<void> {
-  const result = await check(request).catch((error: Error) => {
-    request.log.warn({ err: error.message }, 'rate limit not checked: Redis did not answer');
-    return null;
-  });
-  if (result && !result.isAllowed && result.isExceeded) {
-    const seconds = Math.max(1, result.ttlInSeconds);
-    throw new TooManyRequests(message(seconds), seconds);
-  }
+/** Where a request stands against one limit: what its RateLimit-* headers say. */
+interface Quota {
+  limit: number;
+  remaining: number;
+  resetSeconds: number;
+  exceeded: boolean;
+}
+
+/** Of two limits, the one a client should heed: one that refused the request, else the nearer to running out. */
+function tighter(a: Quota, b: Quota): Quota {
+  if (a.exceeded !== b.exceeded) return a.exceeded ? a : b;
+  if (a.remaining !== b.remaining) return a.remaining < b.remaining ? a : b;
+  return a.resetSeconds >= b.resetSeconds ? a : b;
+}
+
+/** Counts the request against one limit, keeps the tighter quota for its headers, and refuses it past the limit. */
+function enforcer(quotas: WeakMap<FastifyRequest, Quota>) {
+  return async (
+    request: FastifyRequest,
+    check: (request: FastifyRequest) => ReturnType<Check>,
+    message: (seconds: number) => string,
+  ): Promise<void> => {
+    const result = await check(request).catch((error: Error) => {
+      request.log.warn({ err: error.message }, 'rate limit not checked: Redis did not answer');
+      return null;
+    });
+    if (!result || result.isAllowed) return;
+    const quota: Quota = {
+      limit: result.max,
+      remaining: result.remaining,
+      resetSeconds: Math.max(0, result.ttlInSeconds),
+      exceeded: result.isExceeded,
+    };
+    const known = quotas.get(request);
+    quotas.set(request, known ? tighter(known, quota) : quota);
+    if (quota.exceeded) {
+      const seconds = Math.max(1, quota.resetSeconds);
+      throw new TooManyRequests(message(seconds), seconds);
+    }
+  };
 }

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Pool } from 'mysql2/promise';
 import type { Logger } from 'pino';
+import type { CorsOrigins } from '../config.js';
 import type { ServiceTables } from '../db/tables.js';
 import { MethodNotAllowed, NotFound, UnsupportedMediaType } from '../errors.js';
 import type { ServiceMetrics } from '../metrics/registry.js';
@@ -10,9 +11,13 @@ import { type AuthDeps, registerAuthentication } from './auth.js';
 import { refuseContentEncoding, utf8Body } from './body.js';
 import type { BulkDeps } from './bulkAccept.js';
 import { connectionOptions, registerConnectionHandling } from './connection.js';
+import { registerCors } from './cors.js';
+import { registerDashboard } from './dashboard/index.js';
 import { fail } from './envelope.js';
 import { errorHandlerFor } from './errors.js';
 import { type RateLimitDeps, registerRateLimits } from './rateLimits.js';
+import { registerRequestIdEcho, requestIdOf } from './requestId.js';
+import { RequestLog, registerRequestLog } from './requestLog.js';
 import { registerBulk } from './routes/bulk.js';
 import { registerCommandStatus } from './routes/commandStatus.js';
 import { registerCreateReply } from './routes/createReply.js';
@@ -32,6 +37,8 @@ export interface RouteDeps {
   metrics: ServiceMetrics;
   preferWaitMaxSeconds: number;
   rateLimits: RateLimitDeps;
+  /** The key Swagger UI at /docs comes authorized with: the demo's, never set otherwise. */
+  docsApiKey?: string;
 }
 
 export interface ServerOptions {
@@ -43,11 +50,15 @@ export interface ServerOptions {
   requestTimeoutMs: number;
   /** Told of an error that looks like MySQL going away (src/db/availability.ts `notice`). */
   onMysqlOutage?: (error: Error) => void;
+  /** Browser origins allowed to call the API (CORS_ORIGINS); false: no CORS. */
+  corsOrigins?: CorsOrigins;
 }
 
 /** The intake: routes, JSON body handling, and the v1 envelope on every answer. */
 export function buildServer(deps: RouteDeps, options: ServerOptions): FastifyInstance {
   const app = baseServer(options);
+  // CORS before the limits and the key check, so their refusals are readable by a browser page.
+  registerCors(app, options.corsOrigins ?? false);
   // Limits first, so a flood of wrong keys costs a Redis call each, not a key look-up.
   registerRateLimits(app, deps.rateLimits);
   registerAuthentication(app, deps.auth);
@@ -58,6 +69,7 @@ export function buildServer(deps: RouteDeps, options: ServerOptions): FastifyIns
   registerHealth(app, deps.health);
   registerMetrics(app, deps.metrics);
   registerDocs(app, deps);
+  registerDashboard(app, deps);
   return app;
 }
 
@@ -78,16 +90,21 @@ function baseServer(options: ServerOptions): FastifyInstance {
     loggerInstance: options.logger as FastifyBaseLogger,
     bodyLimit: options.bodyLimitBytes,
     trustProxy: options.trustProxy,
-    requestIdHeader: 'x-request-id',
+    // The client's X-Request-Id when sane, else a UUID; echoed on every answer (requestId.ts).
+    genReqId: requestIdOf,
     // Requests that still arrive while the server drains are served (queue and Redis stay open
     // until it has drained), then their connection is closed.
     return503OnClosing: false,
+    // One line per answered request, with its route and outcome (requestLog.ts).
+    logController: new RequestLog(),
     // A URL that is not valid percent-encoding gets the v1 envelope like every other answer.
     frameworkErrors: errorHandler,
     ...connectionOptions(options.requestTimeoutMs),
   });
 
   registerConnectionHandling(app);
+  registerRequestIdEcho(app);
+  registerRequestLog(app);
   app.addHook('onRequest', async (request) => refuseContentEncoding(request));
 
   // JSON only. An empty body is an empty object, so a call that carries everything in the

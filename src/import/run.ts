@@ -1,6 +1,7 @@
-import { appendFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ItemResult } from '../http/bulkAccept.js';
+import { RejectedLines, rejectedPath } from './rejected.js';
 import { type Format, fingerprintFile, readItems, UNREADABLE } from './source.js';
 import { AnsweredLines, emptyTotals, loadState, newTally, saveState, type Tally, type Totals } from './state.js';
 
@@ -35,10 +36,17 @@ export interface Progress {
   resumedFrom: number;
 }
 
+/** The whole import's totals (every run of it), with this run's apart. */
 export interface ImportSummary extends Totals {
   file: string;
   resumedFrom: number;
+  /** What this run added to the totals; the rest was counted by the runs it resumed. */
+  thisRun: Totals;
+  /** Lines queued whose application was not seen yet (an interrupted run, or --no-wait). */
+  notYetApplied: number;
+  /** This run's. */
   elapsedSeconds: number;
+  /** Lines this run read (and had answered) per second of this run. */
   rowsPerSecond: number;
   interrupted: boolean;
   rejectedFile: string | null;
@@ -58,16 +66,35 @@ interface Pending {
 export async function runImport(o: ImportOptions): Promise<ImportSummary> {
   const started = Date.now();
   const { sha256, lines: totalLines } = await fingerprintFile(o.file);
+  // A CSV's header row is no line to import.
+  const header = o.format === 'csv' ? Math.min(1, totalLines) : 0;
+  // Names the import in each bulk request, for the service's dashboard (src/http/dashboard/importTraffic.ts).
+  const importHeaders = {
+    'X-Import-Id': sha256.slice(0, 16),
+    'X-Import-File': encodeURIComponent(basename(o.file)),
+    'X-Import-Lines': String(totalLines - header),
+  };
   const state = o.dryRun ? null : loadState(o.file, sha256);
   const resumedFrom = state?.answeredThrough ?? 0;
-  const answered = new AnsweredLines(resumedFrom, state?.totals ?? emptyTotals());
+  // A copy: AnsweredLines adds to the totals it is given, and this run's share is told apart at the end.
+  const before = { ...(state?.totals ?? emptyTotals()) };
+  const answered = new AnsweredLines(resumedFrom, { ...before });
   // Commands of saved lines still to be seen applied: their tallies are already in the totals.
   const foldedTally: Tally = { ...emptyTotals(), folded: true };
   const pending = new Map<string, Pending>((state?.pending ?? []).map(([id, line]) => [id, { line, tally: foldedTally }]));
-  const rejectedFile = `${o.file}.rejected.ndjson`;
-  let rejectedWritten = false;
+  const rejected = await RejectedLines.open(
+    rejectedPath(o.file, o.dryRun),
+    state ? { through: resumedFrom, pendingLines: new Set(state.pending.map(([, line]) => line)) } : null,
+  );
+  // A CSV's header is a line of the file, not a line to import: progress counts the others.
   const progress = (phase: Progress['phase']) =>
-    o.report({ phase, totalLines, linesDone: answered.answeredThrough, totals: answered.live(), resumedFrom });
+    o.report({
+      phase,
+      totalLines: totalLines - header,
+      linesDone: Math.max(0, answered.answeredThrough - header),
+      totals: answered.live(),
+      resumedFrom: Math.max(0, resumedFrom - header),
+    });
 
   const count = (tally: Tally, key: keyof Totals) => {
     if (tally.folded) answered.totals[key]++;
@@ -75,12 +102,13 @@ export async function runImport(o: ImportOptions): Promise<ImportSummary> {
   };
   const reject = (tally: Tally, line: number, item: unknown, status: number, message: string) => {
     count(tally, 'rejected');
-    rejectedWritten = true;
-    appendFileSync(rejectedFile, `${JSON.stringify({ line, http_status: status, message, item })}\n`);
+    rejected.write({ line, http_status: status, message, item });
   };
   const save = () => {
     if (o.dryRun) return;
     const through = answered.answeredThrough;
+    // Nothing answered yet (the first request refused outright, say): no state to resume from.
+    if (state === null && through === 0) return;
     const saved = [...pending].filter(([, p]) => p.line <= through).map(([id, p]): [string, number] => [id, p.line]);
     saveState(o.file, { sha256, answeredThrough: through, totals: answered.totals, pending: saved });
   };
@@ -93,7 +121,7 @@ export async function runImport(o: ImportOptions): Promise<ImportSummary> {
         ? { idempotency_key: `import:${sha256.slice(0, 16)}:${line}`, ...(item as object) }
         : item,
     );
-    const results = readable.length > 0 ? await postBulk(o, items) : [];
+    const results = readable.length > 0 ? await postBulk(o, items, importHeaders) : [];
     const answers = new Map(readable.map(({ line }, i) => [line, results[i] as ItemResult]));
     const tally = newTally();
     for (const { line, item } of batch) {
@@ -179,14 +207,19 @@ export async function runImport(o: ImportOptions): Promise<ImportSummary> {
   progress('done');
   const elapsedSeconds = (Date.now() - started) / 1000;
   const totals = answered.live();
+  const thisRun = Object.fromEntries(
+    (Object.keys(totals) as Array<keyof Totals>).map((key) => [key, totals[key] - before[key]]),
+  ) as unknown as Totals;
   return {
     file: o.file,
     ...totals,
     resumedFrom,
     elapsedSeconds,
-    rowsPerSecond: (totals.read - (state?.totals.read ?? 0)) / Math.max(elapsedSeconds, 0.001),
+    thisRun,
+    notYetApplied: pending.size,
+    rowsPerSecond: thisRun.read / Math.max(elapsedSeconds, 0.001),
     interrupted: o.stopped(),
-    rejectedFile: rejectedWritten ? rejectedFile : null,
+    rejectedFile: rejected.written ? rejected.path : null,
     dryRun: o.dryRun,
   };
 }
@@ -223,21 +256,21 @@ async function settle(
   if (finished === 0) await sleep(250);
 }
 
-async function postBulk(o: ImportOptions, items: unknown[]): Promise<ItemResult[]> {
-  return call<ItemResult[]>(o, `bulk.php${o.dryRun ? '?dry_run=1' : ''}`, items);
+async function postBulk(o: ImportOptions, items: unknown[], headers: Record<string, string>): Promise<ItemResult[]> {
+  return call<ItemResult[]>(o, `bulk.php${o.dryRun ? '?dry_run=1' : ''}`, items, headers);
 }
 
 /**
  * A JSON POST to the service, retried while it says to wait (429, 503, 409 with Retry-After)
  * or cannot be reached; any other refusal of the whole request stops the import.
  */
-async function call<T>(o: ImportOptions, path: string, body: unknown): Promise<T> {
+async function call<T>(o: ImportOptions, path: string, body: unknown, headers: Record<string, string> = {}): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     let response: Response;
     try {
       response = await fetch(`${o.url}/api/v1/tickets/replies/${path}`, {
         method: 'POST',
-        headers: { 'Content-Type': 'application/json', 'X-API-Key': o.apiKey },
+        headers: { 'Content-Type': 'application/json', 'X-API-Key': o.apiKey, ...headers },
         body: JSON.stringify(body),
       });
     } catch (error) {

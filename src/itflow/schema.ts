@@ -4,6 +4,7 @@
 // - `key-runs-as-user` (ITFlow ≥ 2.4.7): api_keys.api_key_user_id; the key has that user's
 //   role permissions and client allow/deny lists.
 import type { Pool, RowDataPacket } from 'mysql2/promise';
+import { missingGrantsError, missingPrivileges, type Needed } from '../db/grants.js';
 
 export type KeyModel = 'per-key-scope' | 'key-runs-as-user';
 
@@ -71,6 +72,51 @@ function hiddenTables(visible: Map<string, Set<string>>): string[] {
   return EXPECTED_TABLES.filter(
     ({ table, shownBy }) => !visible.has(table) && (shownBy === null || visible.get(shownBy[0])?.has(shownBy[1]) === true),
   ).map(({ table }) => table);
+}
+
+/**
+ * The privileges the service uses on ITFlow's tables ("Database user" in docs/operations.md),
+ * with the column each write names: on every ITFlow, where keys run as users, and where ITFlow
+ * has its SLA tables. Checked at start-up, so a missing one stops the service instead of failing
+ * every command it applies.
+ */
+const EVERY_ITFLOW: Array<Omit<Needed, 'schema'>> = [
+  { table: 'api_keys', privileges: ['SELECT'] },
+  { table: 'settings', privileges: ['SELECT'] },
+  { table: 'users', privileges: ['SELECT'] },
+  { table: 'contacts', privileges: ['SELECT'] },
+  { table: 'ticket_statuses', privileges: ['SELECT'] },
+  { table: 'tickets', privileges: ['SELECT', 'UPDATE'], column: 'ticket_status' },
+  { table: 'ticket_replies', privileges: ['SELECT', 'INSERT'], column: 'ticket_reply' },
+  { table: 'logs', privileges: ['INSERT'], column: 'log_type' },
+  { table: 'ticket_history', privileges: ['INSERT'], column: 'ticket_history_description' },
+  { table: 'notifications', privileges: ['INSERT'], column: 'notification' },
+  { table: 'companies', privileges: ['SELECT'] },
+  { table: 'ticket_watchers', privileges: ['SELECT'] },
+  { table: 'user_settings', privileges: ['SELECT'] },
+  { table: 'email_queue', privileges: ['INSERT'], column: 'email_recipient' },
+];
+const KEYS_RUN_AS_USERS: Array<Omit<Needed, 'schema'>> = [
+  { table: 'user_roles', privileges: ['SELECT'] },
+  { table: 'modules', privileges: ['SELECT'] },
+  { table: 'user_role_permissions', privileges: ['SELECT'] },
+  { table: 'user_client_permissions', privileges: ['SELECT'] },
+];
+const SLA_TABLES: Array<Omit<Needed, 'schema'>> = [
+  { table: 'slas', privileges: ['SELECT'] },
+  { table: 'sla_history', privileges: ['SELECT', 'INSERT', 'UPDATE'], column: 'sla_history_ended_at' },
+];
+
+/** Stops with the GRANT statements to run when the user lacks a privilege the service uses on ITFlow's tables. */
+async function requireItflowGrants(pool: Pool, database: string, keyModel: KeyModel, visible: Map<string, Set<string>>) {
+  const needed = [
+    ...EVERY_ITFLOW,
+    ...(keyModel === 'key-runs-as-user' ? KEYS_RUN_AS_USERS : []),
+    // Hidden SLA tables were refused above; absent ones mean an ITFlow without them.
+    ...SLA_TABLES.filter(({ table }) => visible.has(table)),
+  ].map((need) => ({ ...need, schema: database }));
+  const missing = await missingPrivileges(pool, needed);
+  if (missing.length > 0) throw await missingGrantsError(pool, missing);
 }
 
 const REQUIRED: Record<string, string[]> = {
@@ -170,7 +216,7 @@ export async function detectSchema(pool: Pool, database: string): Promise<Itflow
     throw new NotAnItflowDatabase(
       `The service's MySQL user cannot see ITFlow's ${hidden.join(', ')} in database '${database}'; without ` +
         `${hidden.length === 1 ? 'it' : 'them'} it would not write what ITFlow writes (client email, SLA clock). ` +
-        "Grant what the README's 'Database user' section lists (or update ITFlow if it lacks them), then start again.",
+        "Grant what 'Database user' in docs/operations.md lists (or update ITFlow if it lacks them), then start again.",
     );
   }
 
@@ -182,6 +228,9 @@ export async function detectSchema(pool: Pool, database: string): Promise<Itflow
     throw new NotAnItflowDatabase(
       `Database '${database}': api_keys has neither api_key_user_id nor api_key_client_id; this ITFlow version is not supported.`,
     );
+
+  // Before the columns: a table the user holds no privilege on shows no columns at all.
+  await requireItflowGrants(pool, database, keyModel, columns);
 
   const required = keyModel === 'key-runs-as-user' ? { ...REQUIRED, ...REQUIRED_FOR_USER_KEYS } : REQUIRED;
   const missing: string[] = [];

@@ -1,3 +1,4 @@
+import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { laneQueues } from '../queue/lanes.js';
 import { ParkedCommands } from '../queue/parked.js';
@@ -35,6 +36,21 @@ export function watchQueueDepth(metrics: ServiceMetrics, redis: Redis, prefix: s
         gauge.set({ state }, total);
       }
     },
+    // Every process reads the same Redis: the service's value is any one of them.
+    'max',
+  );
+  metrics.scrapedGauge(
+    'replyqueue_lane_oldest_waiting_seconds',
+    'Per lane, how long the oldest command not applied yet (waiting, or being applied or retried) has been queued, in seconds; 0 for an empty lane.',
+    ['lane'],
+    async (gauge) => {
+      gauge.reset();
+      const ages = await oldestPerLane(redis, queues, Date.now()).catch(() => null);
+      if (!ages) return;
+      for (const [lane, seconds] of ages) gauge.set({ lane }, seconds);
+    },
+    // Every process reads the same Redis: the service's value is any one of them.
+    'max',
   );
   const parked = new ParkedCommands(redis, prefix);
   metrics.scrapedGauge(
@@ -48,8 +64,47 @@ export function watchQueueDepth(metrics: ServiceMetrics, redis: Redis, prefix: s
       gauge.set({ kind: 'commands' }, counts.commands);
       gauge.set({ kind: 'tickets' }, counts.tickets);
     },
+    // Every process reads the same Redis: the service's value is any one of them.
+    'max',
   );
   return async () => {
     await Promise.all(queues.map((queue) => queue.close()));
   };
+}
+
+/**
+ * Each lane's oldest job not finished, by the time it was queued: the older of the job being
+ * applied (BullMQ moves it from the tail of the wait list to the active list) and the one at the
+ * tail of the wait list, the next to be taken. Two pipelined round trips whatever the lane count:
+ * the ids, then their `timestamp` fields; no job data is read, however many commands a chunk carries.
+ */
+async function oldestPerLane(redis: Redis, queues: Queue[], now: number): Promise<Map<string, number>> {
+  const heads = redis.pipeline();
+  for (const queue of queues) heads.lindex(queue.toKey('active'), -1).lindex(queue.toKey('wait'), -1);
+  const ids = answers(await heads.exec());
+  const stamps = redis.pipeline();
+  const asked: string[] = [];
+  for (const [i, queue] of queues.entries()) {
+    for (const id of [ids[2 * i], ids[2 * i + 1]]) {
+      if (typeof id !== 'string') continue;
+      stamps.hget(queue.toKey(id), 'timestamp');
+      asked.push(queue.name);
+    }
+  }
+  const times = asked.length > 0 ? answers(await stamps.exec()) : [];
+  const ages = new Map<string, number>(queues.map((queue) => [queue.name, 0]));
+  for (const [i, lane] of asked.entries()) {
+    const queuedAt = Number(times[i]);
+    if (Number.isFinite(queuedAt) && queuedAt > 0) ages.set(lane, Math.max(ages.get(lane) ?? 0, (now - queuedAt) / 1000));
+  }
+  return ages;
+}
+
+/** A pipeline's replies, or the first error it met. */
+function answers(results: Array<[Error | null, unknown]> | null): unknown[] {
+  if (!results) throw new Error('pipeline not run');
+  return results.map(([error, value]) => {
+    if (error) throw error;
+    return value;
+  });
 }

@@ -1,9 +1,29 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { type Aggregator, Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Outcome } from '../apply/ledger.js';
 import { TransientDbError } from '../errors.js';
 
 /** Where a command came in: create.php, bulk.php, or ITFlow's own ticket_replies/create.php or tickets/resolve.php path. */
 export type Endpoint = 'create' | 'bulk' | 'itflow_create' | 'itflow_resolve';
+
+const ENDPOINTS: readonly Endpoint[] = ['create', 'bulk', 'itflow_create', 'itflow_resolve'];
+
+/**
+ * The label values a counter is shown with from the start, at 0, so a fresh process's /metrics
+ * lists every series and `rate()` / `increase()` see the first one counted. Failures: the HTTP
+ * statuses the worker's checks answer (src/itflow/ticketRules.ts, apiKeys.ts, people.ts, and
+ * ITFlow's tables refusing a value), and dead letters. Retries: the contention errors of
+ * src/apply/classify.ts by mysql2's code, and `other`; a rarer code still gets its own series.
+ */
+const FAILURE_REASONS = ['400', '401', '403', '404', '409', 'dead_letter'];
+const RETRY_REASONS = [
+  'ER_LOCK_DEADLOCK',
+  'ER_LOCK_WAIT_TIMEOUT',
+  'ER_QUERY_INTERRUPTED',
+  'ER_LOCK_TABLE_FULL',
+  'ER_DUP_ENTRY',
+  'other',
+];
+const BATCH_RESULTS = ['committed', 'rolled_back'];
 
 /** What an accept path needs: a counter it bumps once per command it queued. */
 export interface AcceptedCounter {
@@ -80,8 +100,20 @@ export class ServiceMetrics {
     registers: [this.registry],
   });
 
+  private readonly httpSeconds = new Histogram({
+    name: 'replyqueue_http_request_duration_seconds',
+    help: 'HTTP requests by method, route pattern (unmatched paths as one "(unmatched)" route) and status code, and how long they took to answer.',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    for (const endpoint of ENDPOINTS) this.accepted.inc({ endpoint }, 0);
+    for (const reason of FAILURE_REASONS) this.failed.inc({ reason }, 0);
+    for (const reason of RETRY_REASONS) this.retried.inc({ reason }, 0);
+    for (const result of BATCH_RESULTS) this.applySeconds.zero({ result });
   }
 
   /** The counter an accept path bumps, already labelled with its endpoint. */
@@ -119,17 +151,29 @@ export class ServiceMetrics {
     this.applySeconds.observe({ result: committed ? 'committed' : 'rolled_back' }, seconds);
   }
 
+  /** One HTTP request answered: `route` is the matched pattern, never the URL. */
+  httpRequestFinished(method: string, route: string, statusCode: number, seconds: number): void {
+    this.httpSeconds.observe({ method, route, status_code: String(statusCode) }, seconds);
+  }
+
   /** A gauge whose value is read at scrape time, registered in this process's registry. */
   scrapedGauge<L extends string>(
     name: string,
     help: string,
     labelNames: readonly L[],
     collect: (gauge: Gauge<L>) => Promise<void> | void,
+    /**
+     * How `npm start`'s processes' values combine into the one /metrics answers (src/supervisor.ts):
+     * `sum` for what each process has (pools), `max` for what every process reads from the same
+     * place (queue depths in Redis), `min` for "is it up" gauges.
+     */
+    aggregator: Aggregator = 'sum',
   ): Gauge<L> {
     return new Gauge({
       name,
       help,
       labelNames,
+      aggregator,
       registers: [this.registry],
       collect() {
         return collect(this);
@@ -137,8 +181,24 @@ export class ServiceMetrics {
     });
   }
 
-  /** The Prometheus text exposition (format 0.0.4) and its content type. */
+  /**
+   * The Prometheus text exposition (format 0.0.4) and its content type. prom-client writes a
+   * missing value (the event-loop lag of two scrapes close together) as `Nan`; the format
+   * spells it `NaN`, which stricter parsers than Prometheus's own insist on.
+   */
   async exposition(): Promise<{ contentType: string; text: string }> {
-    return { contentType: this.registry.contentType, text: await this.registry.metrics() };
+    const gathered = await this.gather?.();
+    const text = gathered?.text ?? (await this.registry.metrics());
+    return { contentType: gathered?.contentType ?? this.registry.contentType, text: text.replace(/ Nan$/gm, ' NaN') };
+  }
+
+  private gather?: () => Promise<{ contentType: string; text: string } | null>;
+
+  /**
+   * Under `npm start`'s supervisor, /metrics answers for every process of the service: `gather`
+   * asks the supervisor for all of them, added up (null: no answer in time, so this process's own).
+   */
+  gatherFrom(gather: () => Promise<{ contentType: string; text: string } | null>): void {
+    this.gather = gather;
   }
 }

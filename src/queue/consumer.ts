@@ -11,6 +11,7 @@ import type { CommandEvents } from './events.js';
 import { type CommandJob, commandJobSchema, type RetryProgress } from './jobs.js';
 import { laneNames } from './lanes.js';
 import type { ParkedCommands } from './parked.js';
+import { isRedisConnectionError } from './redis.js';
 
 export interface ConsumerOptions {
   prefix: string;
@@ -66,7 +67,13 @@ export class CommandConsumer {
         }),
     );
     for (const worker of this.workers) {
-      worker.on('error', (error) => options.logger.warn({ err: error.message }, 'queue worker error'));
+      // Redis being away reaches every lane's worker at each reconnection attempt; it is said once
+      // by the connection's watcher (redis.ts), so only other errors are warnings here.
+      worker.on('error', (error) =>
+        isRedisConnectionError(error)
+          ? options.logger.debug({ err: error.message }, 'queue worker cannot reach Redis')
+          : options.logger.warn({ err: error.message }, 'queue worker error'),
+      );
     }
   }
 

@@ -37,7 +37,8 @@ export class DeadLetters {
     private readonly prefix: string,
     lanes: number,
   ) {
-    this.lanes = laneQueues(redis, prefix, lanes);
+    // The service made these queues; reading or replaying their dead letters needs no meta written.
+    this.lanes = laneQueues(redis, prefix, lanes, { readOnly: true });
   }
 
   async list(): Promise<DeadLetter[]> {

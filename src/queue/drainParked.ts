@@ -13,6 +13,7 @@ import type { Batcher } from './batcher.js';
 import type { CommandEvents } from './events.js';
 import type { CommandJob } from './jobs.js';
 import type { ParkedCommands } from './parked.js';
+import { isRedisConnectionError } from './redis.js';
 
 export interface DrainOptions {
   /** How often to look for parked tickets due for a try (ms). */
@@ -58,7 +59,13 @@ export class ParkedDrainer {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       this.running = this.tick()
-        .catch((error: Error) => this.options.logger.warn({ err: error.message }, 'could not look for parked tickets'))
+        .catch((error: Error) =>
+          // Redis being away is said once by its connection's watcher (redis.ts), not every poll.
+          this.options.logger[isRedisConnectionError(error) ? 'debug' : 'warn'](
+            { err: error.message },
+            'could not look for parked tickets',
+          ),
+        )
         .then((busy) => {
           this.running = null;
           this.schedule(busy === true ? 0 : this.options.pollMs);

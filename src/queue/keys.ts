@@ -26,6 +26,10 @@ export function redisKeys(prefix: string) {
     parkedIndex: `${own}:parked-index`,
     /** A worker's lease on draining one parked ticket. */
     parkedLease: (ticketId: number) => `${own}:parked-lease:${ticketId}`,
+    /** One import's bulk.php traffic, as the import CLI names it (src/queue/imports.ts): a hash of counters. */
+    importTraffic: (apiKeyId: number, importId: string) => `${own}:import:${apiKeyId}:${importId}`,
+    /** Imports by their latest request (ms): a sorted set of "<api key id>:<import id>". */
+    imports: `${own}:imports`,
     /** A BullMQ job's hash in a lane. */
     laneJob: (lane: string, jobId: string) => `${prefix}:${lane}:${jobId}`,
   };

@@ -33,10 +33,14 @@ export function laneNames(lanes: number): string[] {
 /**
  * Every lane as a BullMQ Queue on one shared connection. Failures surface on the calls (an add
  * while Redis is away answers 503); without a listener BullMQ would print every reconnection
- * error to stderr.
+ * error to stderr. A Queue writes its meta hash into Redis as it is made, unless `readOnly`:
+ * what only looks (the CLI's `queues`, dead letters) leaves Redis as it found it, and never
+ * makes a queue under a mistyped prefix.
  */
-export function laneQueues(redis: Redis, prefix: string, lanes: number): Queue[] {
-  return laneNames(lanes).map((name) => new Queue(name, { connection: redis, prefix }).on('error', () => {}));
+export function laneQueues(redis: Redis, prefix: string, lanes: number, { readOnly = false } = {}): Queue[] {
+  return laneNames(lanes).map((name) =>
+    new Queue(name, { connection: redis, prefix, skipMetasUpdate: readOnly }).on('error', () => {}),
+  );
 }
 
 /**

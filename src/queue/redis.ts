@@ -1,5 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
+import { NETWORK_ERROR_CODES } from '../errors.js';
 
 /**
  * Redis connections by use:
@@ -24,6 +25,17 @@ export function createRedis(url: string, use: 'command' | 'blocking', name: stri
 }
 
 /**
+ * Whether an error only says that Redis is away or still starting (refused, reset or closed
+ * connection, nothing sent while it is down, loading its data). watchRedis tells that once per
+ * outage, so the many places that meet it — every lane's worker, every poll — log it at debug.
+ */
+export function isRedisConnectionError(error: unknown): boolean {
+  const e = error as { code?: string; message?: string } | null;
+  if (e?.code !== undefined && NETWORK_ERROR_CODES.has(e.code)) return true;
+  return /Connection is closed|Stream isn't writeable|Reached the max retries per request|^LOADING\b/.test(e?.message ?? '');
+}
+
+/**
  * Says once when the connection to Redis is lost and once when it is back (the process's
  * other connections follow the same server, so one connection speaks for them all).
  */
@@ -41,9 +53,43 @@ export function watchRedis(redis: Redis, logger: Logger): void {
   });
 }
 
-/** Resolves once the connection is ready (or rejects after timeoutMs). */
+/** REDIS_URL names a database index the server does not have. */
+export class RedisDatabaseRefused extends Error {}
+
+/**
+ * Resolves once the connection is ready and on the database REDIS_URL names (or rejects after
+ * timeoutMs, or with RedisDatabaseRefused).
+ */
 export async function redisReady(redis: Redis, timeoutMs = 10_000): Promise<void> {
-  if (redis.status === 'ready') return;
+  if (redis.status !== 'ready') await connected(redis, timeoutMs);
+  await onNamedDatabase(redis);
+}
+
+/**
+ * ioredis answers a refused SELECT (redis://…/99 on a server with 16 databases) with an 'error'
+ * event and goes on, ready, on database 0 — another install's queue, maybe. So the database is
+ * selected again here, where a refusal can stop the process.
+ */
+async function onNamedDatabase(redis: Redis): Promise<void> {
+  const db = Number(redis.options.db ?? 0);
+  if (db === 0) return;
+  try {
+    await redis.select(db);
+  } catch (error) {
+    const where = `${redis.options.host}:${redis.options.port}`;
+    const databases = await redis.config('GET', 'databases').then(
+      (answer) => Number((answer as string[])[1]),
+      () => Number.NaN,
+    );
+    throw new RedisDatabaseRefused(
+      databases > 0
+        ? `REDIS_URL selects Redis database ${db}, but the server at ${where} has databases 0 to ${databases - 1} only: use one of those (or raise \`databases\` in redis.conf).`
+        : `REDIS_URL selects Redis database ${db}, which the server at ${where} refuses (${(error as Error).message}): use a database it has (see \`databases\` in redis.conf).`,
+    );
+  }
+}
+
+async function connected(redis: Redis, timeoutMs: number): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       cleanup();

@@ -5,7 +5,14 @@
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 
-const NAMES = ['idempotencyTakeOver', 'deleteIfHeld', 'parkCommands', 'parkedAmong', 'settleParked'] as const;
+const NAMES = [
+  'idempotencyTakeOver',
+  'deleteIfHeld',
+  'parkCommands',
+  'parkedAmong',
+  'settleParked',
+  'recordImportTraffic',
+] as const;
 export type ScriptName = (typeof NAMES)[number];
 
 let loaded: Map<ScriptName, string> | undefined;

@@ -1,6 +1,7 @@
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { idBytes, idText, readLedger, toOutcome } from '../apply/ledger.js';
 import type { ServiceTables } from '../db/tables.js';
+import { wallClock } from '../itflow/clock.js';
 import type { CommandQueue } from '../queue/producer.js';
 
 /**
@@ -8,28 +9,47 @@ import type { CommandQueue } from '../queue/producer.js';
  * or given up on), or finished in the ledger (applied with its insert_id, or failed with the
  * status and message a synchronous call would have got). null when there is no such command
  * for this key (never sent, sent by another key, or past the retention).
+ *
+ * Times are UTC instants (RFC 3339, milliseconds, `Z`). A finished command's also come as
+ * ITFlow shows them — wall clock in its config_timezone, 'YYYY-MM-DD HH:MM:SS', the format of
+ * read.php's DATETIME columns — so a client can match a reply's ticket_reply_created_at (the
+ * time its command was accepted) against accepted_at_itflow.
  */
 export type CommandStatus =
   | { status: 'queued' | 'applying' }
   | { status: 'queued'; waiting_for: 'ticket_lock'; next_try_at: string }
   | { status: 'retrying'; attempts: number; next_try_at: string }
-  | { status: 'applied'; insert_id: number; accepted_at: string; finished_at: string; attempts: number }
-  | { status: 'failed'; http_status: number; message: string; accepted_at?: string; finished_at?: string; attempts: number };
+  | ({ status: 'applied'; insert_id: number } & LedgerTimes)
+  | ({ status: 'failed'; http_status: number; message: string } & (LedgerTimes | { attempts: number }));
 
+interface LedgerTimes {
+  accepted_at: string;
+  finished_at: string;
+  accepted_at_itflow?: string;
+  finished_at_itflow?: string;
+  itflow_timezone?: string;
+  attempts: number;
+}
+
+/**
+ * `itflowZone` (ITFlow's config_timezone, src/itflow/clock.ts) adds the ITFlow wall-clock
+ * times; a caller that only wants the outcome leaves it out.
+ */
 export async function commandStatus(
   pool: Pool,
   tables: ServiceTables,
   queue: CommandQueue,
   commandId: string,
   apiKeyId: number,
+  itflowZone?: () => Promise<string>,
 ): Promise<(CommandStatus & { command_id: string; ticket_id: number }) | null> {
   const finished = await readLedger(pool, tables, commandId);
-  if (finished) return fromLedger(finished, commandId, apiKeyId);
+  if (finished) return fromLedger(finished, commandId, apiKeyId, await itflowZone?.());
   const queued = await queue.find(commandId);
   if (!queued) {
     // Between the two look-ups a worker may have committed the command and dropped its job.
     const justFinished = await readLedger(pool, tables, commandId);
-    return justFinished ? fromLedger(justFinished, commandId, apiKeyId) : null;
+    return justFinished ? fromLedger(justFinished, commandId, apiKeyId, await itflowZone?.()) : null;
   }
   if (queued.job.apiKeyId !== apiKeyId) return null;
   const base = { command_id: commandId, ticket_id: queued.job.command.ticketId };
@@ -63,11 +83,21 @@ function fromLedger(
   ledger: NonNullable<Awaited<ReturnType<typeof readLedger>>>,
   commandId: string,
   apiKeyId: number,
+  itflowZone: string | undefined,
 ): (CommandStatus & { command_id: string; ticket_id: number }) | null {
   if (ledger.apiKeyId !== apiKeyId) return null;
-  const times = {
-    accepted_at: isoUtc(ledger.acceptedAtUtc),
-    finished_at: isoUtc(ledger.finishedAtUtc),
+  const accepted = isoUtc(ledger.acceptedAtUtc);
+  const finished = isoUtc(ledger.finishedAtUtc);
+  const times: LedgerTimes = {
+    accepted_at: accepted,
+    finished_at: finished,
+    ...(itflowZone === undefined
+      ? {}
+      : {
+          accepted_at_itflow: wallClock(Date.parse(accepted), itflowZone),
+          finished_at_itflow: wallClock(Date.parse(finished), itflowZone),
+          itflow_timezone: itflowZone,
+        }),
     attempts: ledger.attempts,
   };
   const base = { command_id: commandId, ticket_id: ledger.ticketId };

@@ -109,7 +109,10 @@ describe('create.php input validation', () => {
   it('a body over the size limit answers 413', async () => {
     const answer = await h.post(CREATE, { ticket_id: ticket, ticket_reply: 'x'.repeat(5000) }, { key: world.keys.all });
     expect(answer.status).toBe(413);
-    expect(answer.body).toEqual({ success: 'False', message: 'The request body is too large.' });
+    expect(answer.body).toEqual({
+      success: 'False',
+      message: 'The request body is too large: this endpoint takes at most 4096 bytes (4 KiB).',
+    });
   });
 
   it('other methods answer 405 with Allow: POST, and unknown paths 404, both in the v1 envelope', async () => {

@@ -223,17 +223,21 @@ describe('Rate limits per API key and per client IP', () => {
   });
 
   it('a body over the limit answers 413 and a body that is not JSON 415, in the v1 envelope', async () => {
-    const large = { success: 'False', message: 'The request body is too large.' };
+    // Each names its own limit: BODY_LIMIT_BYTES for create.php, BULK_BODY_LIMIT_BYTES for bulk.php.
+    const large = (bytes: number, shown: string) => ({
+      success: 'False',
+      message: `The request body is too large: this endpoint takes at most ${bytes} bytes (${shown}).`,
+    });
     const notJson = { success: 'False', message: 'Send the request body as JSON, with Content-Type: application/json.' };
     const key = { 'X-API-Key': world.keys.all };
     const big = 'x'.repeat(5000);
     expect(await send(h.url, CREATE, { body: { ticket_id: ticket, ticket_reply: big }, headers: key })).toMatchObject({
       status: 413,
-      body: large,
+      body: large(2048, '2 KiB'),
     });
     expect(await send(h.url, BULK, { body: [{ ticket_id: ticket, ticket_reply: big }], headers: key })).toMatchObject({
       status: 413,
-      body: large,
+      body: large(4096, '4 KiB'),
     });
     for (const path of [CREATE, BULK, COMMANDS]) {
       const answer = await send(h.url, path, { body: 'ticket_id=1', headers: { ...key, 'Content-Type': 'text/plain' } });

@@ -39,7 +39,7 @@ const NOT_JSON = 'The request body is not valid JSON.';
 const NOT_UTF8 = 'The request body is not valid UTF-8.';
 const NOT_OBJECT = 'The request body must be a JSON object.';
 const SEND_JSON = 'Send the request body as JSON, with Content-Type: application/json.';
-const TOO_LARGE = 'The request body is too large.';
+const TOO_LARGE = `The request body is too large: this endpoint takes at most ${BODY_LIMIT} bytes (16 KiB).`;
 
 /** Cases run per property, over both generations, and the statuses they got: the summary printed at the end. */
 const ran: Record<string, number> = {};

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { laneName, laneOf } from '../../src/queue/lanes.js';
 import type { RunningService } from '../../src/service.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, seedWorld, type World } from '../helpers/itflow.js';
@@ -68,10 +69,34 @@ describe('GET /metrics (ITFlow 2.6.7)', () => {
     await h?.close();
   });
 
+  it('a fresh process shows every labelled counter at 0, not nothing', async () => {
+    const fresh = await scrape(h.url);
+    const zero = (name: string, label: string, values: string[]) => {
+      expect(fresh.types.get(name), name).toBe('counter');
+      for (const value of values) expect(fresh.value(name, { [label]: value }), `${name}{${label}="${value}"}`).toBe(0);
+    };
+    zero('replyqueue_commands_accepted_total', 'endpoint', ['create', 'bulk', 'itflow_create', 'itflow_resolve']);
+    zero('replyqueue_commands_failed_total', 'reason', ['400', '401', '403', '404', '409', 'dead_letter']);
+    zero('replyqueue_commands_retried_total', 'reason', ['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT', 'other']);
+    for (const result of ['committed', 'rolled_back']) {
+      expect(fresh.value('replyqueue_apply_batch_seconds_count', { result }), result).toBe(0);
+    }
+    for (const name of ['replyqueue_commands_applied_total', 'replyqueue_commands_parked_total']) {
+      expect(fresh.value(name), name).toBe(0);
+    }
+    // Nothing queued: every lane is listed, and none has anything waiting.
+    const lanes = fresh.samples.filter((s) => s.name === 'replyqueue_lane_oldest_waiting_seconds');
+    expect(lanes.map((s) => s.labels.lane).sort()).toEqual(
+      Array.from({ length: h.config.QUEUE_PARTITIONS }, (_, lane) => laneName(lane)),
+    );
+    expect(lanes.every((s) => s.value === 0)).toBe(true);
+  });
+
   it('counts accepted, applied and failed commands, lag, batches and queue depth, in Prometheus text', async () => {
     const open = await addTicket(h.db, '2.6.7', { clientId: world.clientA });
     const closedLater = await addTicket(h.db, '2.6.7', { clientId: world.clientA });
     const key = { key: world.keys.all };
+    const firstSentAt = Date.now();
     const commandIds: string[] = [];
     const accepted = (answer: { status: number; body: any }) => {
       expect(answer.status).toBe(202);
@@ -102,7 +127,25 @@ describe('GET /metrics (ITFlow 2.6.7)', () => {
     // Refused at the door: not accepted, not counted.
     expect((await h.post(CREATE, { ticket_id: 999_999, ticket_reply: 'nowhere' }, key)).status).toBe(404);
 
+    // The oldest waiting command of each lane ages while no worker runs.
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    const scrapedFrom = Date.now();
     const before = await scrape(h.url);
+    const age = (ticket: number) =>
+      before.value('replyqueue_lane_oldest_waiting_seconds', { lane: laneName(laneOf(ticket, h.config.QUEUE_PARTITIONS)) });
+    expect(before.types.get('replyqueue_lane_oldest_waiting_seconds')).toBe('gauge');
+    for (const ticket of [open, closedLater]) {
+      expect(age(ticket)).toBeGreaterThanOrEqual(1.2);
+      expect(age(ticket)).toBeLessThanOrEqual((Date.now() - firstSentAt) / 1000);
+    }
+    // The lane of `open` holds its oldest command, sent before closedLater's.
+    expect(age(open)).toBeGreaterThanOrEqual(age(closedLater) as number);
+    expect(age(open)).toBeGreaterThan((scrapedFrom - firstSentAt) / 1000 - 1);
+    const busyLanes = new Set([open, closedLater].map((t) => laneName(laneOf(t, h.config.QUEUE_PARTITIONS))));
+    for (const sample of before.samples.filter((s) => s.name === 'replyqueue_lane_oldest_waiting_seconds')) {
+      if (!busyLanes.has(sample.labels.lane as string)) expect(sample.value, sample.labels.lane).toBe(0);
+    }
+
     expect(before.types.get('replyqueue_commands_accepted_total')).toBe('counter');
     expect(before.value('replyqueue_commands_accepted_total', { endpoint: 'create' })).toBe(4);
     expect(before.value('replyqueue_commands_accepted_total', { endpoint: 'itflow_create' })).toBe(1);
@@ -137,10 +180,53 @@ describe('GET /metrics (ITFlow 2.6.7)', () => {
     for (const state of ['waiting', 'active', 'delayed', 'failed'])
       expect(after.value('replyqueue_queue_jobs', { state })).toBe(0);
     // The accepted counts are the intake's own; the worker accepted nothing.
-    expect(after.value('replyqueue_commands_accepted_total')).toBeUndefined();
+    expect(after.value('replyqueue_commands_accepted_total')).toBe(0);
+    // Drained: no lane has a command waiting.
+    const ages = after.samples.filter((s) => s.name === 'replyqueue_lane_oldest_waiting_seconds');
+    expect(ages).toHaveLength(h.config.QUEUE_PARTITIONS);
+    expect(ages.filter((s) => s.value !== 0)).toEqual([]);
 
     const intake = await scrape(h.url);
     expect(intake.value('replyqueue_commands_accepted_total')).toBe(7);
     expect(intake.value('replyqueue_commands_applied_total')).toBe(0);
+  });
+
+  it('counts HTTP requests by method, route pattern and status, with their duration', async () => {
+    const key = world.keys.all;
+    const ticket = await addTicket(h.db, '2.6.7', { clientId: world.clientA });
+    const http = 'replyqueue_http_request_duration_seconds';
+    const start = await scrape(h.url);
+    const count = (sample: Awaited<ReturnType<typeof scrape>>, labels: Record<string, string>) =>
+      sample.value(`${http}_count`, labels) ?? 0;
+
+    for (let n = 0; n < 3; n++)
+      expect((await h.post(CREATE, { ticket_id: ticket, ticket_reply: `r${n}` }, { key })).status).toBe(202);
+    expect((await h.post(CREATE, { ticket_id: ticket, ticket_reply: 'x' }, { key: 'not-a-key' })).status).toBe(401);
+    // The key in the query string never becomes a label: the route is the pattern.
+    expect((await h.post(`${CREATE}?api_key=${key}&n=1`, { ticket_id: ticket, ticket_reply: 'q' })).status).toBe(202);
+    // Every unknown path is one route, whatever it is.
+    for (const path of ['/nope', `/nope/${key}`, '/api/v1/x.php?y=1']) expect((await h.get(path)).status).toBe(404);
+    expect((await h.get('/healthz')).status).toBe(200);
+
+    const end = await scrape(h.url);
+    const grew = (labels: Record<string, string>) => count(end, labels) - count(start, labels);
+    expect(end.types.get(http)).toBe('histogram');
+    expect(grew({ method: 'POST', route: CREATE, status_code: '202' })).toBe(4);
+    expect(grew({ method: 'POST', route: CREATE, status_code: '401' })).toBe(1);
+    expect(grew({ method: 'GET', route: '(unmatched)', status_code: '404' })).toBe(3);
+    expect(grew({ method: 'GET', route: '/healthz', status_code: '200' })).toBe(1);
+    // Scrapes are requests too: the first one is counted by the second.
+    expect(count(end, { method: 'GET', route: '/metrics', status_code: '200' })).toBeGreaterThanOrEqual(1);
+    expect(end.value(`${http}_sum`, { method: 'POST', route: CREATE, status_code: '202' })).toBeGreaterThan(0);
+    expect(end.value(`${http}_bucket`, { method: 'POST', route: CREATE, status_code: '202', le: '+Inf' })).toBe(
+      count(end, { method: 'POST', route: CREATE, status_code: '202' }),
+    );
+    const routes = new Set(end.samples.filter((s) => s.name === `${http}_count`).map((s) => s.labels.route));
+    for (const route of routes) expect(route === '(unmatched)' || /^\/[^?]*$/.test(route as string), route).toBe(true);
+    expect([...routes].some((route) => route?.includes(key) || route?.includes('nope'))).toBe(false);
+
+    // A worker-only process counts the requests its operations port answers.
+    const ops = await scrape(worker?.url as string);
+    expect(ops.value(`${http}_count`, { method: 'GET', route: '/metrics', status_code: '200' })).toBeGreaterThanOrEqual(1);
   });
 });

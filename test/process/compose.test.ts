@@ -146,7 +146,11 @@ describe('docker-compose.yml', () => {
     expect(existsSync(join(ROOT, dockerfile))).toBe(true);
 
     expect(APP_IMAGE).toMatch(/^itflow-reply-queue:/);
-    expect(appServices().map(([name]) => name).sort()).toEqual(['demo-data', 'intake', 'worker']);
+    expect(
+      appServices()
+        .map(([name]) => name)
+        .sort(),
+    ).toEqual(['demo-data', 'intake', 'worker']);
     // The others use the image the intake's entry built; they must never look for it in a registry.
     for (const [name, s] of appServices()) if (name !== 'intake') expect(s.pull_policy, name).toBe('never');
   });
@@ -165,7 +169,10 @@ describe('docker-compose.yml', () => {
     expect(build.include).toEqual(expect.arrayContaining(['src', 'workers']));
 
     const defaultCommand = JSON.parse(inFinal('CMD').at(-1)?.args ?? '[]') as string[];
-    const commands = [defaultCommand, ...appServices().map(([, s]) => (s.command === undefined ? defaultCommand : argv(s.command)))];
+    const commands = [
+      defaultCommand,
+      ...appServices().map(([, s]) => (s.command === undefined ? defaultCommand : argv(s.command))),
+    ];
     for (const [node, entry] of commands) {
       expect(node).toBe('node');
       const source = /^dist\/(workers\/[\w-]+)\.js$/.exec(entry ?? '')?.[1];

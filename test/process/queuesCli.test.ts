@@ -1,8 +1,8 @@
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { QueuesView } from '../../src/cli/queues.js';
 import { laneName, laneOf } from '../../src/queue/lanes.js';
+import type { QueuesView } from '../../src/queue/overview.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, seedWorld, type World } from '../helpers/itflow.js';
 import { BULK, CREATE } from '../helpers/paths.js';

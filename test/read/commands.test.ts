@@ -51,6 +51,8 @@ describe.each(GENERATIONS)('commands.php (ITFlow %s)', (generation: Generation) 
         (a) => a.body.data?.[0]?.status === 'applied',
       );
       const [reply] = await h.query('SELECT ticket_reply_id FROM ticket_replies WHERE ticket_reply_ticket_id = ?', [ticket]);
+      const [settings] = await h.query('SELECT config_timezone FROM settings WHERE company_id = 1');
+      const itflowWallClock = expect.stringMatching(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
       expect(applied.body.data[0]).toEqual({
         command_id: commandId,
         ticket_id: ticket,
@@ -58,6 +60,9 @@ describe.each(GENERATIONS)('commands.php (ITFlow %s)', (generation: Generation) 
         insert_id: reply?.ticket_reply_id,
         accepted_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
         finished_at: expect.stringMatching(/Z$/),
+        accepted_at_itflow: itflowWallClock,
+        finished_at_itflow: itflowWallClock,
+        itflow_timezone: settings?.config_timezone,
         attempts: 1,
       });
     } finally {

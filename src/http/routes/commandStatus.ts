@@ -36,7 +36,14 @@ export function registerCommandStatus(app: FastifyInstance, deps: RouteDeps): vo
     const principal = await principalOf(deps.auth, request, null);
     requireLevel(principal, READ);
     const commandId = parseCommandStatus(request.query);
-    const status = await commandStatus(deps.read.pool, deps.read.tables, deps.accept.queue, commandId, principal.keyId);
+    const status = await commandStatus(
+      deps.read.pool,
+      deps.read.tables,
+      deps.accept.queue,
+      commandId,
+      principal.keyId,
+      deps.auth.clock.zone,
+    );
     if (!status) throw new NotFound(`No command ${commandId} for this API key (unknown, or older than the retention).`);
     return ok([status]);
   });
