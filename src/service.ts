@@ -42,6 +42,8 @@ export interface RunningService {
   /** Base URL of the intake (or of a worker's health endpoints), or null when not listening. */
   url: string | null;
   schema: ItflowSchema;
+  /** This process's metrics (what /metrics shows, or its share of it under `npm start`'s supervisor). */
+  metrics: ServiceMetrics;
   /** Graceful stop: no new work, in-flight work finished or handed back, connections closed. */
   close(): Promise<void>;
 }
@@ -280,6 +282,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
     return {
       url,
       schema,
+      metrics,
       async close() {
         await stopIntake();
         await drainer?.stop();

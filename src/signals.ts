@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { processLogger } from './logger.js';
 import { type Roles, type RunningService, StartupError, startService } from './service.js';
+import { joinSupervisor, supervisedAs } from './supervision.js';
 
 /**
  * Runs one process of the service until SIGTERM or SIGINT, then shuts down gracefully:
@@ -17,7 +18,10 @@ export async function runProcess(roles: Roles, label: string): Promise<void> {
     if (error instanceof ConfigError) return exitWith(error.message);
     throw error;
   }
-  const logger = processLogger(config.LOG_LEVEL, config.LOG_FORMAT);
+  // Under npm start's supervisor, each line says which of its processes wrote it.
+  const name = supervisedAs();
+  const base = processLogger(config.LOG_LEVEL, config.LOG_FORMAT);
+  const logger = name === undefined ? base : base.child({ process: name });
   let service: RunningService;
   try {
     service = await startService(config, roles, logger);
@@ -27,13 +31,15 @@ export async function runProcess(roles: Roles, label: string): Promise<void> {
     return exitWith(`Could not start: ${(error as Error).message}`);
   }
   // The signal handlers first: whoever waits for this line may stop the process at once.
-  stopOnSignal(service, logger);
+  const stop = stopOnSignal(service, logger);
   logger.info({ url: service.url, roles }, `${label} started`);
+  if (name !== undefined) joinSupervisor(service.url, service.metrics, stop);
 }
 
-export function stopOnSignal(service: RunningService, logger: Logger): void {
+/** Stops the service gracefully on SIGTERM or SIGINT (a second one exits at once); returns the stop. */
+export function stopOnSignal(service: RunningService, logger: Logger): (reason: string) => void {
   let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
+  const stop = (signal: string) => {
     if (stopping) {
       logger.warn({ signal }, 'second signal: exiting now');
       process.exit(1);
@@ -52,7 +58,10 @@ export function stopOnSignal(service: RunningService, logger: Logger): void {
       });
   };
   process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+  // Under npm start's supervisor, Ctrl-C in a terminal reaches every process of the group; the
+  // supervisor then sends each of its processes one SIGTERM, which is the one to act on.
+  process.on('SIGINT', supervisedAs() === undefined ? stop : () => {});
+  return stop;
 }
 
 function exitWith(message: string): void {

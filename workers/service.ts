@@ -1,4 +1,5 @@
-// The all-in-one process (`npm start`): HTTP intake and queue worker together.
-import { runProcess } from '../src/signals.js';
+// `npm start`: the HTTP intake and SERVICE_WORKERS queue workers, each in a process of its own
+// under one supervisor (SERVICE_WORKERS=0: both in this one process).
+import { superviseOrRun } from '../src/supervisor.js';
 
-await runProcess({ intake: true, worker: true }, 'ITFlow Reply Queue');
+await superviseOrRun('ITFlow Reply Queue');

@@ -6,7 +6,7 @@ import { laneNames } from '../../src/queue/lanes.js';
 import { expectExactlyOnce, sendReplies, waitForLedger } from '../helpers/faults.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, seedWorld, type World } from '../helpers/itflow.js';
-import { freePort, killLeftovers, spawnEntry, startRedisServer } from '../helpers/processes.js';
+import { freePort, killLeftovers, linesPerProcess, processNames, spawnEntry, startRedisServer } from '../helpers/processes.js';
 
 // Redis losing what it held without the service restarting: FLUSHDB by an operator, or a
 // failover to a replica that came up empty. The lanes' settings (their count, and the global
@@ -90,19 +90,20 @@ describe('Redis going away and coming back, in the log (ITFlow 2.6.7)', () => {
     await h?.close();
   });
 
-  it('one line when it goes, one when it is back, for the whole process', async () => {
+  it('one line when it goes, one when it is back, from each process of the service', async () => {
     const service = spawnEntry('workers/service.ts', h.processEnv({ REDIS_URL: `redis://127.0.0.1:${port}` }));
-    await service.waitFor(/ITFlow Reply Queue started/);
+    const names = processNames(await service.waitFor(/ITFlow Reply Queue started/));
+    expect(names).toEqual(['intake', 'worker-1']);
     const dying = server as ChildProcess;
     dying.kill('SIGKILL');
     await once(dying, 'exit');
     await sleep(3_000);
     server = await startRedisServer(port);
-    await service.waitFor(/Redis is reachable again/, 15_000);
+    await service.waitForLines(/Redis is reachable again/, names.length, 15_000);
     await sleep(1_000);
-    const lines = service.output().split('\n');
-    expect(lines.filter((l) => l.includes('Redis connection lost'))).toHaveLength(1);
-    expect(lines.filter((l) => l.includes('Redis is reachable again'))).toHaveLength(1);
+    const each = Object.fromEntries(names.map((name) => [name, 1]));
+    expect(linesPerProcess(service.output(), /Redis connection lost/)).toEqual(each);
+    expect(linesPerProcess(service.output(), /Redis is reachable again/)).toEqual(each);
     service.child.kill('SIGTERM');
     expect(await service.exited).toBe(0);
   }, 40_000);

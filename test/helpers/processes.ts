@@ -8,6 +8,8 @@ export interface ServiceProcess {
   output(): string;
   /** Resolves with the first stdout/stderr line matching `pattern`. */
   waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** Resolves with the first `count` lines matching `pattern` (one from each of npm start's processes, say). */
+  waitForLines(pattern: RegExp, count: number, timeoutMs?: number): Promise<string[]>;
   /** Resolves with the exit code (or the signal name). */
   exited: Promise<number | string>;
 }
@@ -40,17 +42,20 @@ export function spawnEntry(entry: string, env: Record<string, string>, args: str
     output: () => text,
     exited,
     waitFor(pattern, timeoutMs = 20_000) {
+      return this.waitForLines(pattern, 1, timeoutMs).then(([line]) => line as string);
+    },
+    waitForLines(pattern, count, timeoutMs = 20_000) {
       return new Promise((resolve, reject) => {
         const check = () => {
-          const line = text.split('\n').find((l) => pattern.test(l));
-          if (line === undefined) return false;
+          const lines = text.split('\n').filter((l) => pattern.test(l));
+          if (lines.length < count) return false;
           cleanup();
-          resolve(line);
+          resolve(lines.slice(0, count));
           return true;
         };
         const timer = setTimeout(() => {
           cleanup();
-          reject(new Error(`no line matching ${pattern} within ${timeoutMs} ms; output:\n${text}`));
+          reject(new Error(`not ${count} line(s) matching ${pattern} within ${timeoutMs} ms; output:\n${text}`));
         }, timeoutMs);
         const cleanup = () => {
           clearTimeout(timer);
@@ -91,4 +96,20 @@ export async function startRedisServer(port: number, args: string[] = []): Promi
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   throw new Error('redis-server did not start');
+}
+
+/** The names of npm start's processes (`intake`, `worker-1`, …), from its "… started" line. */
+export function processNames(startedLine: string): string[] {
+  return (JSON.parse(startedLine).processes as Array<{ name: string }>).map((p) => p.name);
+}
+
+/** How many lines matching `pattern` each process wrote (JSON log lines, by their `process` field). */
+export function linesPerProcess(output: string, pattern: RegExp): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const line of output.split('\n')) {
+    if (!line.startsWith('{') || !pattern.test(line)) continue;
+    const name = String(JSON.parse(line).process ?? '(supervisor)');
+    counts[name] = (counts[name] ?? 0) + 1;
+  }
+  return counts;
 }

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vi
 import { proxiedDatabase, type Sent, sendRound, type TcpProxy, waitForLedger } from '../helpers/faults.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, seedWorld, type World } from '../helpers/itflow.js';
-import { freePort, killLeftovers, spawnEntry, startRedisServer } from '../helpers/processes.js';
+import { freePort, killLeftovers, linesPerProcess, processNames, spawnEntry, startRedisServer } from '../helpers/processes.js';
 
 // A dependency going away is one warning for the whole process, and its return one line —
 // not a warning from each of the 32 lanes' workers at every reconnection attempt, nor one per
@@ -25,7 +25,7 @@ function warnings(output: string): Array<Record<string, any>> {
     .filter((line) => line.level >= 40);
 }
 
-describe('Redis away for a few seconds, in the log of an all-in-one process', () => {
+describe('Redis away for a few seconds, in the log of npm start (intake and worker processes)', () => {
   let h: Harness;
   let port: number;
   let server: ChildProcess | null = null;
@@ -53,23 +53,26 @@ describe('Redis away for a few seconds, in the log of an all-in-one process', ()
       'workers/service.ts',
       h.processEnv({ REDIS_URL: `redis://127.0.0.1:${port}`, QUEUE_PARTITIONS: '32' }),
     );
-    await service.waitFor(/"ITFlow Reply Queue started"/);
+    const names = processNames(await service.waitFor(/"ITFlow Reply Queue started"/));
     const dying = server as ChildProcess;
     dying.kill('SIGKILL');
     await once(dying, 'exit');
     // Long enough for every lane's worker and the parked-ticket poll to retry many times.
     await sleep(4_000);
     await startRedis();
-    await service.waitFor(/Redis is reachable again/, 15_000);
+    await service.waitForLines(/Redis is reachable again/, names.length, 15_000);
     await sleep(1_500);
     service.child.kill('SIGTERM');
     expect(await service.exited).toBe(0);
 
+    // npm start's processes (the intake and a worker) each say it once, and nothing else.
     const output = service.output();
-    expect(warnings(output).map((line) => line.msg)).toEqual([
-      'Redis connection lost; the intake answers 503 and workers wait until it is back',
-    ]);
-    expect(output.split('\n').filter((line) => line.includes('Redis is reachable again'))).toHaveLength(1);
+    const each = Object.fromEntries(names.map((name) => [name, 1]));
+    expect(warnings(output).map((line) => line.msg)).toEqual(
+      names.map(() => 'Redis connection lost; the intake answers 503 and workers wait until it is back'),
+    );
+    expect(linesPerProcess(output, /Redis connection lost/)).toEqual(each);
+    expect(linesPerProcess(output, /Redis is reachable again/)).toEqual(each);
   }, 40_000);
 });
 
