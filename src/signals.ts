@@ -11,13 +11,7 @@ import { joinSupervisor, supervisedAs } from './supervision.js';
  * with one line on stderr and exit code 1.
  */
 export async function runProcess(roles: Roles, label: string): Promise<void> {
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) return exitWith(error.message);
-    throw error;
-  }
+  const config = configOrExit();
   // Under npm start's supervisor, each line says which of its processes wrote it.
   const name = supervisedAs();
   const base = processLogger(config.LOG_LEVEL, config.LOG_FORMAT);
@@ -64,7 +58,17 @@ export function stopOnSignal(service: RunningService, logger: Logger): (reason: 
   return stop;
 }
 
-function exitWith(message: string): void {
+/** The configuration from the environment; a bad value ends the process with one line naming it. */
+export function configOrExit(): Config {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) exitWith(error.message);
+    throw error;
+  }
+}
+
+function exitWith(message: string): never {
   process.stderr.write(`${message}\n`);
   process.exit(1);
 }

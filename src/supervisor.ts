@@ -9,9 +9,9 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
-import { type Config, ConfigError, loadConfig } from './config.js';
+import type { Config } from './config.js';
 import { processLogger } from './logger.js';
-import { runProcess } from './signals.js';
+import { configOrExit, runProcess } from './signals.js';
 import { type FromChild, SUPERVISED_ENV, type ToChild } from './supervision.js';
 
 /** A crash within this long of a start doubles the wait before the next start (up to the cap). */
@@ -32,13 +32,7 @@ interface Member {
 
 /** `npm start`: supervised processes, or — with SERVICE_WORKERS=0 — intake and worker in this one. */
 export async function superviseOrRun(label: string): Promise<void> {
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) return exitWith(error.message);
-    throw error;
-  }
+  const config = configOrExit();
   if (config.SERVICE_WORKERS === 0) return runProcess({ intake: true, worker: true }, label);
   await new Supervisor(config, processLogger(config.LOG_LEVEL, config.LOG_FORMAT), label).start();
 }
@@ -208,9 +202,4 @@ class Supervisor {
     gathering.parts.push(metrics);
     if (--gathering.waiting === 0) gathering.done();
   }
-}
-
-function exitWith(message: string): void {
-  process.stderr.write(`${message}\n`);
-  process.exit(1);
 }
