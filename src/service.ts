@@ -171,7 +171,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
         { maxCommands: config.BATCH_MAX_COMMANDS, maxInFlight: config.WORKER_CONCURRENCY, lingerMs: config.BATCH_LINGER_MS },
         (size) => metrics.batchStarted(size),
       );
-      consumer = new CommandConsumer(blocking, batcher, parked, availability, events, {
+      consumer = new CommandConsumer(blocking, redis, batcher, parked, availability, events, {
         prefix: config.QUEUE_PREFIX,
         lanes: config.QUEUE_PARTITIONS,
         lockMs: config.WORKER_LOCK_SECONDS * 1000,
@@ -179,6 +179,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
         backoffMs: config.APPLY_BACKOFF_MS,
         maxBackoffMs: config.APPLY_MAX_BACKOFF_MS,
         sliceSize: config.BATCH_MAX_COMMANDS,
+        lookahead: config.BATCH_MAX_COMMANDS - 1,
         parkedRetryMs: PARKED_RETRY_MS,
         logger,
       });

@@ -17,6 +17,12 @@ interface Waiting {
   reject(error: unknown): void;
 }
 
+/** Commands that go into one batch together: one command, or a lane's run (submitRun). */
+type Unit = Waiting[];
+
+/** Why a ticket's later commands of a batch, and those still waiting, were not applied. */
+type Stop = { kind: 'locked' } | { kind: 'error'; error: unknown };
+
 /**
  * Folds the commands the lanes hand over into batches, one transaction each. With a free
  * transaction slot a command goes at once (after `lingerMs`, default 0): a lone command is not
@@ -26,11 +32,14 @@ interface Waiting {
  *
  * A ticket's commands take effect in the order they were submitted: a batch never starts with
  * a ticket that a batch in flight holds (its commands wait for the next batch, and so do the
- * ticket's later ones), and when a ticket turns out to be locked by another session, its
- * commands still waiting are answered `locked` as well — none may overtake the locked one.
+ * ticket's later ones), and when a ticket turns out to be locked by another session, or one of
+ * its commands fails with an error, its later commands are answered `locked`, or rejected with
+ * that error — none may overtake the one that did not apply. A run (submitRun) goes into one
+ * batch whole, so it commits, or fails, together.
  */
 export class Batcher {
-  private waiting: Waiting[] = [];
+  private waiting: Unit[] = [];
+  private waitingCommands = 0;
   private readonly busyTickets = new Set<number>();
   private inFlight = 0;
   private scheduled = false;
@@ -42,16 +51,33 @@ export class Batcher {
   ) {}
 
   submit(submission: Submission): Promise<ApplyResult> {
-    return new Promise((resolve, reject) => {
-      this.waiting.push({ submission, ticketId: submission.job.command.ticketId, resolve, reject });
-      this.schedule();
-    });
+    return this.submitRun([submission])[0] as Promise<ApplyResult>;
+  }
+
+  /**
+   * Submits commands to be applied in one batch, in this order (at most `maxCommands` of them):
+   * a lane's job and the commands waiting behind it. One promise per command.
+   */
+  submitRun(submissions: Submission[]): Array<Promise<ApplyResult>> {
+    if (submissions.length > this.options.maxCommands) throw new RangeError(`a run of ${submissions.length} commands`);
+    const unit: Unit = [];
+    const results = submissions.map(
+      (submission) =>
+        new Promise<ApplyResult>((resolve, reject) => {
+          unit.push({ submission, ticketId: submission.job.command.ticketId, resolve, reject });
+        }),
+    );
+    if (unit.length === 0) return results;
+    this.waiting.push(unit);
+    this.waitingCommands += unit.length;
+    this.schedule();
+    return results;
   }
 
   private schedule(): void {
     if (this.scheduled || this.waiting.length === 0 || this.inFlight >= this.options.maxInFlight) return;
     this.scheduled = true;
-    const full = this.waiting.length >= this.options.maxCommands;
+    const full = this.waitingCommands >= this.options.maxCommands;
     if (this.options.lingerMs > 0 && !full) setTimeout(() => this.flush(), this.options.lingerMs);
     else setImmediate(() => this.flush());
   }
@@ -74,61 +100,84 @@ export class Batcher {
 
   /**
    * The next batch, in submission order, leaving behind (in order) every command of a ticket a
-   * batch in flight holds.
+   * batch in flight holds, and every run that does not fit whole (with its tickets' later commands).
    */
   private take(): Waiting[] {
     const batch: Waiting[] = [];
-    const left: Waiting[] = [];
+    const left: Unit[] = [];
     const passedOver = new Set<number>();
-    for (const w of this.waiting) {
-      if (batch.length >= this.options.maxCommands || this.busyTickets.has(w.ticketId) || passedOver.has(w.ticketId)) {
-        passedOver.add(w.ticketId);
-        left.push(w);
-      } else batch.push(w);
+    for (const unit of this.waiting) {
+      const blocked = unit.some((w) => this.busyTickets.has(w.ticketId) || passedOver.has(w.ticketId));
+      const fits = batch.length === 0 || batch.length + unit.length <= this.options.maxCommands;
+      if (blocked || !fits) {
+        for (const w of unit) passedOver.add(w.ticketId);
+        left.push(unit);
+      } else batch.push(...unit);
     }
     this.waiting = left;
+    this.waitingCommands -= batch.length;
     return batch;
   }
 
   private async run(batch: Waiting[]): Promise<void> {
+    const stopped = new Map<number, Stop>();
     try {
       const results = await this.apply(batch.map((w) => w.submission));
-      for (const [i, w] of batch.entries()) w.resolve(results[i] as ApplyResult);
-      this.answerLocked(new Set(batch.filter((_, i) => results[i]?.status === 'locked').map((w) => w.ticketId)));
+      for (const [i, w] of batch.entries()) {
+        w.resolve(results[i] as ApplyResult);
+        if (results[i]?.status === 'locked') stopped.set(w.ticketId, { kind: 'locked' });
+      }
     } catch (error) {
       if (batch.length === 1 || isTransient(error)) {
-        for (const w of batch) w.reject(error);
-        return;
+        for (const w of batch) {
+          w.reject(error);
+          stopped.set(w.ticketId, { kind: 'error', error });
+        }
+      } else {
+        // One at a time, in order; a ticket found locked, or failing, on the way keeps its later commands back.
+        for (const w of batch) {
+          const stop = stopped.get(w.ticketId);
+          if (stop) answer(w, stop);
+          else {
+            const found = await this.runOne(w);
+            if (found) stopped.set(w.ticketId, found);
+          }
+        }
       }
-      // One at a time, in order; a ticket found locked on the way keeps its later commands back.
-      const locked = new Set<number>();
-      for (const w of batch) {
-        if (locked.has(w.ticketId)) w.resolve({ status: 'locked' });
-        else if ((await this.runOne(w)) === 'locked') locked.add(w.ticketId);
-      }
-      this.answerLocked(locked);
     }
+    this.stopWaiting(stopped);
   }
 
-  private async runOne(w: Waiting): Promise<ApplyResult['status'] | 'error'> {
+  private async runOne(w: Waiting): Promise<Stop | null> {
     try {
       const [result] = await this.apply([w.submission]);
       w.resolve(result as ApplyResult);
-      return (result as ApplyResult).status;
+      return result?.status === 'locked' ? { kind: 'locked' } : null;
     } catch (error) {
       w.reject(error);
-      return 'error';
+      return { kind: 'error', error };
     }
   }
 
-  /** Commands of a locked ticket still waiting come after the locked one: they wait with it. */
-  private answerLocked(tickets: Set<number>): void {
-    if (tickets.size === 0) return;
-    const left: Waiting[] = [];
-    for (const w of this.waiting) {
-      if (tickets.has(w.ticketId)) w.resolve({ status: 'locked' });
-      else left.push(w);
+  /** Commands of a stopped ticket still waiting come after the one stopped: they wait with it. */
+  private stopWaiting(stopped: Map<number, Stop>): void {
+    if (stopped.size === 0) return;
+    const left: Unit[] = [];
+    for (const unit of this.waiting) {
+      const kept: Unit = [];
+      for (const w of unit) {
+        const stop = stopped.get(w.ticketId);
+        if (stop) answer(w, stop);
+        else kept.push(w);
+      }
+      this.waitingCommands -= unit.length - kept.length;
+      if (kept.length > 0) left.push(kept);
     }
     this.waiting = left;
   }
+}
+
+function answer(w: Waiting, stop: Stop): void {
+  if (stop.kind === 'locked') w.resolve({ status: 'locked' });
+  else w.reject(stop.error);
 }

@@ -10,6 +10,7 @@ import { chunkJobSchema, isChunk } from './chunks.js';
 import type { CommandEvents } from './events.js';
 import { type CommandJob, commandJobSchema, type RetryProgress } from './jobs.js';
 import { laneNames } from './lanes.js';
+import { AppliedAhead, type Lookahead, peekLane } from './lookahead.js';
 import type { ParkedCommands } from './parked.js';
 import { isRedisConnectionError } from './redis.js';
 
@@ -22,6 +23,11 @@ export interface ConsumerOptions {
   maxBackoffMs: number;
   /** Commands submitted to the batcher at once from one chunk (its largest batch). */
   sliceSize: number;
+  /**
+   * Most commands waiting behind a single-command job applied with it (src/queue/lookahead.ts);
+   * the job and they make one batch, so at most the batch size less one. 0: none.
+   */
+  lookahead: number;
   /** How soon a ticket found locked by another session is tried again (ms). */
   parkedRetryMs: number;
   logger: Logger;
@@ -42,18 +48,28 @@ export function backoffDelay(attempt: number, baseMs: number, maxMs: number): nu
  * becomes a dead letter; an outage spends none — the job waits for MySQL to answer again, however
  * long that takes. A ticket whose row another session holds does not hold up the lane: its
  * commands are parked (src/queue/parked.ts) and the job finishes with the rest.
+ *
+ * A single-command job takes the single commands waiting behind it in its lane along into its
+ * batch, on its first try (src/queue/lookahead.ts): a hot ticket gets many commands per
+ * transaction instead of one. Those that finish are remembered, and answered from memory when
+ * the lane delivers them; the others (locked, failing) are left to their own delivery.
  */
 export class CommandConsumer {
   private readonly workers: Worker[];
+  private readonly appliedAhead: AppliedAhead;
 
   constructor(
     blockingRedis: Redis,
+    /** For reading the lanes' waiting jobs (blockingRedis is the Workers'). */
+    private readonly redis: Redis,
     private readonly batcher: Batcher,
     private readonly parked: ParkedCommands,
     private readonly availability: MysqlAvailability,
     private readonly events: CommandEvents,
     private readonly options: ConsumerOptions,
   ) {
+    // Each lane has at most one run delivered after its job: twice that for all lanes is ample.
+    this.appliedAhead = new AppliedAhead(Math.max(10_000, 2 * options.lanes * options.lookahead));
     this.workers = laneNames(options.lanes).map(
       (name) =>
         new Worker(name, (job, token, signal) => this.process(job, token, signal), {
@@ -78,6 +94,9 @@ export class CommandConsumer {
   }
 
   private async process(job: Job, token: string | undefined, signal: AbortSignal | undefined): Promise<unknown> {
+    // Applied ahead of its delivery, with an earlier job of its lane: counted and announced then.
+    const ahead = isChunk(job.data) ? undefined : this.appliedAhead.outcomeOf(String(job.id));
+    if (ahead) return ahead;
     const commands = this.commandsOf(job);
     // One slice in flight per job: a slice retried after an error is never overtaken by the
     // job's later commands, so order holds within the lane.
@@ -85,8 +104,9 @@ export class CommandConsumer {
     let parked = 0;
     for (let start = 0; start < commands.length; start += this.options.sliceSize) {
       const slice = commands.slice(start, start + this.options.sliceSize);
+      const run = isChunk(job.data) ? [] : await this.waitingBehind(job);
       // Giving up on this slice leaves it and every later slice of the job unapplied.
-      const results = await this.applyWithRetries(job, token, signal, slice, commands.length - start);
+      const results = await this.applyWithRetries(job, token, signal, slice, run, commands.length - start);
       for (const result of results) {
         if (result.status === 'locked') parked++;
         else outcomes.push(result);
@@ -112,15 +132,38 @@ export class CommandConsumer {
   }
 
   /**
+   * The single commands waiting behind a single-command job in its lane. Not knowing them (Redis
+   * answering an error) only means the job goes alone.
+   */
+  private async waitingBehind(job: Job): Promise<Lookahead[]> {
+    if (this.options.lookahead < 1) return [];
+    try {
+      const run = await peekLane(this.redis, this.options.prefix, job.queueName, this.options.lookahead);
+      // Some may have been applied ahead already, behind a job before this one (this job was left
+      // out of that run, its ticket locked): they are not applied twice, nor counted twice.
+      return run.filter((waiting) => this.appliedAhead.outcomeOf(waiting.job.commandId) === undefined);
+    } catch (error) {
+      this.options.logger.debug({ err: (error as Error).message }, 'could not read the commands waiting in a lane');
+      return [];
+    }
+  }
+
+  /**
    * Applies commands through the batcher; those whose ticket is locked elsewhere, or has
    * commands parked ahead of them, are parked. Errors are retried here, inside the job, by class
    * (see the class comment) until the attempts run out and the job becomes a dead letter.
+   *
+   * `run`, the commands waiting behind the job in its lane, goes along on the first try only,
+   * in the same batch: those that finish are remembered and announced; those locked or failing
+   * are left, neither parked nor retried, for their own delivery to deal with (behind a locked
+   * or failed command of their ticket, so none overtakes it).
    */
   private async applyWithRetries(
     job: Job,
     token: string | undefined,
     signal: AbortSignal | undefined,
     commands: CommandJob[],
+    run: Lookahead[],
     unappliedIfGivenUp: number,
   ): Promise<ApplyResult[]> {
     const { maxAttempts, backoffMs, maxBackoffMs } = this.options;
@@ -132,10 +175,18 @@ export class CommandConsumer {
     for (let attempt = 1, tries = 1; ; tries++) {
       const started = performance.now();
       try {
-        const results = await Promise.all(
-          commands.map((data) => this.batcher.submit({ job: data, attempts: earlierDeliveries + tries })),
-        );
+        const own = commands.map((data) => ({ job: data, attempts: earlierDeliveries + tries }));
+        const behind = tries === 1 ? run : [];
+        const pending =
+          behind.length === 0 ? own.map((s) => this.batcher.submit(s)) : this.batcher.submitRun([...own, ...behind]);
+        const settled = await Promise.allSettled(pending);
         const applyMs = Math.round((performance.now() - started) * 10) / 10; // waiting for a batch slot included
+        this.rememberAhead(behind, settled.slice(own.length), applyMs);
+        const results: ApplyResult[] = [];
+        for (const answer of settled.slice(0, own.length)) {
+          if (answer.status === 'rejected') throw answer.reason;
+          results.push(answer.value);
+        }
         // Parking is the last thing that can fail: a retry after it never parks anything twice.
         const locked = commands.filter((_, i) => results[i]?.status === 'locked');
         if (locked.length > 0) {
@@ -179,6 +230,18 @@ export class CommandConsumer {
         if (!(await sleep(delay, signal))) return this.handBack(job, token);
       }
     }
+  }
+
+  /** The run's commands that finished: remembered for their delivery, and announced once, now. */
+  private rememberAhead(run: Lookahead[], settled: Array<PromiseSettledResult<ApplyResult>>, applyMs: number): void {
+    const finished: Array<{ data: CommandJob; outcome: Outcome }> = [];
+    for (const [i, answer] of settled.entries()) {
+      const data = (run[i] as Lookahead).job;
+      if (answer.status === 'fulfilled' && answer.value.status !== 'locked') finished.push({ data, outcome: answer.value });
+    }
+    if (finished.length === 0) return;
+    for (const { data, outcome } of finished) this.appliedAhead.remember(data.commandId, outcome);
+    this.events.emit('finished', { commands: finished.map((f) => f.data), outcomes: finished.map((f) => f.outcome), applyMs });
   }
 
   private async report(job: Job, progress: RetryProgress): Promise<void> {

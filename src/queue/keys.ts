@@ -32,5 +32,9 @@ export function redisKeys(prefix: string) {
     imports: `${own}:imports`,
     /** A BullMQ job's hash in a lane. */
     laneJob: (lane: string, jobId: string) => `${prefix}:${lane}:${jobId}`,
+    /** A lane's list of waiting job ids (BullMQ's; pushed on the left, taken from the right). */
+    laneWait: (lane: string) => `${prefix}:${lane}:wait`,
+    /** What precedes a job id in its hash's key, in a lane (for a script that reads job hashes). */
+    laneJobPrefix: (lane: string) => `${prefix}:${lane}:`,
   };
 }

@@ -12,6 +12,7 @@ const NAMES = [
   'parkedAmong',
   'settleParked',
   'recordImportTraffic',
+  'peekLane',
 ] as const;
 export type ScriptName = (typeof NAMES)[number];
 
