@@ -34,10 +34,10 @@ describe('MySQL connections killed under the worker', () => {
     await h?.close();
   });
 
-  // Bulk commands apply many to a transaction, so they get more of them: enough work to still be
-  // under way through several kill rounds.
+  // Commands apply many to a transaction (bulk chunks, and single commands waiting in a lane
+  // together), so each kind gets enough to still be under way through several kill rounds.
   it.each([
-    ['single commands', sendReplies, 40],
+    ['single commands', sendReplies, 400],
     ['bulk commands in chunks', sendBulk, 500],
   ] as const)(
     'retries through repeated KILL CONNECTION with no loss and no duplicates (%s)',
