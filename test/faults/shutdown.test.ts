@@ -25,7 +25,8 @@ describe('graceful shutdown under load', () => {
   const tickets = () => Promise.all(Array.from({ length: 10 }, () => addTicket(h.db, '2.6.7', { clientId: world.clientA })));
 
   it('a worker stops within its bound, leaving nothing half-applied, and the rest is applied by the next', async () => {
-    const sent = await sendReplies(h, world.keys.all, await tickets(), 60);
+    // Enough to still be under way at the signal: a lane applies its waiting commands many to a transaction.
+    const sent = await sendReplies(h, world.keys.all, await tickets(), 400);
     const commandIds = sent.map((s) => s.commandId);
     const worker = spawnEntry('workers/worker.ts', h.processEnv({ SHUTDOWN_TIMEOUT_SECONDS: '5' }));
     while ((await ledgerCount(h, commandIds)) < sent.length * 0.2) await new Promise((resolve) => setTimeout(resolve, 10));
