@@ -2,12 +2,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BENCH_KEY } from './setup.js';
 
 /**
- * The bulk scenario: `total` replies through bulk.php, `perRequest` items a request, `inFlight`
- * requests at a time, spread over `tickets` tickets — as fast as they are taken, or paced at
- * `itemsPerSecond`. Returns how long accepting took.
+ * The bulk scenario: `total` replies posted to `endpoint` (the service's bulk.php, or the bare
+ * pipeline's /bulk, which answers the same `data[].status`), `perRequest` items a request,
+ * `inFlight` requests at a time, spread over `tickets` tickets — as fast as they are taken, or
+ * paced at `itemsPerSecond`. Returns how long accepting took.
  */
 export async function sendBulkLoad(
-  url: string,
+  endpoint: string,
   {
     total,
     perRequest,
@@ -34,7 +35,7 @@ export async function sendBulkLoad(
           ticket_reply: `Bulk reply ${first + i}: checked the logs, all green again.`,
           minutes: 1,
         }));
-        const response = await fetch(`${url}/api/v1/tickets/replies/bulk.php`, {
+        const response = await fetch(endpoint, {
           method: 'POST',
           headers: { 'Content-Type': 'application/json', 'X-API-Key': BENCH_KEY },
           body: JSON.stringify(items),

@@ -8,9 +8,15 @@ import { serviceTables } from '../src/db/tables.js';
 /**
  * The ceiling: the same effects as the worker's transaction for an Internal reply — lock the
  * ticket, check the ledger, insert the reply, update the ticket, one audit row, one ledger
- * row — done directly with mysql2, one transaction per command, `connections` at a time.
+ * row — done directly with mysql2, one transaction per command, `connections` at a time, the
+ * commands going round `ticketIds` (all the bench's tickets, or the few of the hot scenario).
  */
-export async function directSqlRate(url: string, commands: number, tickets: number, connections: number): Promise<number> {
+export async function directSqlRate(
+  url: string,
+  commands: number,
+  ticketIds: readonly number[],
+  connections: number,
+): Promise<number> {
   const config = loadConfig({ DATABASE_URL: url });
   const tables = serviceTables(config);
   const pool = mysql.createPool({ uri: url, connectionLimit: connections, dateStrings: true });
@@ -24,7 +30,7 @@ export async function directSqlRate(url: string, commands: number, tickets: numb
       try {
         while (next < commands) {
           const i = next++;
-          const ticket = (i % tickets) + 1;
+          const ticket = ticketIds[i % ticketIds.length] as number;
           const id = idBytes(newCommandId());
           const now = new Date().toISOString().slice(0, 19).replace('T', ' ');
           await conn.beginTransaction();
@@ -58,4 +64,9 @@ export async function directSqlRate(url: string, commands: number, tickets: numb
   const seconds = (performance.now() - started) / 1000;
   await pool.end();
   return commands / seconds;
+}
+
+/** Ticket ids 1…`count`: the bench's tickets, or the first few of them. */
+export function firstTickets(count: number): number[] {
+  return Array.from({ length: count }, (_, i) => i + 1);
 }

@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { Redis } from 'ioredis';
 import mysql from 'mysql2/promise';
-import { directSqlRate } from './directSql.js';
+import { directSqlRate, firstTickets } from './directSql.js';
 import { spawnEntry, stopProcess, waitReady } from './service.js';
 import { BENCH_KEY, BENCH_MYSQL, BENCH_REDIS, benchServiceEnv, createBenchDatabase, freshBench } from './setup.js';
 
@@ -45,7 +45,7 @@ const url = opts.keepDatabase
 let ceiling = Number.NaN;
 if (Number(opts.ceilingCommands) > 0) {
   await freshBench(url, PREFIX);
-  ceiling = await directSqlRate(url, Number(opts.ceilingCommands), tickets, Number(opts.directConnections));
+  ceiling = await directSqlRate(url, Number(opts.ceilingCommands), firstTickets(tickets), Number(opts.directConnections));
 }
 await freshBench(url, PREFIX);
 

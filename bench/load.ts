@@ -6,7 +6,8 @@ import { promisify } from 'node:util';
 import autocannon from 'autocannon';
 
 /**
- * HTTP load against create.php: `wrk` when it is installed (a C load generator leaves more of
+ * HTTP load of single commands against create.php (or the bare pipeline's /one, which takes the
+ * same body and ignores the key): `wrk` when it is installed (a C load generator leaves more of
  * a 2-core machine to the service), otherwise autocannon from npm. The report names which.
  */
 export interface LoadResult {

@@ -1,11 +1,26 @@
+import { cpus } from 'node:os';
+import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { GENERATIONS } from '../src/demo/itflowDatabase.js';
-import { sendBulkLoad } from './bulk.js';
-import { directSqlRate } from './directSql.js';
+import { type BareSetup, bareUnavailable, redisWithDatabase } from './bare.js';
+import { directSqlRate, firstTickets } from './directSql.js';
 import { runImport } from './importRun.js';
 import { type LoadResult, runLoad } from './load.js';
+import {
+  type BenchContext,
+  type BulkRun,
+  bulkOnBare,
+  bulkOnService,
+  type Ledger,
+  onFreshService,
+  type SingleRun,
+  type SingleShape,
+  singleOnBare,
+  singleOnService,
+} from './measure.js';
 import { readScenario } from './read.js';
-import { type BenchService, startBenchService, type Topology, waitForLedger } from './service.js';
+import { type BenchRow, fmt, tableRow, workRow, writeResults } from './results.js';
+import { SERVICE_TOPOLOGIES, startBenchService, type Topology, waitForLedger } from './service.js';
 import {
   BENCH_KEY,
   BENCH_MYSQL,
@@ -16,25 +31,32 @@ import {
   percentile,
   tuningFromEnvironment,
 } from './setup.js';
+import { WorkMeter } from './work.js';
 
 /**
- * `npm run bench`: the service and the same machine's direct-SQL ceiling, measured in one run,
- * so the results read as ratios rather than absolute times.
+ * `npm run bench`: the service, the same machine's direct-SQL ceiling and the bare pipeline of
+ * ../shared/ceiling/ under the same loads, measured in one run, so the results read as ratios
+ * (service ÷ ceiling, service ÷ bare) rather than absolute times.
  *
  * Scenarios:
  * - pipeline: single commands over HTTP with the intake and the worker running together, as in
- *   production (the headline figures: accepted/s, latency, applied/s, lag).
+ *   production (the headline figures: accepted/s, latency, applied/s, lag), and the bare
+ *   pipeline under the same load.
  * - phases: the intake alone under the same load (no worker), then the worker alone draining
  *   the backlog it left: each side's capacity without the other competing for the CPU.
- * - bulk: replies through bulk.php, 1,000 items a request, as fast as they are taken.
+ * - bulk: replies through bulk.php, 1,000 items a request, 4 in flight, as fast as they are
+ *   taken; the bare pipeline's /bulk the same way.
  * - import: the CLI importing a file of 1,000,000 historical replies over 10,000 tickets,
  *   waiting until all are applied; its peak memory (VmHWM) is reported.
  * - steady: accept-to-applied lag at half of the maximum throughput measured earlier in the
  *   run (single commands at a fixed rate, and bulk requests paced the same way).
+ * - hot: single commands over only the first 3 tickets at c=32, against a direct-SQL ceiling
+ *   measured on those 3 tickets, then paced at half that ceiling for the lag.
  * - read: read.php over 1,000,000 replies in both ITFlow generations (see bench/read.ts).
  */
+const ALL_SCENARIOS = 'pipeline,phases,bulk,import,steady,hot,read';
 const program = new Command('bench')
-  .option('--scenarios <list>', 'pipeline,phases,bulk,import,steady,read', 'pipeline,phases,bulk,import,steady,read')
+  .option('--scenarios <list>', ALL_SCENARIOS, ALL_SCENARIOS)
   .option('--bulk-total <n>', 'replies sent through bulk.php', '200000')
   .option('--import-lines <n>', 'lines in the CLI import file', '1000000')
   .option('--steady-rate <n>', 'single commands/s for the steady scenario (default: half the pipeline maximum)')
@@ -42,9 +64,20 @@ const program = new Command('bench')
   .option('--seconds <n>', 'seconds of HTTP load per scenario', '15')
   .option('--connections <list>', 'HTTP client connections, comma separated', '1,8,32')
   .option('--tickets <n>', 'tickets the commands are spread over', '10000')
-  .option('--commands <n>', 'commands for the direct-SQL ceiling', '20000')
+  .option('--hot-tickets <n>', 'tickets the hot scenario goes round (the first n)', '3')
+  .option('--hot-connections <n>', 'HTTP client connections in the hot scenario', '32')
+  .option('--hot-rate <n>', 'commands/s of the paced hot run (default: half the direct-SQL ceiling on the hot tickets)')
+  .option('--commands <n>', 'commands for each direct-SQL ceiling', '20000')
   .option('--direct-connections <n>', 'mysql2 connections for the direct-SQL ceiling', '8')
-  .option('--topology <t>', 'all-in-one | split (intake and worker as separate processes)', 'all-in-one')
+  .option(
+    '--topology <list>',
+    'start (npm start as it is), single (its one-process mode), split (intake and worker started by the bench); several: start,single',
+    'start',
+  )
+  .option('--ceiling-dir <dir>', "the bare pipeline's folder (pipeline.mjs), relative to the repository", '../shared/ceiling')
+  .option('--ceiling-redis-db <n>', "the Redis database index of the bare pipeline's queue", '12')
+  .option('--ceiling-port <n>', "the bare pipeline's HTTP port", '18999')
+  .option('--out <dir>', 'where the JSON and Markdown results go', 'bench/results')
   .parse();
 const opts = program.opts<{
   scenarios: string;
@@ -55,222 +88,293 @@ const opts = program.opts<{
   seconds: string;
   connections: string;
   tickets: string;
+  hotTickets: string;
+  hotConnections: string;
+  hotRate?: string;
   commands: string;
   directConnections: string;
-  topology: Topology;
+  topology: string;
+  ceilingDir: string;
+  ceilingRedisDb: string;
+  ceilingPort: string;
+  out: string;
 }>();
 
-const MYSQL = BENCH_MYSQL;
-const REDIS = BENCH_REDIS;
 const DATABASE = 'itflow_bench';
 const PREFIX = 'rqbench';
 const tickets = Number(opts.tickets);
-const serviceEnv = benchServiceEnv(DATABASE, PREFIX, '18181');
+const hotTickets = Number(opts.hotTickets);
+const directConnections = Number(opts.directConnections);
+const topologies = opts.topology.split(',') as Topology[];
+for (const t of topologies) {
+  if (!(SERVICE_TOPOLOGIES as readonly string[]).includes(t))
+    throw new Error(`--topology: ${t} is not one of ${SERVICE_TOPOLOGIES.join(', ')}`);
+}
 const tuning = Object.entries(tuningFromEnvironment()).map(([name, value]) => `${name}=${value}`);
 if (tuning.length > 0) console.log(`Service tuning: ${tuning.join(' ')}`);
 
-const fmt = (n: number, digits = 0) =>
-  Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '-';
-const rows: Array<Record<string, string>> = [];
-
+const rows: BenchRow[] = [];
 const scenarios = new Set(opts.scenarios.split(','));
-const writes = ['pipeline', 'phases', 'bulk', 'import', 'steady'].some((s) => scenarios.has(s));
-/** The best applied/s seen in this run, for the steady scenario's half-rate. */
-const best = { single: 0, bulk: 0 };
-let url = '';
-let ceiling = Number.NaN;
+const writes = ['pipeline', 'phases', 'bulk', 'import', 'steady', 'hot'].some((s) => scenarios.has(s));
+/** The best applied/s each topology reached in this run, for the steady scenario's half-rate. */
+const best = new Map<Topology, { single: number; bulk: number }>(topologies.map((t) => [t, { single: 0, bulk: 0 }]));
+const ceiling = { spread: Number.NaN, hot: Number.NaN };
+const startedAt = new Date();
+let ctx: BenchContext | null = null;
+
 if (writes) {
   console.log(`Creating ${DATABASE} with ${tickets} tickets…`);
-  url = await createBenchDatabase(MYSQL, DATABASE, tickets);
-  console.log(`Direct SQL: ${opts.commands} replies, one transaction each, over ${opts.directConnections} connections…`);
-  ceiling = await directSqlRate(url, Number(opts.commands), tickets, Number(opts.directConnections));
-  rows.push({
-    scenario: `direct SQL ceiling: 1 txn/command, ${opts.directConnections} conns`,
-    'applied/s': fmt(ceiling),
-    'vs ceiling': '100 %',
-  });
-}
-
-const fresh = () => freshBench(url, PREFIX);
-
-/**
- * Load for the scenario's duration, after a 2 s warm-up whose commands are not counted (JIT,
- * connection pools and caches filled); returns the measured part and how many the warm-up added.
- */
-async function load(service: BenchService, connections: number): Promise<{ result: LoadResult; warmup: number }> {
-  const options = { url: `${service.url}/api/v1/tickets/replies/create.php`, key: BENCH_KEY, connections, tickets };
-  const warmup = await runLoad({ ...options, seconds: 2 });
-  return { result: await runLoad({ ...options, seconds: Number(opts.seconds) }), warmup: warmup.ok };
-}
-
-type Ledger = Awaited<ReturnType<typeof waitForLedger>>;
-
-/**
- * One scenario on a fresh database and queue: starts the service, lets `drive` load it, waits
- * until the ledger holds every command `drive` got accepted, then stops the service.
- */
-async function onFreshService<T>(
-  drive: (service: BenchService) => Promise<T>,
-  acceptedOf: (driven: T) => number,
-): Promise<{ driven: T; ledger: Ledger }> {
-  await fresh();
-  const service = await startBenchService(opts.topology, serviceEnv);
-  try {
-    const driven = await drive(service);
-    return { driven, ledger: await waitForLedger(url, acceptedOf(driven), 600_000) };
-  } finally {
-    await service.stop();
+  const databaseUrl = await createBenchDatabase(BENCH_MYSQL, DATABASE, tickets);
+  ctx = {
+    databaseUrl,
+    prefix: PREFIX,
+    serviceEnv: benchServiceEnv(DATABASE, PREFIX, '18181'),
+    bare: bareSetup(databaseUrl),
+    seconds: Number(opts.seconds),
+    meter: await WorkMeter.open(databaseUrl, BENCH_REDIS),
+  };
+  console.log(
+    `Direct SQL: ${opts.commands} replies over ${fmt(tickets)} tickets, one transaction each, ${directConnections} connections…`,
+  );
+  ceiling.spread = await directSqlRate(databaseUrl, Number(opts.commands), firstTickets(tickets), directConnections);
+  rows.push(ceilingRow(`over ${fmt(tickets)} tickets`, ceiling.spread));
+  if (scenarios.has('hot')) {
+    console.log(`Direct SQL: ${opts.commands} replies over the first ${hotTickets} tickets, the same way…`);
+    ceiling.hot = await directSqlRate(databaseUrl, Number(opts.commands), firstTickets(hotTickets), directConnections);
+    rows.push(ceilingRow(`over ${hotTickets} hot tickets`, ceiling.hot));
   }
 }
 
-/** The accept→applied lag percentiles and failures a ledger shows. */
-function lagColumns(ledger: Ledger): Record<string, string> {
+/** The bare pipeline's settings, or null (said in one line) when it cannot run here. */
+function bareSetup(databaseUrl: string): BareSetup | null {
+  const dir = resolve(opts.ceilingDir);
+  const unavailable = bareUnavailable(dir, BENCH_MYSQL);
+  if (unavailable) {
+    console.log(unavailable);
+    return null;
+  }
   return {
-    'lag p50 ms': fmt(percentile(ledger.lags, 50)),
-    'lag p99 ms': fmt(percentile(ledger.lags, 99)),
-    failed: String(ledger.failed),
+    dir,
+    database: DATABASE,
+    databaseUrl,
+    redisUrl: redisWithDatabase(BENCH_REDIS, Number(opts.ceilingRedisDb)),
+    port: Number(opts.ceilingPort),
   };
 }
 
-function acceptRow(name: string, result: LoadResult): Record<string, string> {
+function ceilingRow(over: string, perSecond: number): BenchRow {
   return {
-    scenario: `${name}, ${result.generator}`,
-    'accepted/s': fmt(result.ok / result.seconds),
-    'accept p50 ms': fmt(result.p50, 1),
-    'accept p99 ms': fmt(result.p99, 1),
-    'not accepted': String(result.requests - result.ok),
+    scenario: `direct SQL ceiling ${over}`,
+    system: `direct SQL, 1 txn/command, ${directConnections} conns`,
+    appliedPerSecond: perSecond,
+    ceilingPerSecond: perSecond,
   };
 }
 
-if (scenarios.has('bulk')) {
-  const total = Number(opts.bulkTotal);
-  console.log(`Bulk: ${total.toLocaleString()} replies through bulk.php, 1,000 a request, 4 requests at a time…`);
-  const { driven: load, ledger } = await onFreshService(
-    (service) => sendBulkLoad(service.url, { total, perRequest: 1000, inFlight: 4, tickets }),
-    (load) => load.accepted,
-  );
-  const applied = (load.accepted / ledger.spanMs) * 1000;
-  best.bulk = Math.max(best.bulk, applied);
-  rows.push({
-    scenario: `bulk.php (${opts.topology}), 1,000 items/request`,
-    'accepted/s': fmt(load.accepted / load.seconds),
-    'applied/s': fmt(applied),
-    'vs ceiling': `${fmt((applied / ceiling) * 100)} %`,
-    ...lagColumns(ledger),
-    'not accepted': String(load.failed),
-  });
+function lagFigures(ledger: Ledger | undefined): Partial<BenchRow> {
+  if (!ledger) return {};
+  return { lagP50Ms: percentile(ledger.lags, 50), lagP99Ms: percentile(ledger.lags, 99), failed: ledger.failed };
+}
+
+function acceptFigures(result: LoadResult): Partial<BenchRow> {
+  return {
+    generator: result.generator,
+    acceptedPerSecond: result.ok / result.seconds,
+    acceptP50Ms: result.p50,
+    acceptP99Ms: result.p99,
+    notAccepted: result.requests - result.ok,
+  };
+}
+
+/** A row of single commands; a paced run (offered below the maximum) has no ceiling to be read against. */
+function singleRow(scenario: string, system: string, run: SingleRun, ceilingPerSecond?: number, bare?: SingleRun): BenchRow {
+  return {
+    scenario,
+    system,
+    ...acceptFigures(run.result),
+    appliedPerSecond: run.appliedPerSecond,
+    ...lagFigures(run.ledger),
+    ...(ceilingPerSecond === undefined ? {} : { ceilingPerSecond }),
+    ...(bare ? { bare: { appliedPerSecond: bare.appliedPerSecond, acceptP99Ms: bare.result.p99 } } : {}),
+    work: run.work,
+  };
+}
+
+function bulkRow(scenario: string, system: string, run: BulkRun, ceilingPerSecond?: number, bare?: BulkRun): BenchRow {
+  return {
+    scenario,
+    system,
+    acceptedPerSecond: run.accepted / run.seconds,
+    appliedPerSecond: run.appliedPerSecond,
+    ...lagFigures(run.ledger),
+    notAccepted: run.failed,
+    ...(ceilingPerSecond === undefined ? {} : { ceilingPerSecond }),
+    ...(bare ? { bare: { appliedPerSecond: bare.appliedPerSecond } } : {}),
+    work: run.work,
+  };
+}
+
+/** The same single-command load on the bare pipeline (when it runs here), then on each topology. */
+async function singleScenario(
+  context: BenchContext,
+  scenario: string,
+  shape: SingleShape,
+  ceilingPerSecond: number,
+): Promise<Map<Topology, SingleRun>> {
+  let bare: SingleRun | undefined;
+  if (context.bare) {
+    console.log(`${scenario}: the bare pipeline…`);
+    bare = await singleOnBare(context, shape);
+    rows.push(singleRow(scenario, 'bare pipeline', bare, ceilingPerSecond));
+  }
+  const runs = new Map<Topology, SingleRun>();
+  for (const topology of topologies) {
+    console.log(`${scenario}: the service (${topology})…`);
+    const run = await singleOnService(context, topology, shape);
+    runs.set(topology, run);
+    rows.push(singleRow(scenario, topology, run, ceilingPerSecond, bare));
+  }
+  return runs;
+}
+
+if (ctx && scenarios.has('bulk')) {
+  const shape = { total: Number(opts.bulkTotal), perRequest: 1000, inFlight: 4, tickets };
+  const scenario = `bulk, ${fmt(shape.total)} items, 1,000 a request, 4 in flight`;
+  let bare: BulkRun | undefined;
+  if (ctx.bare) {
+    console.log(`${scenario}: the bare pipeline…`);
+    bare = await bulkOnBare(ctx, shape);
+    rows.push(bulkRow(scenario, 'bare pipeline', bare, ceiling.spread));
+  }
+  for (const topology of topologies) {
+    console.log(`${scenario}: the service (${topology})…`);
+    const run = await bulkOnService(ctx, topology, shape);
+    const topBest = best.get(topology)!;
+    topBest.bulk = Math.max(topBest.bulk, run.appliedPerSecond);
+    rows.push(bulkRow(scenario, topology, run, ceiling.spread, bare));
+  }
+}
+
+if (ctx && scenarios.has('import')) {
+  const lines = Number(opts.importLines);
+  for (const topology of topologies) {
+    console.log(`Import (${topology}): the CLI importing ${fmt(lines)} historical replies over ${fmt(tickets)} tickets…`);
+    const {
+      driven: run,
+      ledger,
+      work,
+    } = await onFreshService(
+      ctx,
+      topology,
+      (service) => runImport(service.url, lines, tickets),
+      (run) => run.summary.queued,
+    );
+    rows.push({
+      scenario: `CLI import, ${fmt(lines)} lines (client peak RSS ${fmt(run.peakRssMiB)} MiB)`,
+      system: topology,
+      appliedPerSecond: run.summary.applied / run.summary.elapsedSeconds,
+      ...lagFigures(ledger),
+      notAccepted: run.summary.rejected,
+      ceilingPerSecond: ceiling.spread,
+      work,
+    });
+  }
 }
 
 const connectionCounts = opts.connections.split(',').map(Number);
-if (scenarios.has('import')) {
-  const lines = Number(opts.importLines);
-  console.log(`Import: the CLI importing ${lines.toLocaleString()} historical replies over ${tickets.toLocaleString()} tickets…`);
-  const { driven: run, ledger } = await onFreshService(
-    (service) => runImport(service.url, lines, tickets),
-    (run) => run.summary.queued,
-  );
-  const applied = run.summary.applied / run.summary.elapsedSeconds;
+for (const connections of ctx && scenarios.has('pipeline') ? connectionCounts : []) {
+  const runs = await singleScenario(ctx!, `single commands, c=${connections}`, { connections, tickets }, ceiling.spread);
+  for (const [topology, run] of runs) {
+    const topBest = best.get(topology)!;
+    topBest.single = Math.max(topBest.single, run.appliedPerSecond);
+  }
+}
+
+// Each side's capacity alone: measured once, at the most connections.
+if (ctx && scenarios.has('phases')) {
+  const connections = Math.max(...connectionCounts);
+  await freshBench(ctx.databaseUrl, PREFIX);
+  const intake = await startBenchService('intake', ctx.serviceEnv);
+  console.log(`Phases: the intake alone for ${opts.seconds}s at ${connections} connections, then a worker drains…`);
+  const options = { url: `${intake.url}/api/v1/tickets/replies/create.php`, key: BENCH_KEY, connections, tickets };
+  const warmup = await runLoad({ ...options, seconds: 2 });
+  const result = await runLoad({ ...options, seconds: Number(opts.seconds) });
+  const sent = warmup.ok + result.ok;
+  await intake.stop();
+  rows.push({ scenario: `intake alone, c=${connections}`, system: 'intake', ...acceptFigures(result) });
+  const started = Date.now();
+  const worker = await startBenchService('worker', ctx.serviceEnv);
+  const ledger = await waitForLedger(ctx.databaseUrl, sent, 600_000);
+  const drainSeconds = (Date.now() - started) / 1000;
+  await worker.stop();
   rows.push({
-    scenario: `CLI import (${opts.topology}), ${fmt(lines)} lines, ${fmt(tickets)} tickets`,
-    'applied/s': fmt(applied),
-    'vs ceiling': `${fmt((applied / ceiling) * 100)} %`,
-    ...lagColumns(ledger),
-    'not accepted': String(run.summary.rejected),
-    'client RSS MiB': fmt(run.peakRssMiB),
+    scenario: `worker alone draining ${fmt(sent)} commands (incl. start-up)`,
+    system: 'worker',
+    appliedPerSecond: sent / drainSeconds,
+    failed: ledger.failed,
+    ceilingPerSecond: ceiling.spread,
   });
 }
 
-for (const connections of scenarios.has('pipeline') || scenarios.has('phases') ? connectionCounts : []) {
-  if (scenarios.has('pipeline')) {
-    console.log(`Pipeline (${opts.topology}): single commands for ${opts.seconds}s at ${connections} connections…`);
-    const { driven, ledger } = await onFreshService(
-      (service) => load(service, connections),
-      ({ result, warmup }) => warmup + result.ok,
-    );
-    const applied = ((driven.warmup + driven.result.ok) / ledger.spanMs) * 1000;
-    best.single = Math.max(best.single, applied);
-    rows.push({
-      ...acceptRow(`pipeline (${opts.topology}), c=${connections}`, driven.result),
-      'applied/s': fmt(applied),
-      'vs ceiling': `${fmt((applied / ceiling) * 100)} %`,
-      ...lagColumns(ledger),
-    });
-  }
-
-  // Each side's capacity alone: measured once, at the most connections.
-  if (scenarios.has('phases') && connections === Math.max(...connectionCounts)) {
-    await fresh();
-    const intake = await startBenchService('intake', serviceEnv);
-    console.log(`Phases: the intake alone for ${opts.seconds}s at ${connections} connections, then a worker drains…`);
-    const { result, warmup } = await load(intake, connections);
-    await intake.stop();
-    rows.push(acceptRow(`intake alone, c=${connections}`, result));
-    const backlog = warmup + result.ok;
-    const started = Date.now();
-    const worker = await startBenchService('worker', serviceEnv);
-    const ledger = await waitForLedger(url, backlog, 600_000);
-    const drainSeconds = (Date.now() - started) / 1000;
-    await worker.stop();
-    const applied = backlog / drainSeconds;
-    rows.push({
-      scenario: `worker alone draining ${fmt(backlog)} commands (incl. start-up)`,
-      'applied/s': fmt(applied),
-      'vs ceiling': `${fmt((applied / ceiling) * 100)} %`,
-      failed: String(ledger.failed),
-    });
+if (ctx && scenarios.has('hot')) {
+  const connections = Number(opts.hotConnections);
+  await singleScenario(ctx, `hot: ${hotTickets} tickets, c=${connections}`, { connections, tickets: hotTickets }, ceiling.hot);
+  const rate = Math.round(opts.hotRate ? Number(opts.hotRate) : ceiling.hot / 2);
+  const scenario = `hot: ${hotTickets} tickets paced at ${fmt(rate)}/s (${opts.hotRate ? 'given' : 'half the hot ceiling'})`;
+  for (const topology of topologies) {
+    console.log(`${scenario}: the service (${topology})…`);
+    const run = await singleOnService(ctx, topology, { connections, tickets: hotTickets, rate });
+    rows.push(singleRow(scenario, topology, run));
   }
 }
 
-if (scenarios.has('steady')) {
-  const singleRate = opts.steadyRate ? Number(opts.steadyRate) : best.single / 2;
-  const bulkRate = opts.steadyBulkRate ? Number(opts.steadyBulkRate) : best.bulk / 2;
-  if (singleRate > 0) {
-    const rate = Math.round(singleRate);
-    console.log(`Steady: single commands at a fixed ${fmt(rate)}/s for ${opts.seconds}s…`);
-    const { driven: result, ledger } = await onFreshService(
-      (service) =>
-        runLoad({
-          url: `${service.url}/api/v1/tickets/replies/create.php`,
-          key: BENCH_KEY,
-          connections: 32,
-          tickets,
-          seconds: Number(opts.seconds),
-          rate,
-        }),
-      (result) => result.ok,
-    );
-    rows.push({
-      ...acceptRow(`steady single commands at ${fmt(rate)}/s (half max)`, result),
-      'applied/s': fmt((result.ok / ledger.spanMs) * 1000),
-      ...lagColumns(ledger),
-    });
-  } else console.log('Steady (single): no rate; run it with pipeline or give --steady-rate.');
-  if (bulkRate > 0) {
-    const rate = Math.round(bulkRate);
-    const total = rate * Number(opts.seconds);
-    console.log(`Steady: bulk items paced at ${fmt(rate)}/s, 100 a request, for ${opts.seconds}s…`);
-    const { driven: load, ledger } = await onFreshService(
-      (service) => sendBulkLoad(service.url, { total, perRequest: 100, inFlight: 8, tickets, itemsPerSecond: rate }),
-      (load) => load.accepted,
-    );
-    rows.push({
-      scenario: `steady bulk.php at ${fmt(rate)} items/s (half max), 100 items/request`,
-      'accepted/s': fmt(load.accepted / load.seconds),
-      'applied/s': fmt((load.accepted / ledger.spanMs) * 1000),
-      ...lagColumns(ledger),
-      'not accepted': String(load.failed),
-    });
-  } else console.log('Steady (bulk): no rate; run it with bulk or give --steady-bulk-rate.');
+if (ctx && scenarios.has('steady')) {
+  for (const topology of topologies) {
+    const topBest = best.get(topology)!;
+    const singleRate = opts.steadyRate ? Number(opts.steadyRate) : topBest.single / 2;
+    const bulkRate = opts.steadyBulkRate ? Number(opts.steadyBulkRate) : topBest.bulk / 2;
+    if (singleRate > 0) {
+      const rate = Math.round(singleRate);
+      const scenario = `steady single commands at ${fmt(rate)}/s`;
+      console.log(`${scenario}: the service (${topology})…`);
+      const run = await singleOnService(ctx, topology, { connections: 32, tickets, rate });
+      rows.push(singleRow(scenario, topology, run));
+    } else console.log('Steady (single): no rate; run it with pipeline or give --steady-rate.');
+    if (bulkRate > 0) {
+      const rate = Math.round(bulkRate);
+      const scenario = `steady bulk at ${fmt(rate)} items/s, 100 a request`;
+      console.log(`${scenario}: the service (${topology})…`);
+      const shape = { total: rate * Number(opts.seconds), perRequest: 100, inFlight: 8, tickets, itemsPerSecond: rate };
+      rows.push(bulkRow(scenario, topology, await bulkOnService(ctx, topology, shape)));
+    } else console.log('Steady (bulk): no rate; run it with bulk or give --steady-bulk-rate.');
+  }
 }
 
-if (writes) {
+if (ctx) {
   console.log();
-  console.table(rows);
+  console.table(rows.map(tableRow));
+  console.log('\nWork per command applied (server-wide counters; clean only when nothing else uses MariaDB and Redis):');
+  console.table(rows.flatMap(workRow));
+  await ctx.meter.close();
+  const files = writeResults(
+    opts.out,
+    {
+      startedAt: startedAt.toISOString(),
+      finishedAt: new Date().toISOString(),
+      machine: { cpus: cpus().length, node: process.version },
+      options: opts,
+      tuning: tuningFromEnvironment(),
+      ceiling: { spreadPerSecond: ceiling.spread, hotPerSecond: ceiling.hot },
+      bare: ctx.bare ? { dir: ctx.bare.dir, redisUrl: ctx.bare.redisUrl } : null,
+    },
+    rows,
+  );
+  console.log(`Written: ${files.join(', ')}`);
 }
 
 if (scenarios.has('read')) {
   for (const generation of GENERATIONS) {
-    const read = await readScenario(MYSQL, REDIS, generation, (line) => console.log(line));
+    const read = await readScenario(BENCH_MYSQL, BENCH_REDIS, generation, (line) => console.log(line));
     console.log(
       `\nread.php over 1,000,000 replies, ITFlow ${generation} schema (HTTP round trip through the service, 30 requests each):`,
     );

@@ -8,11 +8,19 @@ import { deleteKeysUnder } from '../src/queue/redis.js';
 /** The service under test, started as `npm start` starts it (compiled, separate processes). */
 export interface BenchService {
   url: string;
+  /** Its processes as started (a supervisor's children are theirs). */
+  pids: number[];
   stop(): Promise<void>;
 }
 
+/**
+ * The processes of each topology: `start` is `npm start` as it is by default, `single` the same
+ * entry in its one-process mode, `split` the intake and a worker started apart by the bench (as
+ * `docker-compose.yml` runs them); `intake` and `worker` alone for the phases scenario and the soak.
+ */
 export const ENTRIES = {
-  'all-in-one': ['dist/workers/service.js'],
+  start: ['dist/workers/service.js'],
+  single: ['dist/workers/service.js'],
   split: ['dist/workers/intake.js', 'dist/workers/worker.js'],
   intake: ['dist/workers/intake.js'],
   worker: ['dist/workers/worker.js'],
@@ -20,15 +28,41 @@ export const ENTRIES = {
 
 export type Topology = keyof typeof ENTRIES;
 
-/** Starts the processes of a topology and waits until they answer /readyz. */
+/** The topologies a bench run compares (`--topology start,single,split`). */
+export const SERVICE_TOPOLOGIES = ['start', 'single', 'split'] as const satisfies readonly Topology[];
+
+/** Settings a topology adds to the service's environment. */
+const TOPOLOGY_ENV: Partial<Record<Topology, Record<string, string>>> = {
+  single: { SERVICE_WORKERS: '0' },
+};
+
+/**
+ * The port where a topology's one separate worker process answers /readyz (WORKER_PORT), so a
+ * measurement starts with the worker running as it does in one process; none when the worker
+ * shares the intake's process or there are several (they would share the port).
+ */
+function workerHealthPort(topology: Topology, env: Record<string, string>): string | undefined {
+  if (topology === 'worker') return env.PORT;
+  const workers = Number(env.SERVICE_WORKERS ?? process.env.SERVICE_WORKERS ?? 1);
+  if (topology === 'split' || (topology === 'start' && workers === 1)) return String(Number(env.PORT) + 1);
+  return undefined;
+}
+
+/** Starts the processes of a topology and waits until they (the intake, a separate worker) answer /readyz. */
 export async function startBenchService(topology: Topology, env: Record<string, string>): Promise<BenchService> {
-  // A worker alone answers health checks on WORKER_PORT.
-  const processEnv = { ...env, ...(topology === 'worker' ? { WORKER_PORT: env.PORT } : {}) };
+  const workerPort = workerHealthPort(topology, env);
+  const processEnv = { ...env, ...TOPOLOGY_ENV[topology], ...(workerPort ? { WORKER_PORT: workerPort } : {}) };
   const children = ENTRIES[topology].map((entry) => spawnEntry(entry, processEnv));
   const url = `http://127.0.0.1:${env.PORT}`;
-  await waitReady(url, 20_000);
+  const probes = [...new Set([url, ...(workerPort ? [`http://127.0.0.1:${workerPort}`] : [])])];
+  const ready = await Promise.all(probes.map((probe) => waitReady(probe, 20_000)));
+  if (ready.includes(false)) {
+    await Promise.all(children.map((child) => stopProcess(child, 'SIGTERM')));
+    throw new Error(`the ${topology} topology did not answer ${probes.join(' and ')} /readyz within 20 s`);
+  }
   return {
     url,
+    pids: children.map((child) => child.pid as number),
     async stop() {
       await Promise.all(children.map((child) => stopProcess(child, 'SIGTERM')));
     },

@@ -8,6 +8,7 @@ export const BENCH_REDIS = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:637
 
 /** Service settings that, set when running the bench or the soak, reach the service (QUEUE_PARTITIONS=64 npm run bench). */
 const TUNING = [
+  'SERVICE_WORKERS',
   'QUEUE_PARTITIONS',
   'WORKER_CONCURRENCY',
   'BATCH_MAX_COMMANDS',

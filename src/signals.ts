@@ -16,6 +16,12 @@ export async function runProcess(roles: Roles, label: string): Promise<void> {
   const name = supervisedAs();
   const base = processLogger(config.LOG_LEVEL, config.LOG_FORMAT);
   const logger = name === undefined ? base : base.child({ process: name });
+  // A supervisor that dies while this process is still starting leaves no one to stop it: leave.
+  const orphaned = () => process.exit(1);
+  if (name !== undefined) {
+    if (!process.connected) orphaned();
+    process.once('disconnect', orphaned);
+  }
   let service: RunningService;
   try {
     service = await startService(config, roles, logger);
@@ -27,7 +33,10 @@ export async function runProcess(roles: Roles, label: string): Promise<void> {
   // The signal handlers first: whoever waits for this line may stop the process at once.
   const stop = stopOnSignal(service, logger);
   logger.info({ url: service.url, roles }, `${label} started`);
-  if (name !== undefined) joinSupervisor(service.url, service.metrics, stop);
+  if (name !== undefined) {
+    process.off('disconnect', orphaned);
+    joinSupervisor(service.url, service.metrics, stop);
+  }
 }
 
 /** Stops the service gracefully on SIGTERM or SIGINT (a second one exits at once); returns the stop. */
