@@ -24,6 +24,8 @@ const GATHER_TIMEOUT_MS = 2_000;
 interface Member {
   name: string;
   entry: 'intake' | 'worker';
+  /** Settings of its own: WORKER_PORT + n for the n-th worker after the first, so each has its port. */
+  env: Record<string, string>;
   child: ChildProcess | null;
   startedAt: number;
   restartMs: number;
@@ -49,9 +51,10 @@ class Supervisor {
     private readonly logger: Logger,
     private readonly label: string,
   ) {
-    const member = (name: string, entry: Member['entry']): Member => ({
+    const member = (name: string, entry: Member['entry'], env: Record<string, string> = {}): Member => ({
       name,
       entry,
+      env,
       child: null,
       startedAt: 0,
       restartMs: FIRST_RESTART_MS,
@@ -59,7 +62,13 @@ class Supervisor {
     });
     this.members = [
       member('intake', 'intake'),
-      ...Array.from({ length: config.SERVICE_WORKERS }, (_, i) => member(`worker-${i + 1}`, 'worker')),
+      ...Array.from({ length: config.SERVICE_WORKERS }, (_, i) =>
+        member(
+          `worker-${i + 1}`,
+          'worker',
+          config.WORKER_PORT === undefined || config.WORKER_PORT === 0 ? {} : { WORKER_PORT: String(config.WORKER_PORT + i) },
+        ),
+      ),
     ];
   }
 
@@ -82,7 +91,7 @@ class Supervisor {
   private spawn(member: Member): Promise<{ url: string | null } | null> {
     const entry = fileURLToPath(new URL(`../workers/${member.entry}${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
     const child = fork(entry, [], {
-      env: { ...process.env, [SUPERVISED_ENV]: member.name },
+      env: { ...process.env, ...member.env, [SUPERVISED_ENV]: member.name },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     member.child = child;
