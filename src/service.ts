@@ -32,6 +32,7 @@ import { ParkedCommands } from './queue/parked.js';
 import { CommandQueue } from './queue/producer.js';
 import { createRedis, RedisDatabaseRefused, redisReady, watchRedis } from './queue/redis.js';
 import { ListPlanner } from './read/planner.js';
+import { supervisedAs } from './supervision.js';
 
 export interface Roles {
   intake: boolean;
@@ -126,7 +127,11 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
     );
     const pools: Record<string, Pool> = { lookup: lookupPool };
     watchPools(metrics, pools);
-    closers.push(watchQueueDepth(metrics, redis, config.QUEUE_PREFIX, config.QUEUE_PARTITIONS));
+    // Queue depths are read from Redis at each scrape. Under npm start's supervisor the intake's
+    // /metrics answers for every process, so its workers leave that read to the intake.
+    if (roles.intake || supervisedAs() === undefined) {
+      closers.push(watchQueueDepth(metrics, redis, config.QUEUE_PREFIX, config.QUEUE_PARTITIONS));
+    }
 
     let consumer: CommandConsumer | null = null;
     let drainer: ParkedDrainer | null = null;

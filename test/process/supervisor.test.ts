@@ -78,6 +78,7 @@ describe('npm start: the intake and its workers as supervised processes', () => 
     expect(await metric(started.url, 'replyqueue_commands_applied_total')).toBe(3);
     expect(await metric(started.url, 'replyqueue_commands_accepted_total\\{endpoint="create"\\}')).toBe(3);
     expect(await metric(started.url, 'replyqueue_mysql_up')).toBe(1);
+    expect(await metric(started.url, 'replyqueue_queue_jobs\\{state="waiting"\\}')).toBe(0);
     expect(service.output()).toMatch(/"process":"worker-1".*"msg":"command applied"/);
 
     service.child.kill('SIGTERM');
