@@ -5,6 +5,7 @@ import type { Redis } from 'ioredis';
 import { TooManyRequests } from '../errors.js';
 import { redisKeys } from '../queue/keys.js';
 import { isApi, keyBeforeBody, keyInBody } from './auth.js';
+import { coalescingStore } from './rateLimitStore.js';
 
 export interface RateLimitDeps {
   /** The intake's command connection (no offline queue: it fails fast while Redis is away). */
@@ -27,7 +28,7 @@ const WINDOW_MS = 60_000;
  *
  * Only the API is limited; health, readiness, metrics and the docs answer whatever the load.
  * The IP limit runs on onRequest, before a body is read, so a flood costs one Redis call per
- * request. The key limit counts the key as presented (valid or not, stored as a SHA-256 digest,
+ * request (and the counters of all requests in one turn of the event loop share one pipeline). The key limit counts the key as presented (valid or not, stored as a SHA-256 digest,
  * never the secret): on onRequest too when it is in the header or query string, before the key
  * is checked (src/http/auth.ts); on preHandler when it is the body's api_key.
  * Both fail open: while Redis is away requests go on to do what they would without limits
@@ -50,41 +51,46 @@ export function registerRateLimits(app: FastifyInstance, deps: RateLimitDeps): v
       reply.header('RateLimit-Reset', String(quota.resetSeconds));
     });
   }
-  if (deps.perIpPerMinute > 0) {
-    const perIp = counter(app, deps.redis, { nameSpace: `${namespace}ip:`, max: deps.perIpPerMinute });
+  const ipMessage = (seconds: number) =>
+    `Too many requests from this IP address: at most ${deps.perIpPerMinute} a minute. Retry in ${seconds} seconds.`;
+  const keyMessage = (seconds: number) =>
+    `Too many requests with this API key: at most ${deps.perKeyPerMinute} a minute. Retry in ${seconds} seconds.`;
+  const perIp =
+    deps.perIpPerMinute > 0 ? counter(app, deps.redis, { nameSpace: `${namespace}ip:`, max: deps.perIpPerMinute }) : null;
+  const presented = (request: FastifyRequest) => keyBeforeBody(request) ?? keyInBody(request.body);
+  const perKey =
+    deps.perKeyPerMinute > 0
+      ? counter(app, deps.redis, {
+          nameSpace: `${namespace}key:`,
+          max: deps.perKeyPerMinute,
+          keyGenerator: (request) => keyDigest(presented(request) ?? ''),
+        })
+      : null;
+  if (perIp || perKey) {
+    // Both limits at once (one pipeline to Redis, see rateLimitStore.ts), before the body is read
+    // when the key is in a header or the query string.
     app.addHook('onRequest', async (request) => {
       if (!isApi(request)) return;
-      await enforce(
-        request,
-        perIp,
-        (seconds) =>
-          `Too many requests from this IP address: at most ${deps.perIpPerMinute} a minute. Retry in ${seconds} seconds.`,
-      );
+      const checks: Array<Promise<void>> = [];
+      if (perIp) checks.push(enforce(request, perIp, ipMessage));
+      if (perKey && keyBeforeBody(request) !== undefined) checks.push(enforce(request, perKey, keyMessage));
+      await settleAll(checks);
     });
   }
-  if (deps.perKeyPerMinute > 0) {
-    const presented = (request: FastifyRequest) => keyBeforeBody(request) ?? keyInBody(request.body);
-    const perKey = counter(app, deps.redis, {
-      nameSpace: `${namespace}key:`,
-      max: deps.perKeyPerMinute,
-      keyGenerator: (request) => keyDigest(presented(request) ?? ''),
-    });
-    const limitKey = (request: FastifyRequest) =>
-      enforce(
-        request,
-        perKey,
-        (seconds) =>
-          `Too many requests with this API key: at most ${deps.perKeyPerMinute} a minute. Retry in ${seconds} seconds.`,
-      );
-    app.addHook('onRequest', async (request) => {
-      if (isApi(request) && keyBeforeBody(request) !== undefined) await limitKey(request);
-    });
+  if (perKey) {
     app.addHook('preHandler', async (request) => {
       if (isApi(request) && keyBeforeBody(request) === undefined && keyInBody(request.body) !== undefined) {
-        await limitKey(request);
+        await enforce(request, perKey, keyMessage);
       }
     });
   }
+}
+
+/** Waits for every check, then throws the first refusal (so each limit has counted the request). */
+async function settleAll(checks: Array<Promise<void>>): Promise<void> {
+  const settled = await Promise.allSettled(checks);
+  const refused = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (refused) throw refused.reason;
 }
 
 /** The digest a presented key is counted under: the secret itself never reaches Redis. */
@@ -104,7 +110,13 @@ function counter(
 ): (request: FastifyRequest) => ReturnType<Check> {
   let check: Check | undefined;
   void app.register(async (scope) => {
-    await scope.register(rateLimit, { global: false, redis, timeWindow: WINDOW_MS, skipOnError: false, ...options });
+    await scope.register(rateLimit, {
+      global: false,
+      store: coalescingStore(redis, options.nameSpace ?? ''),
+      timeWindow: WINDOW_MS,
+      skipOnError: false,
+      ...options,
+    });
     check = scope.createRateLimit();
   });
   return (request) => {

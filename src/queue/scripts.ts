@@ -13,6 +13,7 @@ const NAMES = [
   'settleParked',
   'recordImportTraffic',
   'peekLane',
+  'countRequest',
 ] as const;
 export type ScriptName = (typeof NAMES)[number];
 
@@ -39,4 +40,20 @@ type Runner = (...keysThenArgs: Array<string | number>) => Promise<unknown>;
 export function runScript(redis: Redis, name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {
   define(redis);
   return (redis as unknown as Record<ScriptName, Runner>)[name](keys.length, ...keys, ...args);
+}
+
+/**
+ * Runs many calls of one script in a single pipeline (one write, one read); each call's answer,
+ * or its error, in order. Rejects only when the pipeline itself could not be sent.
+ */
+export async function runScriptPipelined(
+  redis: Redis,
+  name: ScriptName,
+  calls: Array<{ keys: string[]; args: Array<string | number> }>,
+): Promise<Array<[Error | null, unknown]>> {
+  define(redis);
+  const pipeline = redis.pipeline();
+  const queue = pipeline as unknown as Record<ScriptName, (...keysThenArgs: Array<string | number>) => unknown>;
+  for (const { keys, args } of calls) queue[name](keys.length, ...keys, ...args);
+  return (await pipeline.exec()) ?? [];
 }
