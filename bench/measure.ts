@@ -36,6 +36,8 @@ export interface BulkShape {
   inFlight: number;
   tickets: number;
   itemsPerSecond?: number;
+  /** Historical replies: each item carries a created_at in the past, as an import sends them. */
+  historical?: boolean;
 }
 
 export interface SingleRun {

@@ -46,6 +46,8 @@ import { WorkMeter } from './work.js';
  *   the backlog it left: each side's capacity without the other competing for the CPU.
  * - bulk: replies through bulk.php, 1,000 items a request, 4 in flight, as fast as they are
  *   taken; the bare pipeline's /bulk the same way.
+ * - historical: a bulk import of old comments through bulk.php (20,000 replies with their
+ *   created_at over 2,000 tickets, 1,000 a request, 4 in flight), on the bare pipeline and the service.
  * - import: the CLI importing a file of 1,000,000 historical replies over 10,000 tickets,
  *   waiting until all are applied; its peak memory (VmHWM) is reported.
  * - steady: accept-to-applied lag at half of the maximum throughput measured earlier in the
@@ -54,10 +56,11 @@ import { WorkMeter } from './work.js';
  *   measured on those 3 tickets, then paced at half that ceiling for the lag.
  * - read: read.php over 1,000,000 replies in both ITFlow generations (see bench/read.ts).
  */
-const ALL_SCENARIOS = 'pipeline,phases,bulk,import,steady,hot,read';
+const ALL_SCENARIOS = 'pipeline,phases,bulk,historical,import,steady,hot,read';
 const program = new Command('bench')
   .option('--scenarios <list>', ALL_SCENARIOS, ALL_SCENARIOS)
   .option('--bulk-total <n>', 'replies sent through bulk.php', '200000')
+  .option('--historical-total <n>', 'historical replies (with created_at) sent through bulk.php', '20000')
   .option('--import-lines <n>', 'lines in the CLI import file', '1000000')
   .option('--steady-rate <n>', 'single commands/s for the steady scenario (default: half the pipeline maximum)')
   .option('--steady-bulk-rate <n>', 'bulk items/s for the steady scenario (default: half the bulk maximum)')
@@ -82,6 +85,7 @@ const program = new Command('bench')
 const opts = program.opts<{
   scenarios: string;
   bulkTotal: string;
+  historicalTotal: string;
   importLines: string;
   steadyRate?: string;
   steadyBulkRate?: string;
@@ -115,7 +119,7 @@ if (tuning.length > 0) console.log(`Service tuning: ${tuning.join(' ')}`);
 
 const rows: BenchRow[] = [];
 const scenarios = new Set(opts.scenarios.split(','));
-const writes = ['pipeline', 'phases', 'bulk', 'import', 'steady', 'hot'].some((s) => scenarios.has(s));
+const writes = ['pipeline', 'phases', 'bulk', 'historical', 'import', 'steady', 'hot'].some((s) => scenarios.has(s));
 /** The best applied/s each topology reached in this run, for the steady scenario's half-rate. */
 const best = new Map<Topology, { single: number; bulk: number }>(topologies.map((t) => [t, { single: 0, bulk: 0 }]));
 const ceiling = { spread: Number.NaN, hot: Number.NaN };
@@ -252,6 +256,27 @@ if (ctx && scenarios.has('bulk')) {
     const topBest = best.get(topology)!;
     topBest.bulk = Math.max(topBest.bulk, run.appliedPerSecond);
     rows.push(bulkRow(scenario, topology, run, ceiling.spread, bare));
+  }
+}
+
+if (ctx && scenarios.has('historical')) {
+  const shape = {
+    total: Number(opts.historicalTotal),
+    perRequest: 1000,
+    inFlight: 4,
+    tickets: Math.min(2000, tickets),
+    historical: true,
+  };
+  const scenario = `historical import, ${fmt(shape.total)} replies with created_at over ${fmt(shape.tickets)} tickets, bulk.php`;
+  let bare: BulkRun | undefined;
+  if (ctx.bare) {
+    console.log(`${scenario}: the bare pipeline…`);
+    bare = await bulkOnBare(ctx, shape);
+    rows.push(bulkRow(scenario, 'bare pipeline', bare, ceiling.spread));
+  }
+  for (const topology of topologies) {
+    console.log(`${scenario}: the service (${topology})…`);
+    rows.push(bulkRow(scenario, topology, await bulkOnService(ctx, topology, shape), ceiling.spread, bare));
   }
 }
 
