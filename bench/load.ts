@@ -181,6 +181,7 @@ ${collect}`,
     };
   } finally {
     rmSync(answers, { force: true });
+    rmSync(script, { force: true });
   }
 }
 
