@@ -99,16 +99,31 @@ export function markdownTable(table: Array<Record<string, string>>): string {
   );
 }
 
-/** Writes `bench-<time>.json` (every figure and ratio as a number) and `.md` (the table) to `dir`. */
-export function writeResults(dir: string, run: Record<string, unknown>, rows: BenchRow[]): string[] {
+/** A table printed after the main one (a scenario with columns of its own, such as itflow). */
+export interface ResultSection {
+  heading: string;
+  table: Array<Record<string, string>>;
+}
+
+/**
+ * Writes `bench-<time>.json` (every figure and ratio as a number) and `.md` (the tables) to
+ * `dir`; `sections` follow the main table.
+ */
+export function writeResults(
+  dir: string,
+  run: Record<string, unknown>,
+  rows: BenchRow[],
+  sections: ResultSection[] = [],
+): string[] {
   mkdirSync(dir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
   const json = join(dir, `bench-${stamp}.json`);
   const md = join(dir, `bench-${stamp}.md`);
   writeFileSync(json, `${JSON.stringify({ ...run, rows: rows.map((row) => ({ ...row, ...ratios(row) })) }, null, 2)}\n`);
-  writeFileSync(
-    md,
-    `${markdownTable(rows.map(tableRow))}\n\nWork per command applied:\n\n${markdownTable(rows.flatMap(workRow))}\n`,
-  );
+  const main =
+    rows.length > 0
+      ? [markdownTable(rows.map(tableRow)), `Work per command applied:\n\n${markdownTable(rows.flatMap(workRow))}`]
+      : [];
+  writeFileSync(md, `${[...main, ...sections.map((s) => `${s.heading}\n\n${markdownTable(s.table)}`)].join('\n\n')}\n`);
   return [json, md];
 }

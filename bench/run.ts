@@ -1,10 +1,13 @@
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { Command } from 'commander';
+import { HandlerError } from '../conformance/browser.js';
+import { CannotRun } from '../conformance/php.js';
 import { GENERATIONS } from '../src/demo/itflowDatabase.js';
 import { type BareSetup, bareUnavailable, redisWithDatabase } from './bare.js';
 import { directSqlRate, firstTickets } from './directSql.js';
 import { runImport } from './importRun.js';
+import { type ItflowPathResult, itflowJson, itflowPathScenario, itflowTableRow } from './itflowPath.js';
 import { type LoadResult, runLoad } from './load.js';
 import {
   type BenchContext,
@@ -19,7 +22,7 @@ import {
   singleOnService,
 } from './measure.js';
 import { readScenario } from './read.js';
-import { type BenchRow, fmt, tableRow, workRow, writeResults } from './results.js';
+import { type BenchRow, fmt, type ResultSection, tableRow, workRow, writeResults } from './results.js';
 import { SERVICE_TOPOLOGIES, startBenchService, type Topology, waitForLedger } from './service.js';
 import {
   BENCH_KEY,
@@ -55,8 +58,11 @@ import { WorkMeter } from './work.js';
  * - hot: single commands over only the first 3 tickets at c=32, against a direct-SQL ceiling
  *   measured on those 3 tickets, then paced at half that ceiling for the lag.
  * - read: read.php over 1,000,000 replies in both ITFlow generations (see bench/read.ts).
+ * - itflow: ITFlow's own synchronous reply endpoint (api/v1/ticket_replies/create.php) on a real
+ *   ITFlow install (--itflow DIR), answered by ITFlow's PHP and by the service on the same
+ *   tickets, spread and hot, at c=8 and c=32 (see bench/itflowPath.ts).
  */
-const ALL_SCENARIOS = 'pipeline,phases,bulk,historical,import,steady,hot,read';
+const ALL_SCENARIOS = 'pipeline,phases,bulk,historical,import,steady,hot,read,itflow';
 const program = new Command('bench')
   .option('--scenarios <list>', ALL_SCENARIOS, ALL_SCENARIOS)
   .option('--bulk-total <n>', 'replies sent through bulk.php', '200000')
@@ -80,6 +86,12 @@ const program = new Command('bench')
   .option('--ceiling-dir <dir>', "the bare pipeline's folder (pipeline.mjs), relative to the repository", '../shared/ceiling')
   .option('--ceiling-redis-db <n>', "the Redis database index of the bare pipeline's queue", '12')
   .option('--ceiling-port <n>', "the bare pipeline's HTTP port", '18999')
+  .option('--itflow <dir>', 'an ITFlow ≥ 2.4.7 checkout for the itflow scenario (without it, itflow is skipped)')
+  .option('--php-workers <n>', "PHP_CLI_SERVER_WORKERS of ITFlow's php -S in the itflow scenario", '4')
+  .option('--itflow-tickets <n>', 'spread tickets of the itflow scenario (its hot ones: --hot-tickets)', '2000')
+  .option('--itflow-connections <list>', 'HTTP client connections of the itflow scenario, comma separated', '8,32')
+  .option('--itflow-port <n>', "the service's port in the itflow scenario (its worker's: the next one)", '18271')
+  .option('--keep', "keep the itflow scenario's scratch ITFlow database and copy")
   .option('--out <dir>', 'where the JSON and Markdown results go', 'bench/results')
   .parse();
 const opts = program.opts<{
@@ -101,6 +113,12 @@ const opts = program.opts<{
   ceilingDir: string;
   ceilingRedisDb: string;
   ceilingPort: string;
+  itflow?: string;
+  phpWorkers: string;
+  itflowTickets: string;
+  itflowConnections: string;
+  itflowPort: string;
+  keep?: boolean;
   out: string;
 }>();
 
@@ -375,12 +393,49 @@ if (ctx && scenarios.has('steady')) {
   }
 }
 
-if (ctx) {
-  console.log();
-  console.table(rows.map(tableRow));
-  console.log('\nWork per command applied (server-wide counters; clean only when nothing else uses MariaDB and Redis):');
-  console.table(rows.flatMap(workRow));
-  await ctx.meter.close();
+let itflow: ItflowPathResult | null = null;
+if (scenarios.has('itflow')) {
+  if (!opts.itflow) console.log('itflow: skipped (give --itflow DIR, an ITFlow ≥ 2.4.7 checkout).');
+  else {
+    itflow = await itflowPathScenario({
+      checkout: resolve(opts.itflow),
+      phpWorkers: Number(opts.phpWorkers),
+      spreadTickets: Number(opts.itflowTickets),
+      hotTickets,
+      connections: opts.itflowConnections.split(',').map(Number),
+      seconds: Number(opts.seconds),
+      port: Number(opts.itflowPort),
+      keep: opts.keep === true,
+      log: (line) => console.log(line),
+    }).catch((error: Error) => {
+      if (!(error instanceof CannotRun || error instanceof HandlerError)) throw error;
+      console.log(`itflow: could not run: ${error.message.split('\n')[0]}`);
+      process.exitCode = 1;
+      return null;
+    });
+  }
+}
+const sections: ResultSection[] = itflow
+  ? [
+      {
+        heading: `ITFlow's own path, POST /api/v1/ticket_replies/create.php (Internal reply, 00:01:00 worked): the service (npm start) ÷ ITFlow's PHP ${itflow.php} (php -S, PHP_CLI_SERVER_WORKERS=${itflow.phpWorkers}), same ITFlow database, same tickets, ${opts.seconds} s each after a 2 s warm-up`,
+        table: itflow.rows.map(itflowTableRow),
+      },
+    ]
+  : [];
+
+if (ctx || itflow) {
+  if (rows.length > 0) {
+    console.log();
+    console.table(rows.map(tableRow));
+    console.log('\nWork per command applied (server-wide counters; clean only when nothing else uses MariaDB and Redis):');
+    console.table(rows.flatMap(workRow));
+  }
+  for (const section of sections) {
+    console.log(`\n${section.heading}:`);
+    console.table(section.table);
+  }
+  await ctx?.meter.close();
   const files = writeResults(
     opts.out,
     {
@@ -390,9 +445,11 @@ if (ctx) {
       options: opts,
       tuning: tuningFromEnvironment(),
       ceiling: { spreadPerSecond: ceiling.spread, hotPerSecond: ceiling.hot },
-      bare: ctx.bare ? { dir: ctx.bare.dir, redisUrl: ctx.bare.redisUrl } : null,
+      bare: ctx?.bare ? { dir: ctx.bare.dir, redisUrl: ctx.bare.redisUrl } : null,
+      ...(itflow ? { itflow: itflowJson(itflow) } : {}),
     },
     rows,
+    sections,
   );
   console.log(`Written: ${files.join(', ')}`);
 }

@@ -4,7 +4,8 @@
 // one .htaccess rule keeping config.php and .git unreadable; the built-in server serves a
 // folder's index.php the same way, and config.php is simply never asked for here.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -58,9 +59,12 @@ export interface PhpServer {
   stop(): Promise<void>;
 }
 
-/** Copies the checkout (without .git and any config.php) and serves the copy on `port`. */
-/** `phpZone`: PHP's date.timezone for the server (null: php.ini's). */
-export async function servePhp(checkout: string, port: number, phpZone: string | null = null): Promise<PhpServer> {
+/**
+ * Copies the checkout (without .git and any config.php) and serves the copy on `port`.
+ * `phpZone`: PHP's date.timezone for the server (null: php.ini's). `workers`: requests served at
+ * once (PHP_CLI_SERVER_WORKERS; 1, the built-in server's default, serves one at a time).
+ */
+export async function servePhp(checkout: string, port: number, phpZone: string | null = null, workers = 1): Promise<PhpServer> {
   const root = mkdtempSync(join(tmpdir(), 'itflow-conformance-'));
   cpSync(checkout, root, {
     recursive: true,
@@ -89,7 +93,11 @@ export async function servePhp(checkout: string, port: number, phpZone: string |
       '-t',
       root,
     ],
-    { cwd: root, stdio: ['ignore', 'ignore', 'ignore'] },
+    {
+      cwd: root,
+      stdio: ['ignore', 'ignore', 'ignore'],
+      ...(workers > 1 ? { env: { ...process.env, PHP_CLI_SERVER_WORKERS: String(workers) } } : {}),
+    },
   );
   child.once('error', () => {}); // checkPhp ran php already; a failure here shows as an exit below
   const url = `http://127.0.0.1:${port}`;
@@ -105,9 +113,53 @@ export async function servePhp(checkout: string, port: number, phpZone: string |
     root,
     errorLog,
     async stop() {
+      // With PHP_CLI_SERVER_WORKERS the server's forked workers outlive their stopped parent.
+      const workerPids = workers > 1 && child.pid ? childPids(child.pid) : [];
       await stopChild(child);
+      await stopPids(workerPids);
     },
   };
+}
+
+/** The processes `pid` has forked (Linux). */
+function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+async function stopPids(pids: number[]): Promise<void> {
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
+  const deadline = Date.now() + 5_000;
+  while (pids.some(alive) && Date.now() < deadline) await sleep(50);
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
 }
 
 export function removeCopy(root: string): void {

@@ -10,7 +10,6 @@
 // could be made, and non-zero, with one line saying why, when it could not.
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import mysql, { type Connection } from 'mysql2/promise';
@@ -21,7 +20,7 @@ import { highWater, presentTables, snapshot, touched } from './capture.js';
 import { diffTables, type TableRows, type TwinIdentity } from './diff.js';
 import { markDocumented } from './documented.js';
 import { addTicket, ItflowUi, prepareWorld, type World } from './itflow.js';
-import { CannotRun, checkCheckout, checkPhp, removeCopy, servePhp } from './php.js';
+import { CannotRun, checkCheckout, checkPhp, freePort, removeCopy, servePhp } from './php.js';
 import { type ActionResult, type GenerationResult, renderGeneration } from './report.js';
 import { startServiceUnderTest } from './service.js';
 
@@ -46,17 +45,6 @@ function contractLines(): string[] {
     '|---|---|---|',
     ...ACTIONS.map((a) => `| ${a.title} | ${a.serviceRequest} | ${a.reference} |`),
   ];
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
 
 function label(twin: TwinIdentity): string {
