@@ -1,8 +1,10 @@
 import type { FastifyInstance, RouteHandlerMethod } from 'fastify';
 import { parseItflowReadReplies, parseReadReplies, type ReplyQuery } from '../../commands/readReplies.js';
 import { NotFound } from '../../errors.js';
-import { READ, requireLevel } from '../../itflow/apiKeys.js';
+import { type Principal, READ, requireLevel } from '../../itflow/apiKeys.js';
+import { externalIdsOf, replyOfExternalId } from '../../read/externalIds.js';
 import { type ListShape, listReplies } from '../../read/listReplies.js';
+import { pendingReplies } from '../../read/pendingReplies.js';
 import { v1Row } from '../../read/serialize.js';
 import { principalOf } from '../auth.js';
 import { ok } from '../envelope.js';
@@ -18,10 +20,46 @@ function readHandler(deps: RouteDeps, parse: (query: unknown) => ReplyQuery, sha
   return async (request) => {
     const principal = await principalOf(deps.auth, request, null);
     requireLevel(principal, READ);
-    const rows = await listReplies(deps.read.pool, deps.read.planner, principal.scope, parse(request.query), shape);
-    if (rows.length === 0) throw new NotFound(NO_RESOURCE);
-    return ok(rows.map(v1Row));
+    const asked = parse(request.query);
+    const query = await byExternalId(deps, principal, asked);
+    const rows = query ? (await listReplies(deps.read.pool, deps.read.planner, principal.scope, query, shape)).map(v1Row) : [];
+    // This service's own listing adds the caller's external ids, and its pending commands first.
+    const listed = shape === 'replies' ? await withExternalIds(deps, principal, rows) : rows;
+    const pending = await pendingFirst(deps, principal, asked);
+    if (pending.length + listed.length === 0) throw new NotFound(NO_RESOURCE);
+    return ok([...pending, ...listed]);
   };
+}
+
+/** The query narrowed to the caller's reply with the external_id asked for; null when it has none. */
+async function byExternalId(deps: RouteDeps, principal: Principal, query: ReplyQuery): Promise<ReplyQuery | null> {
+  if (query.externalId === undefined) return query;
+  const replyId = await replyOfExternalId(deps.read.pool, deps.read.tables, principal.keyId, query.externalId);
+  if (!replyId || (query.replyId !== undefined && query.replyId !== replyId)) return null;
+  return { ...query, replyId };
+}
+
+async function withExternalIds(deps: RouteDeps, principal: Principal, rows: Array<Record<string, string | null>>) {
+  const ids = await externalIdsOf(
+    deps.read.pool,
+    deps.read.tables,
+    principal.keyId,
+    rows.map((row) => Number(row.ticket_reply_id)),
+  );
+  return rows.map((row) => {
+    const externalId = ids.get(Number(row.ticket_reply_id));
+    return externalId === undefined ? row : { ...row, external_id: externalId };
+  });
+}
+
+/** include_pending=1 with ticket_id: the caller's unapplied commands for it, on the first page only. */
+async function pendingFirst(deps: RouteDeps, principal: Principal, query: ReplyQuery) {
+  if (!query.includePending || query.ticketId === undefined || query.offset > 0 || query.beforeId !== undefined) return [];
+  return pendingReplies(deps.read, principal, query.ticketId, {
+    limit: query.limit,
+    zone: await deps.auth.clock.zone(),
+    externalId: query.externalId,
+  });
 }
 
 /** GET read.php: replies newest first (this service), or as ITFlow's own read.php lists them. */
