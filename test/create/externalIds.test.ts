@@ -91,7 +91,13 @@ describe.each(GENERATIONS)('external ids (ITFlow %s)', (generation: Generation) 
     const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
     const body = { ticket_id: ticket, ticket_reply: 'Same id, two integrations', external_id: 'shared-1' };
     expect((await post(body)).status).toBe(201);
-    expect((await post(body, WAIT, CREATE, world.keys.clientA)).status).toBe(201);
+    const theirs = await post(body, WAIT, CREATE, world.keys.clientA);
+    expect(theirs.status).toBe(201);
+    expect(await repliesOf(h.db, ticket)).toHaveLength(2);
+    // Each key's id names its own reply.
+    const again = await post(body, WAIT, CREATE, world.keys.clientA);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(again.body.data).toEqual(theirs.body.data);
     expect(await repliesOf(h.db, ticket)).toHaveLength(2);
   });
 

@@ -205,12 +205,13 @@ describe.each(GENERATIONS)('read.php include_pending (ITFlow %s)', (generation: 
   it('the worker clears a command’s note once it is applied', async () => {
     const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
     const key = redisKeys(h.config.QUEUE_PREFIX).pending(keyId, ticket);
-    const answer = await h.post(
-      CREATE,
-      { ticket_id: ticket, ticket_reply: 'Cleared' },
-      { key: world.keys.all, headers: { Prefer: 'wait=10' } },
-    );
-    expect(answer.status).toBe(201);
+    await whilePaused(ticket, async (queue) => {
+      const answer = await h.post(CREATE, { ticket_id: ticket, ticket_reply: 'Cleared' }, { key: world.keys.all });
+      expect(answer.status).toBe(202);
+      expect(await redis.zrange(key, '0', '-1')).toEqual([answer.body.data[0].command_id]);
+      await queue.resume();
+      await h.finished(answer.body.data[0].command_id);
+    });
     for (let i = 0; i < 50 && (await redis.zcard(key)) > 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
     expect(await redis.zcard(key)).toBe(0);
   });
