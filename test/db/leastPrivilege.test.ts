@@ -306,12 +306,7 @@ describe.each(GENERATIONS)('a database user with only the grants docs/operations
       'SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY 1',
       [schema],
     )) as unknown as [unknown[]];
-    expect(found).toEqual([
-      { t: 'rq_commands' },
-      { t: 'rq_external_ids' },
-      { t: 'rq_key_settings' },
-      { t: 'rq_migrations' },
-    ]);
+    expect(found).toEqual([{ t: 'rq_commands' }, { t: 'rq_external_ids' }, { t: 'rq_key_settings' }, { t: 'rq_migrations' }]);
   });
 
   it('without DELETE on the ledger, the purge logs an error naming the missing privilege', async () => {
