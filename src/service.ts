@@ -277,6 +277,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
             tables,
             planner: new ListPlanner(lookups, schema),
             pending: new PendingCommands(redis, config.QUEUE_PREFIX, config.QUEUE_PARTITIONS),
+            timeoutMs: config.LOOKUP_TIMEOUT_MS,
           },
           health: { pool: lookupPool, redis, schema },
           metrics,

@@ -33,7 +33,14 @@ export interface RouteDeps {
   bulk: BulkDeps;
   bulkMaxItems: number;
   bulkBodyLimitBytes: number;
-  read: { pool: Pool; tables: ServiceTables; planner: ListPlanner; pending: PendingCommands };
+  read: {
+    pool: Pool;
+    tables: ServiceTables;
+    planner: ListPlanner;
+    pending: PendingCommands;
+    /** LOOKUP_TIMEOUT_MS: how long a read's own transaction may take. */
+    timeoutMs: number;
+  };
   health: HealthDeps;
   metrics: ServiceMetrics;
   preferWaitMaxSeconds: number;
