@@ -1,12 +1,12 @@
 // read.php's external ids: a reply found by the external_id its command carried, and the page's
 // rows marked with theirs. Only the calling key's own external ids are looked at: they are that
 // integration's names, unique for its key alone.
-import type { Pool, RowDataPacket } from 'mysql2/promise';
+import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
 import type { ServiceTables } from '../db/tables.js';
 
 /** The reply this key's command with `externalId` made; null when none did (0 for a status-only command). */
 export async function replyOfExternalId(
-  pool: Pool,
+  pool: Pool | PoolConnection,
   tables: ServiceTables,
   apiKeyId: number,
   externalId: string,

@@ -22,9 +22,10 @@ function readHandler(deps: RouteDeps, parse: (query: unknown) => ReplyQuery, sha
     const principal = await principalOf(deps.auth, request, null);
     requireLevel(principal, READ);
     const asked = parse(request.query);
-    const query = await byExternalId(deps, principal, asked);
-    const list = (db: Pool | PoolConnection) =>
-      query ? listReplies(db, deps.read.planner, principal.scope, query, shape) : Promise.resolve([]);
+    const list = async (db: Pool | PoolConnection) => {
+      const query = await byExternalId(db, deps, principal, asked);
+      return query ? listReplies(db, deps.read.planner, principal.scope, query, shape) : [];
+    };
     // include_pending: Redis first, then the listing and the ledger in one snapshot (src/read/pendingReplies.ts).
     const ticketId = wantsPending(asked);
     const { rows, pending } =
@@ -64,9 +65,14 @@ async function pendingFirst(
 }
 
 /** The query narrowed to the caller's reply with the external_id asked for; null when it has none. */
-async function byExternalId(deps: RouteDeps, principal: Principal, query: ReplyQuery): Promise<ReplyQuery | null> {
+async function byExternalId(
+  db: Pool | PoolConnection,
+  deps: RouteDeps,
+  principal: Principal,
+  query: ReplyQuery,
+): Promise<ReplyQuery | null> {
   if (query.externalId === undefined) return query;
-  const replyId = await replyOfExternalId(deps.read.pool, deps.read.tables, principal.keyId, query.externalId);
+  const replyId = await replyOfExternalId(db, deps.read.tables, principal.keyId, query.externalId);
   if (!replyId || (query.replyId !== undefined && query.replyId !== replyId)) return null;
   return { ...query, replyId };
 }
