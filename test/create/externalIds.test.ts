@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { fingerprint } from '../../src/commands/command.js';
 import { newCommandId } from '../../src/commands/commandId.js';
 import { GENERATIONS, type Generation } from '../../src/demo/itflowDatabase.js';
@@ -12,6 +12,7 @@ import { laneName, laneOf } from '../../src/queue/lanes.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, repliesOf, seedWorld, type World } from '../helpers/itflow.js';
 import { BULK, COMMANDS, CREATE, ITFLOW_CREATE, READ } from '../helpers/paths.js';
+import { killLeftovers, spawnEntry } from '../helpers/processes.js';
 
 /**
  * External references: an integration's own id for a reply (`external_id`), unique per API key
@@ -37,6 +38,7 @@ describe.each(GENERATIONS)('external ids (ITFlow %s)', (generation: Generation) 
     const [key] = await h.query('SELECT api_key_id FROM api_keys WHERE api_key_secret = ?', [world.keys.all]);
     keyId = Number(key?.api_key_id);
   });
+  afterEach(killLeftovers);
   afterAll(async () => {
     rmSync(dir, { recursive: true, force: true });
     redis?.disconnect();
@@ -331,13 +333,49 @@ describe.each(GENERATIONS)('external ids (ITFlow %s)', (generation: Generation) 
     ).toBe(404);
   });
 
-  it('the CLI import maps a column to external_id; a second run of the same comments adds nothing', async () => {
-    const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
+  it('the CLI import maps a column to external_id, and pings no one; a second run of the same comments adds nothing', async () => {
+    const ticket = await addTicket(h.db, generation, { clientId: world.clientA, assignedTo: world.agent });
     const file = join(dir, `comments-${ticket}.csv`);
     writeFileSync(
       file,
-      `ticket_id,ticket_reply,created_at,comment_id\n${ticket},First comment,2026-01-01 10:00:00,9001\n${ticket},Second comment,2026-01-01 11:00:00,9002\n`,
+      `ticket_id,ticket_reply,created_at,comment_id\n${ticket},First comment,2026-01-01 10:00:00,9001\n` +
+        `${ticket},Second comment,2026-01-01 11:00:00,9002\n${ticket},A live comment,,9003\n`,
     );
+    const cli = spawnEntry('workers/cli.ts', h.processEnv({ LOG_LEVEL: 'silent' }), [
+      'import',
+      file,
+      '--url',
+      h.url,
+      '--api-key',
+      world.keys.all,
+      '--json',
+      '--external-id',
+      'comment_id',
+    ]);
+    expect(await cli.exited).toBe(0);
+    const summary = JSON.parse(
+      cli
+        .output()
+        .split('\n')
+        .find((line) => line.startsWith('{"file"')) as string,
+    );
+    expect(summary).toMatchObject({ queued: 3, applied: 3, rejected: 0 });
+    const replies = await repliesOf(h.db, ticket);
+    const ids = await h.query('SELECT external_id, insert_id FROM rq_external_ids WHERE api_key_id = ? AND ticket_id = ?', [
+      keyId,
+      ticket,
+    ]);
+    expect(ids.map((r) => [r.external_id, r.insert_id]).sort()).toEqual([
+      ['9001', replies[0]?.ticket_reply_id],
+      ['9002', replies[1]?.ticket_reply_id],
+      ['9003', replies[2]?.ticket_reply_id],
+    ]);
+    // The live line (no created_at) was sent quiet: the assigned agent got no notification.
+    expect(
+      await h.query('SELECT notification_id FROM notifications WHERE notification_action LIKE ?', [
+        `/agent/ticket.php?ticket_id=${ticket}&%`,
+      ]),
+    ).toEqual([]);
     const run = (path: string) =>
       runImport({
         file: path,
@@ -353,20 +391,10 @@ describe.each(GENERATIONS)('external ids (ITFlow %s)', (generation: Generation) 
         stopped: () => false,
         externalIdFrom: 'comment_id',
       });
-    expect(await run(file)).toMatchObject({ queued: 2, applied: 2, rejected: 0 });
-    const replies = await repliesOf(h.db, ticket);
-    const ids = await h.query('SELECT external_id, insert_id FROM rq_external_ids WHERE api_key_id = ? AND ticket_id = ?', [
-      keyId,
-      ticket,
-    ]);
-    expect(ids.map((r) => [r.external_id, r.insert_id]).sort()).toEqual([
-      ['9001', replies[0]?.ticket_reply_id],
-      ['9002', replies[1]?.ticket_reply_id],
-    ]);
     // The same comments exported again (another file, so other idempotency keys): known by their ids.
     const again = join(dir, `comments-${ticket}-again.csv`);
     writeFileSync(again, `comment_id,ticket_id,ticket_reply,created_at\n9002,${ticket},Second comment,2026-01-01 11:00:00\n`);
     expect(await run(again)).toMatchObject({ duplicates: 1, rejected: 0 });
-    expect(await repliesOf(h.db, ticket)).toHaveLength(2);
+    expect(await repliesOf(h.db, ticket)).toHaveLength(3);
   });
 });
