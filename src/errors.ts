@@ -73,6 +73,14 @@ export class IdempotencyMismatch extends ServiceError {
   }
 }
 
+/** 422: an external_id already used (by this API key) for a different request. */
+export class ExternalIdMismatch extends ServiceError {
+  readonly status = 422;
+  constructor(externalId: string, holderCommandId: string) {
+    super(`external_id '${externalId}' was already used for a different request (command ${holderCommandId}).`);
+  }
+}
+
 export class TooManyRequests extends ServiceError {
   readonly status = 429;
   constructor(message: string, retryAfterSeconds: number) {

@@ -24,11 +24,13 @@ import { CompletionWaiter } from './queue/completion.js';
 import { CommandConsumer } from './queue/consumer.js';
 import { ParkedDrainer } from './queue/drainParked.js';
 import { CommandEvents } from './queue/events.js';
+import { ExternalIdClaims } from './queue/externalIds.js';
 import { IdempotencyClaims } from './queue/idempotency.js';
 import { redisKeys } from './queue/keys.js';
 import { prepareLanes } from './queue/lanes.js';
-import { announceCompletions, countCommandEvents, logCommandEvents } from './queue/observers.js';
+import { announceCompletions, countCommandEvents, forgetPending, logCommandEvents } from './queue/observers.js';
 import { ParkedCommands } from './queue/parked.js';
+import { PendingCommands } from './queue/pending.js';
 import { CommandQueue } from './queue/producer.js';
 import { createRedis, RedisDatabaseRefused, redisReady, watchRedis } from './queue/redis.js';
 import { ListPlanner } from './read/planner.js';
@@ -161,6 +163,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
       logCommandEvents(events, logger);
       countCommandEvents(events, metrics);
       announceCompletions(events, redis, config.QUEUE_PREFIX);
+      forgetPending(events, new PendingCommands(redis, config.QUEUE_PREFIX, config.QUEUE_PARTITIONS));
       const batcher = new Batcher(
         async (batch) => {
           const started = performance.now();
@@ -241,6 +244,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
         queue,
         waiter: new CompletionWaiter(subscriber, config.QUEUE_PREFIX),
         claims: new IdempotencyClaims(redis, lookups, tables, config.QUEUE_PREFIX, config.COMMAND_RETENTION_DAYS * 86_400),
+        externalIds: new ExternalIdClaims(redis, lookups, tables, config.QUEUE_PREFIX, config.COMMAND_RETENTION_DAYS * 86_400),
         pool: lookups,
         tables,
         accepted: metrics.acceptedVia('create'),
@@ -268,7 +272,13 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
           },
           bulkMaxItems: config.BULK_MAX_ITEMS,
           bulkBodyLimitBytes: config.BULK_BODY_LIMIT_BYTES,
-          read: { pool: lookups, tables, planner: new ListPlanner(lookups, schema) },
+          read: {
+            pool: lookups,
+            tables,
+            planner: new ListPlanner(lookups, schema),
+            pending: new PendingCommands(redis, config.QUEUE_PREFIX, config.QUEUE_PARTITIONS),
+            timeoutMs: config.LOOKUP_TIMEOUT_MS,
+          },
           health: { pool: lookupPool, redis, schema },
           metrics,
           preferWaitMaxSeconds: config.PREFER_WAIT_MAX_SECONDS,

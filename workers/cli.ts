@@ -1,4 +1,5 @@
-// The command-line tool: `migrate`, `demo`, `import FILE`, `queues`, `dead-letters list|show|replay`.
+// The command-line tool: `migrate`, `demo`, `import FILE`, `queues`, `dead-letters list|show|replay`,
+// `keys list|quiet|notify`.
 // Each verb loads only what it uses (import never loads the service, the queue or MySQL),
 // which keeps a long import's memory small.
 import { existsSync } from 'node:fs';
@@ -85,6 +86,10 @@ program
   .option('--dry-run', 'validate every line, queue nothing')
   .option('--no-wait', 'return once every line is queued, without waiting for it to be applied')
   .option('--json', 'print the summary as JSON')
+  .option(
+    '--external-id <column>',
+    "the column (CSV) or field (NDJSON) holding each line's external_id, e.g. the source's comment id",
+  )
   .action(async (file: string, options: ImportCliOptions) => {
     const { progressReporter, summaryText } = await import('../src/import/progress.js');
     const { runImport } = await import('../src/import/run.js');
@@ -114,6 +119,7 @@ program
       maxPending: 50_000,
       report: (p) => progress.report(p),
       stopped: () => stopping,
+      externalIdFrom: options.externalId,
     }).catch((error: Error) => {
       progress.stop();
       return fail(error.message);
@@ -132,6 +138,7 @@ interface ImportCliOptions {
   dryRun?: boolean;
   wait: boolean;
   json?: boolean;
+  externalId?: string;
 }
 
 function positive(value: string, name: string): number {
@@ -173,6 +180,50 @@ async function withRedis<T>(use: (redis: Redis, settings: Config) => Promise<T>)
   } finally {
     redis.disconnect();
   }
+}
+
+const keys = program
+  .command('keys')
+  .description("ITFlow's API keys and their quiet default: a quiet key's commands notify no one unless they say notify: true");
+
+keys
+  .command('list')
+  .description("list ITFlow's API keys, each with whether it is quiet by default")
+  .option('--json', 'one JSON object per line')
+  .action(async (options: { json?: boolean }) => {
+    const { keysText, listKeys, withKeySettings } = await import('../src/cli/keys.js');
+    const list = await withKeySettings(config(), listKeys).catch((error: Error) => fail(error.message));
+    if (options.json) for (const key of list) console.log(JSON.stringify(key));
+    else process.stdout.write(keysText(list));
+  });
+
+for (const [verb, quiet, description] of [
+  [
+    'quiet',
+    true,
+    'make keys quiet by default: their commands write no notifications rows and queue no client email unless a command says notify: true (audit rows stay)',
+  ],
+  ['notify', false, 'make keys notify again by default (the default for every key)'],
+] as const) {
+  keys
+    .command(`${verb} <api_key_ids...>`)
+    .description(description)
+    .action(async (ids: string[]) => {
+      const { setQuiet, withKeySettings } = await import('../src/cli/keys.js');
+      const numbers = ids.map((id) => Number(id));
+      if (numbers.some((n) => !Number.isInteger(n) || n < 1))
+        fail('Name keys by their api_key_id (a whole number; see `keys list`).');
+      const unknown = await withKeySettings(config(), (pool, tables) => setQuiet(pool, tables, numbers, quiet)).catch(
+        (error: Error) => fail(error.message),
+      );
+      const set = numbers.filter((n) => !unknown.includes(n));
+      if (set.length > 0)
+        console.log(`${quiet ? 'Quiet' : 'Notifying'} by default: key${set.length > 1 ? 's' : ''} ${set.join(', ')}.`);
+      if (unknown.length > 0) {
+        process.stderr.write(`No API key ${unknown.join(', ')} in ITFlow (see \`keys list\`).\n`);
+        process.exitCode = 2;
+      }
+    });
 }
 
 const deadLetters = program.command('dead-letters').description('commands that exhausted their attempts: list, show, replay');

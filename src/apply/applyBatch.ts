@@ -1,6 +1,6 @@
 import type { Pool, PoolConnection, ResultSetHeader } from 'mysql2/promise';
 import type { ServiceTables } from '../db/tables.js';
-import { IdempotencyMismatch, ServiceError, toFailureRecord, Unauthorized } from '../errors.js';
+import { ExternalIdMismatch, IdempotencyMismatch, ServiceError, toFailureRecord, Unauthorized } from '../errors.js';
 import { type Principal, type Resolution, requireLevel, unwrap, WRITE } from '../itflow/apiKeys.js';
 import { type ItflowClock, wallClock } from '../itflow/clock.js';
 import type { People } from '../itflow/people.js';
@@ -12,6 +12,7 @@ import type { CommandJob } from '../queue/jobs.js';
 import { auditStatements } from './audit.js';
 import { classify } from './classify.js';
 import { mailStatement } from './clientMail.js';
+import { externalIdStatement } from './externalIds.js';
 import { applyCommand, emptyWrites, type Writes } from './itflowHandlers.js';
 import { type LedgerEntry, ledgerStatement, type Outcome } from './ledger.js';
 import { idempotencyKeyOf, type LockedState, type LockedTicket, lockTickets } from './lockTickets.js';
@@ -73,6 +74,11 @@ interface Plan {
   ledger: Array<{ index: number; entry: LedgerEntry }>;
   /** A command that appears twice in the batch: [its later index, its first index]. */
   twins: Array<[number, number]>;
+  /**
+   * A command whose external id a batch-mate's reply takes: [its index, the mate's]. It answers
+   * (and is recorded) as the mate once the mate's reply has its id.
+   */
+  externalTwins: Array<[number, number]>;
 }
 
 /**
@@ -114,6 +120,10 @@ export async function applyBatch(deps: ApplyDeps, batch: Submission[]): Promise<
         now: wallClock(Date.now(), zone),
         mail: mailing,
         signatureKeyIds: [...new Set(batch.filter((s) => s.job.command.emailClient).map((s) => s.job.apiKeyId))],
+        externalIds: batch.flatMap(({ job }) =>
+          job.command.externalId === undefined ? [] : [[job.apiKeyId, job.command.externalId] as [number, string]],
+        ),
+        quietKeyIds: [...new Set(batch.filter((s) => followsKeyDefault(s.job.command)).map((s) => s.job.apiKeyId))],
       }),
       parking,
     ]);
@@ -155,6 +165,11 @@ function mayEmail(schema: ItflowSchema, settings: ItflowSettings, batch: Submiss
   });
 }
 
+/** A command that notifies or not as its key's default says: it says nothing itself and asks for no email. */
+function followsKeyDefault(command: CommandJob['command']): boolean {
+  return command.notify === undefined && !command.emailClient && command.createdAt === undefined;
+}
+
 async function decide(
   deps: ApplyDeps,
   batch: Submission[],
@@ -163,12 +178,13 @@ async function decide(
   zone: string,
   settings: ItflowSettings,
 ): Promise<Plan> {
-  const plan: Plan = { outcomes: [], writes: emptyWrites(), models: new Map(), ledger: [], twins: [] };
+  const plan: Plan = { outcomes: [], writes: emptyWrites(), models: new Map(), ledger: [], twins: [], externalTwins: [] };
   const statuses = await deps.tickets.statuses();
   const now = wallClock(Date.now(), zone);
   const latest = new Map(state.latestAccepted);
   const seen = new Map<string, number>();
   const keyedInBatch = new Map<string, { commandId: string; fingerprint: string; index: number }>();
+  const externalInBatch = new Map<string, { commandId: string; fingerprint: string; index: number }>();
 
   for (const [index, { job, attempts, parked: fromParked }] of batch.entries()) {
     const earlier = state.finished.get(job.commandId);
@@ -211,6 +227,27 @@ async function decide(
       keyedInBatch.set(keyId, { commandId: job.commandId, fingerprint: job.fingerprint, index });
     }
     plan.ledger.push({ index, entry: ledgerEntry({ job, attempts }) });
+    const externalId = job.command.externalId;
+    const externalKey = externalId === undefined ? null : idempotencyKeyOf(job.apiKeyId, externalId);
+    if (externalId !== undefined && externalKey !== null) {
+      // The external id already names a reply (committed, or made by a batch-mate): this command
+      // makes none. The same request answers as the one that made it; another is refused (422).
+      const holder = state.externalIds.get(externalKey) ?? externalInBatch.get(externalKey);
+      if (holder) {
+        if (holder.fingerprint !== job.fingerprint) {
+          plan.outcomes[index] = {
+            status: 'failed',
+            failure: toFailureRecord(new ExternalIdMismatch(externalId, holder.commandId)),
+          };
+        } else if ('insertId' in holder) {
+          plan.outcomes[index] = { status: 'applied', insertId: holder.insertId, repeat: true };
+        } else {
+          plan.outcomes[index] = { status: 'applied', insertId: 0, repeat: true };
+          plan.externalTwins.push([index, holder.index]);
+        }
+        continue;
+      }
+    }
     try {
       const locked = state.tickets.get(job.command.ticketId);
       let model = locked ? plan.models.get(locked.id) : undefined;
@@ -246,6 +283,7 @@ async function decide(
           index,
           mailbox: state.mailboxes.get(ticket.id),
           signature: state.signatures.get(job.apiKeyId) ?? '',
+          quiet: command.notify === false || (followsKeyDefault(command) && state.quietKeys.has(job.apiKeyId)),
           writes: plan.writes,
         },
         model as TicketModel,
@@ -253,6 +291,9 @@ async function decide(
         { by, type },
       );
       plan.outcomes[index] = { status: 'applied', insertId: 0 };
+      // Only a command that applies takes its external id: a failed one made nothing to name.
+      if (externalKey !== null)
+        externalInBatch.set(externalKey, { commandId: job.commandId, fingerprint: job.fingerprint, index });
     } catch (error) {
       if (!(error instanceof ServiceError)) throw error;
       plan.outcomes[index] = { status: 'failed', failure: toFailureRecord(error) };
@@ -294,6 +335,7 @@ function ledgerEntry({ job, attempts }: Submission): LedgerEntry {
     ticketId: job.command.ticketId,
     acceptedAt: job.acceptedAt,
     attempts,
+    externalId: job.command.externalId ?? null,
   };
 }
 
@@ -309,9 +351,15 @@ async function write(conn: PoolConnection, deps: ApplyDeps, plan: Plan): Promise
       if (reply.index !== null) plan.outcomes[reply.index] = { status: 'applied', insertId: ids[i] as number };
     });
   }
+  for (const [twin, mate] of plan.externalTwins) plan.outcomes[twin] = { ...(plan.outcomes[mate] as Outcome), repeat: true };
   const models = [...plan.models.values()];
   const statements: Statement[] = [...ticketUpdates(models), ...intervalWrites(models), ...auditStatements(writes)];
   if (writes.mail.length > 0) statements.push(mailStatement(writes.mail, deps.schema.mail.attachments));
+  const named = externalIdStatement(
+    deps.tables,
+    plan.ledger.map(({ index, entry }) => ({ entry, outcome: plan.outcomes[index] as Outcome })),
+  );
+  if (named) statements.push(named);
   if (plan.ledger.length > 0) {
     statements.push(
       ledgerStatement(

@@ -6,6 +6,8 @@
 // ones differ: ticket_history rows, the SLA clock, the moving-into-Resolved check, the first
 // response's verdict, the close reply's minute. Where the service deliberately differs it says
 // so at the spot. Historical imports are quiet: their own time, no SLA, no notification, no mail.
+// A quiet live command (notify: false) writes no notification and no mail either, but is
+// otherwise the handler it stands for.
 import type { Command } from '../commands/command.js';
 import type { Principal } from '../itflow/apiKeys.js';
 import { sanitize } from '../itflow/format.js';
@@ -55,6 +57,11 @@ export interface HandlerContext {
   mailbox: Mailbox | undefined;
   /** The key's user's mail signature. */
   signature: string;
+  /**
+   * A quiet command (notify: false, or its key's default): no `notifications` rows and no client
+   * email; everything else — the reply, the status, SLA, `logs`, `ticket_history` — as usual.
+   */
+  quiet?: boolean;
   writes: Writes;
 }
 
@@ -114,7 +121,8 @@ function insertReply(
 }
 
 function queueMail(ctx: HandlerContext, model: TicketModel, kind: MailKind, reply?: string) {
-  if (!ctx.mailbox || !ctx.schema.mail.queue || !ctx.settings.mail.smtpConfigured || ctx.settings.baseUrl === null) return;
+  if (ctx.quiet || !ctx.mailbox || !ctx.schema.mail.queue || !ctx.settings.mail.smtpConfigured || ctx.settings.baseUrl === null)
+    return;
   ctx.writes.mail.push(
     ...clientMailRows({
       kind,
@@ -130,6 +138,7 @@ function queueMail(ctx: HandlerContext, model: TicketModel, kind: MailKind, repl
 
 /** Notifications for the assigned agent and the ticket's creator, when they are not the author. */
 function notifyAgents(ctx: HandlerContext, model: TicketModel) {
+  if (ctx.quiet) return;
   const t = model.ticket;
   const userId = ctx.principal.userId;
   const text = `${actor(ctx)} updated Ticket ${ref(model)} - Subject: ${sanitize(t.subject)}`;

@@ -19,6 +19,8 @@ export interface LedgerEntry {
   ticketId: number;
   acceptedAt: number;
   attempts: number;
+  /** The command's external_id (kept for commands.php; src/apply/externalIds.ts keeps it unique). */
+  externalId: string | null;
 }
 
 export interface LedgerRow {
@@ -28,6 +30,7 @@ export interface LedgerRow {
   acceptedAtUtc: string;
   finishedAtUtc: string;
   attempts: number;
+  externalId: string | null;
 }
 
 /** Command ids are stored in 16 bytes, request fingerprints in 32 (see migration 2). */
@@ -61,7 +64,7 @@ export function toOutcome(row: RowDataPacket): Outcome {
 
 export async function readLedger(db: Pool | PoolConnection, tables: ServiceTables, commandId: string): Promise<LedgerRow | null> {
   const [rows] = await db.query<RowDataPacket[]>(
-    `SELECT status, insert_id, http_status, error, api_key_id, ticket_id, accepted_at_utc, finished_at_utc, attempts
+    `SELECT status, insert_id, http_status, error, api_key_id, ticket_id, accepted_at_utc, finished_at_utc, attempts, external_id
      FROM ${tables.commands} WHERE command_id = ?`,
     [idBytes(commandId)],
   );
@@ -74,6 +77,7 @@ export async function readLedger(db: Pool | PoolConnection, tables: ServiceTable
     acceptedAtUtc: String(row.accepted_at_utc),
     finishedAtUtc: String(row.finished_at_utc),
     attempts: Number(row.attempts),
+    externalId: row.external_id == null ? null : String(row.external_id),
   };
 }
 
@@ -98,12 +102,13 @@ export function ledgerStatement(
       failure?.status ?? null,
       failure ? failure.message.slice(0, 1000) : null,
       entry.attempts,
+      entry.externalId,
     ];
   });
   return {
     sql: `INSERT INTO ${tables.commands}
             (command_id, api_key_id, idempotency_key, fingerprint, ticket_id, accepted_at_utc, finished_at_utc,
-             status, insert_id, http_status, error, attempts) VALUES ?`,
+             status, insert_id, http_status, error, attempts, external_id) VALUES ?`,
     params: [rows],
   };
 }

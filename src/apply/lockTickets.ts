@@ -57,6 +57,17 @@ export interface LockedState {
   mailboxes: Map<number, Mailbox>;
   /** Mail signatures of the keys' users (by api_key_id), for replies that email the client. */
   signatures: Map<number, string>;
+  /** Commands holding the batch's external ids (their replies made), by idempotencyKeyOf(key, external id). */
+  externalIds: Map<string, ExternalIdHolder>;
+  /** Among the keys asked about, those an admin made quiet by default. */
+  quietKeys: Set<number>;
+}
+
+/** The command an external id belongs to, and what it made. */
+export interface ExternalIdHolder {
+  commandId: string;
+  fingerprint: string;
+  insertId: number;
 }
 
 /** A ticket's contact (when it has one) and watchers, as its client mail is addressed. */
@@ -76,6 +87,10 @@ export interface LockRequest {
   mail: boolean;
   /** Keys whose user's mail signature a reply of the batch carries. */
   signatureKeyIds: number[];
+  /** The batch's (api key, external id) pairs. */
+  externalIds?: Array<[number, string]>;
+  /** Keys whose quiet default some command of the batch follows (it says nothing of notify). */
+  quietKeyIds?: number[];
 }
 
 /** How a (key, idempotency key) pair is looked up in LockedState.keyed. */
@@ -107,7 +122,17 @@ export async function lockTickets(
   tables: ServiceTables,
   request: LockRequest,
 ): Promise<LockedState> {
-  const { ticketIds, commandIds, idempotencyKeys, keyIds, now, mail, signatureKeyIds } = request;
+  const {
+    ticketIds,
+    commandIds,
+    idempotencyKeys,
+    keyIds,
+    now,
+    mail,
+    signatureKeyIds,
+    externalIds = [],
+    quietKeyIds = [],
+  } = request;
   const statements: Array<KeyStatement & { name: string }> = [];
   const add = (name: string, statement: KeyStatement | null) => {
     if (statement) statements.push({ name, ...statement });
@@ -169,6 +194,21 @@ export async function lockTickets(
       params: [idempotencyKeys],
     });
   }
+  // The external ids' holders, read again in this transaction: its insert into the external-id
+  // table is what settles a race (the second to commit meets the primary key and retries).
+  if (externalIds.length > 0) {
+    add('external', {
+      sql: `SELECT api_key_id, external_id, command_id, fingerprint, insert_id FROM ${tables.externalIds}
+            WHERE (api_key_id, external_id) IN (?)`,
+      params: [externalIds],
+    });
+  }
+  if (quietKeyIds.length > 0) {
+    add('quiet', {
+      sql: `SELECT api_key_id FROM ${tables.keySettings} WHERE api_key_id IN (?) AND quiet = 1`,
+      params: [quietKeyIds],
+    });
+  }
   const [results] = await conn.query<RowDataPacket[][]>(
     statements.map((s) => s.sql).join(';\n'),
     statements.flatMap((s) => s.params),
@@ -226,6 +266,17 @@ export async function lockTickets(
     intervals,
     mailboxes,
     signatures: new Map(rows('signatures').map((row) => [Number(row.api_key_id), String(row.user_config_signature ?? '')])),
+    externalIds: new Map(
+      rows('external').map((row) => [
+        idempotencyKeyOf(Number(row.api_key_id), String(row.external_id)),
+        {
+          commandId: idText(row.command_id),
+          fingerprint: (row.fingerprint as Buffer).toString('hex'),
+          insertId: Number(row.insert_id),
+        },
+      ]),
+    ),
+    quietKeys: new Set(rows('quiet').map((row) => Number(row.api_key_id))),
   };
 }
 

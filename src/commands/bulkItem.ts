@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { Invalid } from '../errors.js';
 import type { Command } from './command.js';
 import { parseCreatedAt } from './createdAt.js';
-import { createProblem, createReplyFields, NON_BLANK_REPLY, shapeRules, toCommand } from './createReply.js';
+import { createProblem, createReplyFields, EMAIL_NEEDS_NOTIFY, NON_BLANK_REPLY, shapeRules, toCommand } from './createReply.js';
 import { firstMessage, optionalString, requiredInteger, requireObject } from './fields.js';
 
 /**
@@ -34,6 +34,9 @@ export const bulkItemRequest = createReplyFields
         (body.author && !body.ticket_reply?.trim() ? 'author needs a ticket_reply.' : null) ??
         (historical && body.public_reply_type === 2
           ? 'public_reply_type 2 emails the client, which a historical reply (created_at) never does: send 1 for a Public reply.'
+          : null) ??
+        (historical && body.notify === true
+          ? "notify: true notifies the ticket's agents, which a historical reply (created_at) never does: leave notify out."
           : null);
       if (message) ctx.addIssue({ code: 'custom', message });
     },
@@ -42,6 +45,7 @@ export const bulkItemRequest = createReplyFields
   .meta({
     allOf: [
       ...shapeRules('status', ['hours', 'minutes', 'seconds']).allOf,
+      EMAIL_NEEDS_NOTIFY,
       {
         if: { required: ['author'] },
         // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then keyword, not a thenable

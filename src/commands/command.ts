@@ -49,6 +49,18 @@ export const commandSchema = z.object({
   author: z
     .union([z.object({ userId: z.number().int().positive() }), z.object({ contactId: z.number().int().positive() })])
     .optional(),
+  /**
+   * The integration's own id for the reply (external_id): unique per API key, kept with the reply
+   * id the command produced (the service's external-id table), so a later command with the same
+   * id answers as this one did instead of adding a second reply.
+   */
+  externalId: z.string().min(1).max(255).optional(),
+  /**
+   * The request's own `notify`: false writes no `notifications` rows and queues no client email
+   * (audit rows stay); true notifies even for a key that is quiet by default. Absent: the key's
+   * default (src/apply/quietKeys.ts).
+   */
+  notify: z.boolean().optional(),
 });
 
 export type Command = z.infer<typeof commandSchema>;
@@ -66,7 +78,12 @@ export function timeWorked(hours = 0, minutes = 0, seconds = 0): string {
 export function fingerprint(command: Command): string {
   // Fields added later join only when set, so a command of the earlier shape keeps its digest
   // (an idempotent retry across an upgrade is still the same request).
-  const later = [...(command.emailClient ? [['emailClient']] : []), ...(command.dialect ? [['dialect', command.dialect]] : [])];
+  const later = [
+    ...(command.emailClient ? [['emailClient']] : []),
+    ...(command.dialect ? [['dialect', command.dialect]] : []),
+    ...(command.externalId !== undefined ? [['externalId', command.externalId]] : []),
+    ...(command.notify !== undefined ? [['notify', command.notify]] : []),
+  ];
   const canonical = JSON.stringify([
     command.ticketId,
     command.reply?.body ?? null,

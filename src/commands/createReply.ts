@@ -2,9 +2,11 @@ import { z } from 'zod';
 import { Invalid } from '../errors.js';
 import { type Command, timeWorked } from './command.js';
 import {
+  externalId,
   firstMessage,
   INTEGER_LIKE,
   idempotencyKey,
+  optionalBoolean,
   optionalInteger,
   optionalString,
   requiredInteger,
@@ -20,7 +22,18 @@ export const NOTHING_TO_DO = 'Nothing to do: send a ticket_reply, a status > 0, 
 export function emailNotAvailable(why: string): string {
   return `public_reply_type 2 (Public + email) is not available: ${why}. Use public_reply_type 1 for a Public reply without email.`;
 }
+/** public_reply_type 2 asks for the client email that notify: false forbids. */
+export const EMAIL_BUT_QUIET =
+  'public_reply_type 2 emails the client, which notify: false rules out: send public_reply_type 1 for a Public reply without email, or leave notify out.';
 export const TIME_NEEDS_REPLY = 'Time worked is recorded on a reply: send a ticket_reply along with hours, minutes or seconds.';
+
+/** Shared by both create paths and bulk items. */
+export const notifyField = optionalBoolean('notify').meta({
+  description:
+    "false: a quiet command — no `notifications` rows for the ticket's agents and no client email; the audit rows (`logs`, " +
+    "`ticket_history`) stay. true: notify even where the key is quiet by default. Absent: the key's default (`npm run cli -- keys quiet`), " +
+    'which is to notify. A command asking for email (public_reply_type 2) always notifies; with notify: false it is refused (400).',
+});
 
 export const createReplyFields = z.object({
   ticket_id: requiredInteger('ticket_id', { min: 1 }),
@@ -38,6 +51,8 @@ export const createReplyFields = z.object({
   seconds: optionalInteger('seconds', { max: 59 }),
   client_id: optionalInteger('client_id').meta({ description: "Narrows an all-clients key to one client's tickets." }),
   idempotency_key: idempotencyKey('idempotency_key'),
+  external_id: externalId('external_id'),
+  notify: notifyField,
 });
 
 type CreateFields = z.output<typeof createReplyFields>;
@@ -46,6 +61,7 @@ type CreateFields = z.output<typeof createReplyFields>;
 export function createProblem(body: CreateFields): string | null {
   const type = body.public_reply_type ?? 0;
   if (type > 2) return 'public_reply_type must be 0 (Internal), 1 (Public) or 2 (Public + email).';
+  if (type === 2 && body.notify === false) return EMAIL_BUT_QUIET;
   return shapeProblem(body.ticket_reply, body.status, Boolean(body.hours || body.minutes || body.seconds));
 }
 
@@ -81,6 +97,17 @@ export function shapeRules(statusField: string, timeFields: string[]) {
   };
 }
 
+/** EMAIL_BUT_QUIET as JSON Schema: not public_reply_type 2 together with notify false. */
+export const EMAIL_NEEDS_NOTIFY = {
+  not: {
+    required: ['public_reply_type', 'notify'],
+    properties: {
+      public_reply_type: { anyOf: [{ const: 2 }, { type: 'string', pattern: '^\\s*0*2\\s*$' }] },
+      notify: { const: false },
+    },
+  },
+};
+
 export const createReplyRequest = createReplyFields
   .superRefine(
     (body, ctx) => {
@@ -89,7 +116,7 @@ export const createReplyRequest = createReplyFields
     },
     { when: (payload) => payload.issues.length === 0 },
   )
-  .meta(shapeRules('status', ['hours', 'minutes', 'seconds']));
+  .meta({ allOf: [...shapeRules('status', ['hours', 'minutes', 'seconds']).allOf, EMAIL_NEEDS_NOTIFY] });
 
 /** The rules every dialect shares: something to do, and time worked only with a reply. */
 export function shapeProblem(reply: string | undefined, status: number | undefined, hasTime: boolean): string | null {
@@ -127,5 +154,7 @@ export function toCommand(r: CreateFields): Command {
     status: r.status ?? 0,
     ...(r.client_id ? { clientId: r.client_id } : {}),
     ...(r.public_reply_type === 2 ? { emailClient: true as const } : {}),
+    ...(r.external_id !== undefined ? { externalId: r.external_id } : {}),
+    ...(r.notify !== undefined ? { notify: r.notify } : {}),
   };
 }

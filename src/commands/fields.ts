@@ -104,6 +104,36 @@ export const idempotencyKey = (field: string) =>
       description: 'At most 255 characters, not ending with a space.',
     });
 
+export const MAX_EXTERNAL_ID = 255;
+
+/**
+ * An integration's own id for a reply (external_id); null or "" means none. Not ending with a
+ * space, for the same reason as an idempotency key: the unique index that keeps it unique per
+ * API key compares as MySQL does, ignoring trailing spaces.
+ */
+export const externalId = (field: string) =>
+  optionalString(field, MAX_EXTERNAL_ID)
+    .transform((value, ctx): string | undefined => {
+      if (value === undefined || value === '') return undefined;
+      if (value.endsWith(' ')) ctx.addIssue({ code: 'custom', message: `${field} must not end with a space.` });
+      return value;
+    })
+    .meta({
+      maxLength: MAX_EXTERNAL_ID,
+      pattern: '(^|[^ ])$',
+      description:
+        "Your own id for this reply (a chat message id, an RMM alert id, the source system's comment id), at most 255 characters, " +
+        'not ending with a space. Unique per API key and kept for good: a later command with the same external_id answers as the ' +
+        'one that made the reply (the same request) or 422 (a different one). read.php returns it and finds a reply by it.',
+    });
+
+/** A JSON boolean; null means not given. */
+export const optionalBoolean = (field: string) =>
+  z
+    .union([z.boolean(), z.null()], { error: `${field} must be true or false.` })
+    .optional()
+    .transform((value): boolean | undefined => (value === null ? undefined : value));
+
 /** The first problem, as the one-line message a v1 client gets. */
 export function firstMessage(error: z.ZodError): string {
   const issue = error.issues[0];

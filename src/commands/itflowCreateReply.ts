@@ -1,8 +1,16 @@
 import { z } from 'zod';
 import { Invalid } from '../errors.js';
 import { type Command, timeWorked } from './command.js';
-import { hasText, shapeProblem, shapeRules } from './createReply.js';
-import { firstMessage, idempotencyKey, optionalInteger, optionalString, requiredInteger, requireObject } from './fields.js';
+import { hasText, notifyField, shapeProblem, shapeRules } from './createReply.js';
+import {
+  externalId,
+  firstMessage,
+  idempotencyKey,
+  optionalInteger,
+  optionalString,
+  requiredInteger,
+  requireObject,
+} from './fields.js';
 
 /**
  * POST /api/v1/ticket_replies/create.php — ITFlow ≥ 2.4.7's own field names, mapped onto the
@@ -43,6 +51,8 @@ export const itflowCreateReplyRequest = z
     ticket_status: optionalInteger('ticket_status'),
     client_id: optionalInteger('client_id'),
     idempotency_key: idempotencyKey('idempotency_key'),
+    external_id: externalId('external_id'),
+    notify: notifyField,
   })
   .superRefine(
     (body, ctx) => {
@@ -68,6 +78,8 @@ export function parseItflowCreateReply(body: unknown): { command: Command; idemp
       status: r.ticket_status ?? 0,
       ...(r.client_id ? { clientId: r.client_id } : {}),
       dialect: 'itflow-reply',
+      ...(r.external_id !== undefined ? { externalId: r.external_id } : {}),
+      ...(r.notify !== undefined ? { notify: r.notify } : {}),
     },
     idempotencyKey: r.idempotency_key,
   };

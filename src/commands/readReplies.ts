@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { Invalid } from '../errors.js';
-import { firstMessage, optionalInteger, optionalString, REQUIRED } from './fields.js';
+import { externalId, firstMessage, optionalInteger, optionalString, REQUIRED } from './fields.js';
 
 /**
  * What a listing asks for, whichever path it came in on. The listing query (src/read) takes
@@ -18,6 +18,10 @@ export interface ReplyQuery {
   beforeId?: number;
   /** 'desc' newest first (this service's read.php); 'asc' as ITFlow's own read.php lists. */
   order: 'desc' | 'asc';
+  /** The caller's reply with this external_id (this service's read.php). */
+  externalId?: string;
+  /** List the caller's accepted, unapplied commands for ticketId first (this service's read.php). */
+  includePending?: boolean;
 }
 
 export const MAX_LIMIT = 500;
@@ -41,14 +45,32 @@ const paging = {
 };
 
 /** GET /api/v1/tickets/replies/read.php — the proposal's names. */
-export const readRepliesQuery = z.object({
-  reply_id: optionalInteger('reply_id', { min: 1 }),
-  ticket_id: optionalInteger('ticket_id', { min: 1 }),
-  before_id: optionalInteger('before_id', { min: 1 }).meta({
-    description: 'Keyset cursor: replies with a smaller ticket_reply_id than this (pass the last row’s id).',
-  }),
-  ...paging,
-});
+export const INCLUDE_PENDING_NEEDS_TICKET = 'include_pending needs a ticket_id.';
+
+export const readRepliesQuery = z
+  .object({
+    reply_id: optionalInteger('reply_id', { min: 1 }),
+    ticket_id: optionalInteger('ticket_id', { min: 1 }),
+    before_id: optionalInteger('before_id', { min: 1 }).meta({
+      description: 'Keyset cursor: replies with a smaller ticket_reply_id than this (pass the last row’s id).',
+    }),
+    external_id: externalId('external_id').meta({
+      description:
+        'The reply this API key sent with this external_id (other keys’ external ids are not looked at). With include_pending=1, also its command while it is still pending.',
+    }),
+    include_pending: flag('include_pending').meta({
+      description:
+        "1, with ticket_id: first list this key's own commands for the ticket that are accepted but not applied yet (`pending: true`, with their `command_id`), newest first — on the first page only (no offset, no before_id).",
+    }),
+    ...paging,
+  })
+  .superRefine(
+    (query, ctx) => {
+      if (query.include_pending && query.ticket_id === undefined)
+        ctx.addIssue({ code: 'custom', message: INCLUDE_PENDING_NEEDS_TICKET });
+    },
+    { when: (payload) => payload.issues.length === 0 },
+  );
 
 /** GET /api/v1/ticket_replies/read.php — ITFlow ≥ 2.4.7's own names and ordering. */
 export const itflowReadRepliesQuery = z.object({
@@ -85,6 +107,8 @@ export function parseReadReplies(query: unknown): ReplyQuery {
     limit: q.limit ?? 50,
     offset: q.offset ?? 0,
     order: 'desc',
+    externalId: q.external_id,
+    includePending: q.include_pending,
   };
 }
 

@@ -81,6 +81,43 @@ export const migrations: Migration[] = [
       );
     },
   },
+  {
+    version: 3,
+    name: 'external ids and quiet keys',
+    async run(conn, t) {
+      // The ledger keeps a command's external_id for commands.php (a failed command's too); the
+      // table below is what makes it unique, and outlives the ledger's retention.
+      const columns = await columnTypes(conn, t.schema, t.names.commands);
+      if (!columns.has('external_id')) {
+        await conn.query(`ALTER TABLE ${t.commands} ADD COLUMN external_id VARCHAR(255) NULL`);
+      }
+      // One row per reply (or status change) a command with an external_id made, written in its
+      // apply transaction: the primary key is what keeps an external id unique per API key, even
+      // when two commands carrying it race. Only applied commands hold one (a failed command
+      // made nothing, so its id stays free for a retry), and rows are never purged.
+      await conn.query(
+        `CREATE TABLE IF NOT EXISTS ${t.externalIds} (
+          api_key_id INT NOT NULL,
+          external_id VARCHAR(255) NOT NULL,
+          command_id BINARY(16) NOT NULL,
+          fingerprint BINARY(32) NOT NULL,
+          ticket_id INT NOT NULL,
+          insert_id INT NOT NULL,
+          created_at_utc DATETIME(3) NOT NULL,
+          PRIMARY KEY (api_key_id, external_id),
+          KEY reply (insert_id, api_key_id)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      );
+      // What an admin sets per ITFlow API key (npm run cli -- keys quiet): no row is the default.
+      await conn.query(
+        `CREATE TABLE IF NOT EXISTS ${t.keySettings} (
+          api_key_id INT NOT NULL PRIMARY KEY,
+          quiet TINYINT(1) NOT NULL DEFAULT 0,
+          updated_at_utc DATETIME NOT NULL
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+      );
+    },
+  },
 ];
 
 export const LATEST_MIGRATION = Math.max(...migrations.map((m) => m.version));
@@ -133,13 +170,16 @@ async function migrateTables(pool: Pool, tables: ServiceTables): Promise<Migrati
 
 /**
  * What a running service does with its own tables: the ledger is read, written and updated, the
- * migrations table read and written. (DELETE, for the retention purge only, is not required: a
+ * migrations table and the external ids read and written, the key settings read (`keys quiet`
+ * writes them, with the CLI's own connection). (DELETE, for the retention purge only, is not required: a
  * purge refused it logs an error naming it every hour.)
  */
 async function requireServiceGrants(pool: Pool, tables: ServiceTables): Promise<void> {
   const missing = await missingPrivileges(pool, [
     { schema: tables.schema, table: tables.names.commands, privileges: ['SELECT', 'INSERT', 'UPDATE'], column: 'status' },
     { schema: tables.schema, table: tables.names.migrations, privileges: ['SELECT', 'INSERT'], column: 'name' },
+    { schema: tables.schema, table: tables.names.externalIds, privileges: ['SELECT', 'INSERT'], column: 'external_id' },
+    { schema: tables.schema, table: tables.names.keySettings, privileges: ['SELECT'] },
   ]);
   if (missing.length > 0) throw await missingGrantsError(pool, missing);
 }

@@ -9,12 +9,13 @@ import { type Command, fingerprint } from '../commands/command.js';
 import { newCommandId } from '../commands/commandId.js';
 import { emailNotAvailable } from '../commands/createReply.js';
 import type { ServiceTables } from '../db/tables.js';
-import { Conflict, Invalid } from '../errors.js';
+import { Conflict, ExternalIdMismatch, Invalid } from '../errors.js';
 import type { Principal } from '../itflow/apiKeys.js';
 import { refuseIfClosed, refuseIfResolved, requireActiveStatus, requireTicketInScope } from '../itflow/ticketRules.js';
 import type { TicketDirectory, TicketStatus, TicketSummary } from '../itflow/tickets.js';
 import type { AcceptedCounter } from '../metrics/registry.js';
 import type { CompletionWaiter } from '../queue/completion.js';
+import type { ExternalIdClaims } from '../queue/externalIds.js';
 import type { IdempotencyClaims } from '../queue/idempotency.js';
 import type { CommandJob } from '../queue/jobs.js';
 import type { CommandQueue } from '../queue/producer.js';
@@ -29,6 +30,7 @@ export interface AcceptDeps {
   queue: CommandQueue;
   waiter: CompletionWaiter;
   claims: IdempotencyClaims;
+  externalIds: ExternalIdClaims;
   pool: Pool;
   tables: ServiceTables;
   /** Bumped once per command queued, labelled with the endpoint it came in on. */
@@ -79,9 +81,9 @@ export function newJob(
   command: Command,
   idempotencyKey: string | undefined,
   origin: Origin,
-  notify: boolean,
+  announce: boolean,
 ): CommandJob {
-  // A command with an idempotency key always announces its outcome: a retry of it may wait.
+  // A command with an idempotency key or an external id always announces its outcome: a retry of it may wait.
   return {
     v: 1,
     commandId: newCommandId(),
@@ -91,7 +93,7 @@ export function newJob(
     fingerprint: fingerprint(command),
     command,
     origin,
-    notify: notify || idempotencyKey !== undefined,
+    announce: announce || idempotencyKey !== undefined || command.externalId !== undefined,
   };
 }
 
@@ -123,16 +125,65 @@ export async function accept(
       await deps.claims.takeOver(principal.keyId, key, job.fingerprint, claim.commandId, job.commandId);
     }
   }
+  const externalId = job.command.externalId;
   try {
+    if (externalId !== undefined) {
+      const holder = await claimExternalId(deps, principal, job, waitSeconds);
+      if (holder !== null) {
+        // Answered as the command holding the external id: this one is never queued.
+        if (key !== null) await deps.claims.release(principal.keyId, key, job.commandId).catch(() => {});
+        return holder;
+      }
+    }
     await checkAgainstTicket(deps, principal, job.command);
     const outcome = await enqueue(deps, job, waitSeconds, log);
     return outcome ? outcomeAnswer(job.commandId, outcome, waitSeconds) : queuedAnswer(job.commandId);
   } catch (error) {
-    if (key !== null && !(await deps.queue.find(job.commandId).catch(() => null))) {
-      await deps.claims.release(principal.keyId, key, job.commandId).catch(() => {});
+    if ((key !== null || externalId !== undefined) && !(await deps.queue.find(job.commandId).catch(() => null))) {
+      if (key !== null) await deps.claims.release(principal.keyId, key, job.commandId).catch(() => {});
+      if (externalId !== undefined) await deps.externalIds.release(principal.keyId, externalId, job.commandId).catch(() => {});
     }
     throw error;
   }
+}
+
+/**
+ * An external id is the integration's own name for a reply, kept for good: a command carrying one
+ * that an applied or still unfinished command holds answers as that command (its insert_id, or
+ * 202 with its command id), marked `Idempotent-Replayed` — or 422 when it asks something else.
+ * A holder that failed made no reply, so it gives the id up and this command takes it. null:
+ * this command holds the id now and goes on to be queued.
+ */
+async function claimExternalId(
+  deps: AcceptDeps,
+  principal: Principal,
+  job: CommandJob,
+  waitSeconds: number,
+): Promise<HttpAnswer | null> {
+  const externalId = job.command.externalId as string;
+  const claim = await deps.externalIds.claim(principal.keyId, externalId, job.fingerprint, job.commandId);
+  if (claim.kind === 'new') return null;
+  const status = await commandStatus(deps.pool, deps.tables, deps.queue, claim.commandId, principal.keyId);
+  if (status && status.status !== 'failed') {
+    if (claim.fingerprint !== job.fingerprint) throw new ExternalIdMismatch(externalId, claim.commandId);
+    const replayed = await replay(deps, principal, claim.commandId, waitSeconds);
+    if (replayed !== null) return replayed;
+  }
+  if (!status) {
+    // Its holder is past the ledger's retention (or was lost): the external-id table remembers what it made.
+    const bound = (await deps.externalIds.bound(principal.keyId, [externalId])).get(externalId);
+    if (bound) {
+      if (bound.fingerprint !== job.fingerprint) throw new ExternalIdMismatch(externalId, bound.commandId);
+      const answer = outcomeAnswer(bound.commandId, { status: 'applied', insertId: bound.insertId }, waitSeconds);
+      answer.headers['Idempotent-Replayed'] = 'true';
+      return answer;
+    }
+    if (Date.now() - claim.claimedAt < CLAIM_IN_FLIGHT_MS) {
+      throw new Conflict('A request with this external_id is still being accepted. Retry in a moment.', 1);
+    }
+  }
+  await deps.externalIds.takeOver(principal.keyId, externalId, job.fingerprint, claim.commandId, job.commandId);
+  return null;
 }
 
 /**

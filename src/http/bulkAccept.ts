@@ -8,7 +8,7 @@ import { parseBulkItem } from '../commands/bulkItem.js';
 import type { Command } from '../commands/command.js';
 import { fingerprint } from '../commands/command.js';
 import { emailNotAvailable } from '../commands/createReply.js';
-import { Conflict, IdempotencyMismatch, Invalid, ServiceError, Unavailable } from '../errors.js';
+import { Conflict, ExternalIdMismatch, IdempotencyMismatch, Invalid, ServiceError, Unavailable } from '../errors.js';
 import type { Principal } from '../itflow/apiKeys.js';
 import type { ItflowClock } from '../itflow/clock.js';
 import type { People } from '../itflow/people.js';
@@ -67,7 +67,8 @@ export async function acceptBulk(
   }
 
   const chunks = chunked(deps, principal, chronological(candidates), origin, waitSeconds > 0);
-  const { replayed, repeats } = await claimKeys(deps, principal, candidates, results, refuse);
+  const { replayed: replayedKeys, repeats } = await claimKeys(deps, principal, candidates, results, refuse);
+  const replayed = replayedKeys + (await claimExternalIds(deps, principal, candidates, results, refuse, repeats));
   const queued = candidates.filter((c) => c.job && results[c.index] === undefined);
   const keep = new Set(queued.map((c) => c.job?.commandId));
   const toAdd = chunks
@@ -82,6 +83,8 @@ export async function acceptBulk(
       refuse(c.index, new Unavailable());
       if (job.idempotencyKey !== null)
         await deps.claims.release(principal.keyId, job.idempotencyKey, job.commandId).catch(() => {});
+      if (job.command.externalId !== undefined)
+        await deps.externalIds.release(principal.keyId, job.command.externalId, job.commandId).catch(() => {});
     } else {
       results[c.index] = { command_id: job.commandId, status: 'queued' };
     }
@@ -191,7 +194,7 @@ function chronological(candidates: Candidate[]): Candidate[] {
  * Gives each valid item its job, grouped by lane in input order and cut into chunks, each item
  * numbered within its chunk (its command id says which chunk it is in).
  */
-function chunked(deps: BulkDeps, principal: Principal, candidates: Candidate[], origin: Origin, notify: boolean): ChunkJob[] {
+function chunked(deps: BulkDeps, principal: Principal, candidates: Candidate[], origin: Origin, announce: boolean): ChunkJob[] {
   const byLane = new Map<number, Candidate[]>();
   for (const c of candidates) {
     const lane = laneOf(c.command.ticketId, deps.lanes);
@@ -212,7 +215,7 @@ function chunked(deps: BulkDeps, principal: Principal, candidates: Candidate[], 
           fingerprint: fingerprint(c.command),
           command: c.command,
           origin,
-          notify: notify || c.idempotencyKey !== undefined,
+          announce: announce || c.idempotencyKey !== undefined || c.command.externalId !== undefined,
         };
         return c.job;
       });
@@ -295,4 +298,104 @@ async function claimKeys(
     }
   }
   return { replayed, repeats };
+}
+
+/**
+ * External ids, for the items still to be queued, at once — as accept.ts's claimExternalId does
+ * for one command. An item whose id an applied or unfinished command holds answers as that
+ * command (replayed), or 422 if it asks something else; a holder that failed gives the id up. An
+ * item repeating an id used earlier in the same request is answered as that item (`repeats`).
+ * Answers how many items were replayed.
+ */
+async function claimExternalIds(
+  deps: BulkDeps,
+  principal: Principal,
+  candidates: Candidate[],
+  results: ItemResult[],
+  refuse: (index: number, error: ServiceError) => void,
+  repeats: Array<[number, number]>,
+): Promise<number> {
+  const keyId = principal.keyId;
+  /** This item will not be queued: its idempotency claim (its own, a new one) is given back. */
+  const drop = async (c: Candidate) => {
+    const job = c.job as CommandJob;
+    if (job.idempotencyKey !== null) await deps.claims.release(keyId, job.idempotencyKey, job.commandId).catch(() => {});
+    c.job = undefined;
+  };
+  const firstById = new Map<string, Candidate>();
+  const unique: Candidate[] = [];
+  for (const c of candidates) {
+    const externalId = c.job?.command.externalId;
+    if (externalId === undefined || results[c.index] !== undefined) continue;
+    const first = firstById.get(externalId);
+    if (!first) {
+      firstById.set(externalId, c);
+      unique.push(c);
+    } else if (first.job?.fingerprint !== c.job?.fingerprint) {
+      refuse(c.index, new ExternalIdMismatch(externalId, first.job?.commandId as string));
+      await drop(c);
+    } else {
+      repeats.push([c.index, first.index]);
+      await drop(c);
+    }
+  }
+  if (unique.length === 0) return 0;
+  const claims = await deps.externalIds.claimMany(
+    keyId,
+    unique.map((c) => {
+      const job = c.job as CommandJob;
+      return { idempotencyKey: job.command.externalId as string, fingerprint: job.fingerprint, commandId: job.commandId };
+    }),
+  );
+  const holders = unique.flatMap((candidate, i) => {
+    const claim = claims[i];
+    return claim?.kind === 'existing' ? [{ candidate, ...claim }] : [];
+  });
+  const finished = await commandStatusMany(
+    deps.pool,
+    deps.tables,
+    holders.map((h) => h.commandId),
+    keyId,
+  );
+  const unfinished = holders.filter((h) => !finished.has(h.commandId));
+  const inQueue = await deps.queue.stillQueued(
+    unfinished.map((h) => ({ commandId: h.commandId, ticketId: h.candidate.command.ticketId })),
+  );
+  const nowhere = unfinished.filter((_, i) => inQueue[i] !== true);
+  const bound = await deps.externalIds.bound(
+    keyId,
+    nowhere.map((h) => h.candidate.command.externalId as string),
+  );
+  let replayed = 0;
+  for (const h of holders) {
+    const c = h.candidate;
+    const job = c.job as CommandJob;
+    const externalId = job.command.externalId as string;
+    const done = finished.get(h.commandId);
+    const boundTo = nowhere.includes(h) ? bound.get(externalId) : undefined;
+    const holder: ItemResult | null =
+      done && done.status === 'applied'
+        ? done
+        : boundTo
+          ? { command_id: boundTo.commandId, status: 'applied', insert_id: boundTo.insertId }
+          : !done && !nowhere.includes(h)
+            ? { command_id: h.commandId, status: 'queued' }
+            : null;
+    if (holder !== null) {
+      const heldFor = boundTo?.fingerprint ?? h.fingerprint;
+      if (heldFor !== job.fingerprint) refuse(c.index, new ExternalIdMismatch(externalId, holder.command_id as string));
+      else {
+        results[c.index] = { ...holder, replayed: true } as ItemResult;
+        replayed++;
+      }
+      await drop(c);
+    } else if (!done && Date.now() - h.claimedAt < CLAIM_IN_FLIGHT_MS) {
+      refuse(c.index, new Conflict('A request with this external_id is still being accepted. Retry in a moment.', 1));
+      await drop(c);
+    } else {
+      // The holder failed (it made no reply), or never made it into the queue: this item takes the id.
+      await deps.externalIds.takeOver(keyId, externalId, job.fingerprint, h.commandId, job.commandId);
+    }
+  }
+  return replayed;
 }

@@ -13,6 +13,7 @@ import { itflowResolveRequest } from '../commands/itflowResolve.js';
 import {
   commandStatusManyRequest,
   commandStatusQuery,
+  INCLUDE_PENDING_NEEDS_TICKET,
   itflowReadRepliesQuery,
   readRepliesQuery,
 } from '../commands/readReplies.js';
@@ -189,7 +190,29 @@ const replyRow = z
   .catchall(z.string().nullable())
   .meta({
     description:
-      "Every ticket_replies column, as ITFlow's v1 read endpoints send it: every value a string, NULL as null, DATETIME as 'YYYY-MM-DD HH:MM:SS' on ITFlow's wall clock (its config_timezone, no offset).",
+      "Every ticket_replies column, as ITFlow's v1 read endpoints send it: every value a string, NULL as null, DATETIME as 'YYYY-MM-DD HH:MM:SS' on ITFlow's wall clock (its config_timezone, no offset). On this service's read.php, also `external_id` where this key's command that made the reply carried one.",
+  });
+const pendingRow = z
+  .object({
+    ticket_reply_id: z.null(),
+    ticket_reply: z.string().nullable().meta({ description: 'null for a status-only command.' }),
+    ticket_reply_type: z.enum(['Internal', 'Public', 'Client']).nullable(),
+    ticket_reply_time_worked: z.string().nullable(),
+    ticket_reply_created_at: z.string().meta({
+      description: "The time its reply will carry: when it was accepted (or its created_at), on ITFlow's wall clock.",
+    }),
+    ticket_reply_updated_at: z.null(),
+    ticket_reply_archived_at: z.null(),
+    ticket_reply_by: z.string(),
+    ticket_reply_ticket_id: z.string(),
+    external_id: z.string().optional(),
+    pending: z.literal(true),
+    command_id: z.string().meta({ format: 'uuid', description: 'Follow it at commands.php.' }),
+    ticket_status: z.string().nullable().meta({ description: 'The ticket_status_id it moves the ticket to; null: unchanged.' }),
+  })
+  .meta({
+    description:
+      "include_pending=1: one of this key's own commands for the ticket, accepted but not applied yet, shaped like the reply it will add. Listed before the replies, newest first.",
   });
 const itflowReplyRow = replyRow
   .extend({
@@ -220,11 +243,13 @@ const timesAndAttempts = {
   itflow_timezone: z.string().meta({ description: "ITFlow's config_timezone (IANA), e.g. Europe/Berlin." }),
   attempts: z.int().min(1),
 };
+const externalId = z.string().optional().meta({ description: 'The external_id the command carried, if any.' });
 const commandStatus = successEnvelope(
   z.discriminatedUnion('status', [
     z.object({
       command_id: commandId,
       ticket_id: z.int(),
+      external_id: externalId,
       status: z.enum(['queued', 'applying']),
       waiting_for: z.literal('ticket_lock').optional().meta({
         description: 'Queued behind a ticket row another session holds (see the README\'s "A ticket locked elsewhere").',
@@ -234,6 +259,7 @@ const commandStatus = successEnvelope(
     z.object({
       command_id: commandId,
       ticket_id: z.int(),
+      external_id: externalId,
       status: z.literal('retrying'),
       attempts: z.int(),
       next_try_at: z.iso.datetime(),
@@ -241,6 +267,7 @@ const commandStatus = successEnvelope(
     z.object({
       command_id: commandId,
       ticket_id: z.int(),
+      external_id: externalId,
       status: z.literal('applied'),
       insert_id: z.int(),
       ...timesAndAttempts,
@@ -248,6 +275,7 @@ const commandStatus = successEnvelope(
     z.object({
       command_id: commandId,
       ticket_id: z.int(),
+      external_id: externalId,
       status: z.literal('failed'),
       http_status: z.int().meta({ description: 'The status a synchronous call would have got (503: kept for an operator).' }),
       message: z.string(),
@@ -333,11 +361,11 @@ const FAILURE_TEXT: Record<string, string> = {
   '404': "Unknown ticket, or one outside the key's client scope.",
   '405': 'This path does not take that method; Allow names the ones it does.',
   '409':
-    "The ticket's state forbids it (`Ticket is closed.`), or a request with the same idempotency key is still being " +
+    "The ticket's state forbids it (`Ticket is closed.`), or a request with the same idempotency key (or external_id) is still being " +
     'accepted (`A request with this idempotency key is still being accepted. Retry in a moment.`, with Retry-After: 1).',
   '413': 'The request body is too large.',
   '415': 'The body is not JSON: send Content-Type: application/json (uncompressed, UTF-8).',
-  '422': 'The idempotency key was already used for a different request. Nothing was written.',
+  '422': 'The idempotency key, or the external_id, was already used (by this key) for a different request. Nothing was written.',
   '429': 'Too many requests with this API key, or from this IP address, this minute: retry after Retry-After seconds.',
   '503': 'MySQL or Redis does not answer: nothing was done; retry after Retry-After seconds.',
 };
@@ -558,7 +586,8 @@ export function buildOpenApiDocument(limits: DocumentLimits): Json {
             operationId: 'createReply',
             summary: 'Add a reply, change the status, log time worked',
             description:
-              "One command: a reply and/or a status change and/or time worked. Queued by default: 202 with a command_id and a Location to follow it. With `Prefer: wait=N` the intake waits for the worker and answers 201 with insert_id (the new ticket_reply_id; 0 for a status-only command), or the command's failure.",
+              "One command: a reply and/or a status change and/or time worked. Queued by default: 202 with a command_id and a Location to follow it. With `Prefer: wait=N` the intake waits for the worker and answers 201 with insert_id (the new ticket_reply_id; 0 for a status-only command), or the command's failure.\n\n" +
+              '`external_id` is your own id for the reply, unique per API key and kept for good: a later command with it answers as the one that made the reply (201 with its insert_id, or 202 with its command_id while it is queued, marked `Idempotent-Replayed`), or 422 when it asks something else; a command that failed leaves it free. `notify: false` (or a key made quiet with `npm run cli -- keys quiet`) writes no notifications and no client email; the audit rows stay.',
           },
           { schema: 'CreateReplyRequest', named: examples.CREATE_REQUESTS },
           `wait=N (N ≤ ${limits.preferWaitMaxSeconds}): wait for the worker and answer 201. respond-async (the default): answer 202 at once.`,
@@ -574,7 +603,7 @@ export function buildOpenApiDocument(limits: DocumentLimits): Json {
           summary: 'Many commands in one request',
           description:
             `A JSON array, or NDJSON (one command per line), of up to ${limits.bulkMaxItems} commands, each a create.php body plus ` +
-            '`idempotency_key`, and for historical imports `created_at` and `author`. Each item is validated on its own; ' +
+            '`idempotency_key`, `external_id` and `notify`, and for historical imports `created_at` and `author` (a historical item is always quiet). Each item is validated on its own; ' +
             "the answer lists, in order, each item's command_id or its refusal, and valid items are queued even when others are refused. " +
             'The key comes in X-API-Key, Authorization: Bearer or the api_key query parameter (never the body), and is checked before the body is read.',
           parameters: [
@@ -637,7 +666,8 @@ export function buildOpenApiDocument(limits: DocumentLimits): Json {
             operationId: 'listReplies',
             summary: 'List replies, newest first',
             description:
-              "`reply_id` → that reply; `ticket_id` → that ticket's replies; neither → every reply the key may see. Page with `limit`/`offset`, or the keyset cursor `before_id`. Archived replies only with `include_archived=1`.",
+              "`reply_id` → that reply; `ticket_id` → that ticket's replies; `external_id` → the reply this key's command with that external_id made; none → every reply the key may see. Page with `limit`/`offset`, or the keyset cursor `before_id`. Archived replies only with `include_archived=1`. " +
+              "With `ticket_id` and `include_pending=1`, the first page starts with this key's own commands for the ticket that are accepted but not applied yet (`pending: true`, with their `command_id`) — read-your-writes for a UI that just posted.",
           },
           readRepliesQuery,
           { schema: 'Replies', named: examples.REPLIES },
@@ -646,6 +676,10 @@ export function buildOpenApiDocument(limits: DocumentLimits): Json {
             includeArchived: {
               summary: 'include_archived=yes',
               value: { success: 'False', message: 'include_archived must be 1 or 0.' },
+            },
+            pendingWithoutTicket: {
+              summary: 'include_pending=1 without ticket_id',
+              value: { success: 'False', message: INCLUDE_PENDING_NEEDS_TICKET },
             },
           },
           exampleLimits,
@@ -878,7 +912,8 @@ export function buildOpenApiDocument(limits: DocumentLimits): Json {
           example: `${COMMANDS_PATH}?command_id=${examples.EXAMPLE_COMMAND_ID}`,
         },
         IdempotentReplayed: {
-          description: 'true: this is the answer of an earlier request with the same Idempotency-Key; nothing new was done.',
+          description:
+            'true: this is the answer of an earlier request with the same Idempotency-Key, or of the command that holds this external_id; nothing new was done.',
           schema: { type: 'string', enum: ['true'] },
         },
         PreferenceApplied: {
@@ -899,7 +934,7 @@ export function buildOpenApiDocument(limits: DocumentLimits): Json {
         Applied: responseSchema(applied),
         ItflowUpdated: responseSchema(itflowUpdated),
         BulkAnswer: responseSchema(bulkAnswer),
-        Replies: responseSchema(successEnvelope(replyRow)),
+        Replies: responseSchema(successEnvelope(z.union([replyRow, pendingRow]))),
         ItflowReplies: responseSchema(successEnvelope(itflowReplyRow)),
         CommandStatus: responseSchema(commandStatus),
         CommandOutcomes: responseSchema(finishedOrUnfinished),

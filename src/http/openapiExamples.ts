@@ -4,8 +4,8 @@
 // the same error classes and constants the intake throws, so they cannot drift.
 // test/http/openapi.test.ts sends each operation's default example to the service and provokes
 // every documented error example, comparing the answer with the one shown here.
-import { NOTHING_TO_DO } from '../commands/createReply.js';
-import { IdempotencyMismatch, MethodNotAllowed, Unauthorized, Unavailable } from '../errors.js';
+import { EMAIL_BUT_QUIET, NOTHING_TO_DO } from '../commands/createReply.js';
+import { ExternalIdMismatch, IdempotencyMismatch, MethodNotAllowed, Unauthorized, Unavailable } from '../errors.js';
 import { TICKET_CLOSED, TICKET_RESOLVED, ticketNotFound } from '../itflow/ticketRules.js';
 import { fail } from './envelope.js';
 import { NO_RESOURCE } from './routes/readReplies.js';
@@ -62,6 +62,15 @@ export const CREATE_REQUESTS: Record<string, Example> = {
   internalNote: {
     summary: 'An Internal note with time worked, integers as strings (as some v1 clients send them)',
     value: { ticket_id: '6', ticket_reply: 'Renewal ordered from the CA; DNS validation pending.', hours: '1', minutes: '30' },
+  },
+  quietBot: {
+    summary: "A monitoring bot's Internal note: its own alert id as external_id, and no one notified",
+    value: {
+      ticket_id: 1,
+      ticket_reply: 'Backup job re-run by the RMM agent: OK.',
+      external_id: 'rmm-alert-4711',
+      notify: false,
+    },
   },
   replyAndEmail: {
     summary: "A Public reply also emailed to the ticket's contact, safe to retry",
@@ -121,6 +130,7 @@ export const BULK_REQUESTS: Record<string, Example> = {
         created_at: '2025-03-01T09:30:00+01:00',
         author: { contact_id: 1 },
         idempotency_key: 'import-2025-line-1',
+        external_id: 'oldpsa-comment-88121',
       },
       {
         ticket_id: 1,
@@ -130,6 +140,7 @@ export const BULK_REQUESTS: Record<string, Example> = {
         hours: 0,
         minutes: 20,
         idempotency_key: 'import-2025-line-2',
+        external_id: 'oldpsa-comment-88122',
       },
     ],
   },
@@ -228,6 +239,28 @@ const ITFLOW_COLUMNS = {
 };
 export const REPLIES: Record<string, Example> = {
   ticket: { summary: "Ticket 1's replies, newest first", value: envelope([REPLY_2, REPLY_1]) },
+  withPending: {
+    summary: 'include_pending=1: this key’s command still queued, then the replies (one made with an external_id)',
+    value: envelope([
+      {
+        ticket_reply_id: null,
+        ticket_reply: 'Backup job re-run by the RMM agent: OK.',
+        ticket_reply_type: 'Internal',
+        ticket_reply_time_worked: '00:00:00',
+        ticket_reply_created_at: '2026-11-25 05:46:42',
+        ticket_reply_updated_at: null,
+        ticket_reply_archived_at: null,
+        ticket_reply_by: '2',
+        ticket_reply_ticket_id: '1',
+        external_id: 'rmm-alert-4711',
+        pending: true,
+        command_id: EXAMPLE_COMMAND_ID,
+        ticket_status: null,
+      },
+      { ...REPLY_2, external_id: 'rmm-alert-4702' },
+      REPLY_1,
+    ]),
+  },
 };
 export const ITFLOW_REPLIES: Record<string, Example> = {
   ticket: {
@@ -253,8 +286,8 @@ export const COMMAND_STATUSES: Record<string, Example> = {
     value: envelope([{ command_id: EXAMPLE_COMMAND_ID, ticket_id: 1, status: 'applied', insert_id: 3, ...finishedTimes }]),
   },
   queued: {
-    summary: 'Waiting in its lane',
-    value: envelope([{ command_id: EXAMPLE_COMMAND_ID, ticket_id: 1, status: 'queued' }]),
+    summary: 'Waiting in its lane (sent with an external_id)',
+    value: envelope([{ command_id: EXAMPLE_COMMAND_ID, ticket_id: 1, external_id: 'rmm-alert-4711', status: 'queued' }]),
   },
   retrying: {
     summary: 'Retrying after a deadlock or while MySQL is away',
@@ -354,6 +387,7 @@ function commandFailures(
   invalid: Record<string, Example>,
   conflicts: Record<string, Example>,
   notFound: Record<string, Example>,
+  reused: Record<string, Example> = {},
 ): FailureExamples {
   return {
     ...common(allowed, limits),
@@ -367,6 +401,7 @@ function commandFailures(
         'The Idempotency-Key of an earlier, different request',
         new IdempotencyMismatch('helpdesk-app-2-0f9c1e', EXAMPLE_COMMAND_ID).message,
       ),
+      ...reused,
     },
   };
 }
@@ -390,9 +425,16 @@ export function createFailures(limits: ExampleLimits): FailureExamples {
       missingTicket: failure('No ticket_id', 'ticket_id is required.'),
       nothingToDo: failure('Neither a reply nor a status', NOTHING_TO_DO),
       minutes: failure('75 minutes', 'minutes must be between 0 and 59.'),
+      emailButQuiet: failure('public_reply_type 2 (email) with notify: false', EMAIL_BUT_QUIET),
     },
     { closed: failure('A reply to ticket 5, which is closed', TICKET_CLOSED) },
     notFoundTicket3,
+    {
+      externalIdReused: failure(
+        'An external_id this key already used for a different request',
+        new ExternalIdMismatch('chat-msg-88412', EXAMPLE_COMMAND_ID).message,
+      ),
+    },
   );
 }
 

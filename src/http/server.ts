@@ -5,6 +5,7 @@ import type { CorsOrigins } from '../config.js';
 import type { ServiceTables } from '../db/tables.js';
 import { MethodNotAllowed, NotFound, UnsupportedMediaType } from '../errors.js';
 import type { ServiceMetrics } from '../metrics/registry.js';
+import type { PendingCommands } from '../queue/pending.js';
 import type { ListPlanner } from '../read/planner.js';
 import type { AcceptDeps } from './accept.js';
 import { type AuthDeps, registerAuthentication } from './auth.js';
@@ -32,7 +33,14 @@ export interface RouteDeps {
   bulk: BulkDeps;
   bulkMaxItems: number;
   bulkBodyLimitBytes: number;
-  read: { pool: Pool; tables: ServiceTables; planner: ListPlanner };
+  read: {
+    pool: Pool;
+    tables: ServiceTables;
+    planner: ListPlanner;
+    pending: PendingCommands;
+    /** LOOKUP_TIMEOUT_MS: how long a read's own transaction may take. */
+    timeoutMs: number;
+  };
   health: HealthDeps;
   metrics: ServiceMetrics;
   preferWaitMaxSeconds: number;

@@ -26,6 +26,28 @@ export interface ImportOptions {
   report: (event: Progress) => void;
   /** Set when the operator interrupts: stop reading, finish what is in flight, save the state. */
   stopped: () => boolean;
+  /** The column (CSV) or field (NDJSON) that holds each line's external_id, when it is not `external_id`. */
+  externalIdFrom?: string;
+}
+
+/**
+ * A line as it is sent: keyed by the file and its line (so a resumed import sends nothing twice),
+ * quiet (`notify: false`: an import pings no one, unless a line says otherwise), and with its
+ * external id taken from the column named for it (a number becomes its decimal text).
+ */
+export function asImported(
+  item: Record<string, unknown>,
+  idempotencyKey: string,
+  externalIdFrom?: string,
+): Record<string, unknown> {
+  const sent: Record<string, unknown> = { idempotency_key: idempotencyKey, notify: false, ...item };
+  if (externalIdFrom !== undefined && externalIdFrom !== 'external_id') {
+    const value = item[externalIdFrom];
+    delete sent[externalIdFrom];
+    if (value !== undefined && value !== null && value !== '')
+      sent.external_id = typeof value === 'number' ? String(value) : value;
+  }
+  return sent;
 }
 
 export interface Progress {
@@ -118,7 +140,7 @@ export async function runImport(o: ImportOptions): Promise<ImportSummary> {
     const readable = batch.filter(({ item }) => item !== UNREADABLE);
     const items = readable.map(({ line, item }) =>
       typeof item === 'object' && item !== null && !Array.isArray(item)
-        ? { idempotency_key: `import:${sha256.slice(0, 16)}:${line}`, ...(item as object) }
+        ? asImported(item as Record<string, unknown>, `import:${sha256.slice(0, 16)}:${line}`, o.externalIdFrom)
         : item,
     );
     const results = readable.length > 0 ? await postBulk(o, items, importHeaders) : [];

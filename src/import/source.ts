@@ -63,16 +63,23 @@ export async function* readItems(file: string, format: Format, skipThrough = 0):
 export const UNREADABLE = Object.freeze({ unreadable: true });
 
 const INTEGER_COLUMNS = new Set(['ticket_id', 'public_reply_type', 'status', 'hours', 'minutes', 'seconds', 'client_id']);
+const BOOLEAN_COLUMNS = new Set(['notify']);
 
 /**
- * A CSV row as a bulk item: empty cells are left out, integer columns become numbers, and
+ * A CSV row as a bulk item: empty cells are left out, integer columns become numbers, `notify`
+ * (true/false, 1/0) a boolean, and
  * author_user_id / author_contact_id become the `author` object.
  */
 export function fromCsvRow(row: Record<string, string>): Record<string, unknown> {
   const item: Record<string, unknown> = {};
   for (const [column, value] of Object.entries(row)) {
     if (value === '' || column === 'author_user_id' || column === 'author_contact_id') continue;
-    item[column] = INTEGER_COLUMNS.has(column) && /^\d+$/.test(value) ? Number(value) : value;
+    item[column] =
+      INTEGER_COLUMNS.has(column) && /^\d+$/.test(value)
+        ? Number(value)
+        : BOOLEAN_COLUMNS.has(column) && /^(true|false|1|0)$/i.test(value)
+          ? /^(true|1)$/i.test(value)
+          : value;
   }
   if (row.author_user_id) item.author = { user_id: Number(row.author_user_id) };
   else if (row.author_contact_id) item.author = { contact_id: Number(row.author_contact_id) };

@@ -6,7 +6,7 @@ import { IdempotencyMismatch } from '../errors.js';
 import { redisKeys } from './keys.js';
 import { runScript } from './scripts.js';
 
-export type Claim = { kind: 'new' } | { kind: 'existing'; commandId: string; claimedAt: number };
+export type Claim = { kind: 'new' } | { kind: 'existing'; commandId: string; claimedAt: number; fingerprint: string };
 export type BatchClaim = Claim | { kind: 'mismatch'; error: IdempotencyMismatch };
 
 const CLAIM_TTL_SECONDS_MAX = 86_400;
@@ -23,13 +23,13 @@ const CLAIM_TTL_SECONDS_MAX = 86_400;
 export class IdempotencyClaims {
   constructor(
     private readonly redis: Redis,
-    private readonly pool: Pool,
-    private readonly tables: ServiceTables,
-    private readonly prefix: string,
+    protected readonly pool: Pool,
+    protected readonly tables: ServiceTables,
+    protected readonly prefix: string,
     private readonly retentionSeconds: number,
   ) {}
 
-  private redisKey(apiKeyId: number, idempotencyKey: string): string {
+  protected redisKey(apiKeyId: number, idempotencyKey: string): string {
     return redisKeys(this.prefix).idempotency(apiKeyId, idempotencyKey);
   }
 
@@ -130,7 +130,7 @@ export class IdempotencyClaims {
     await runScript(this.redis, 'deleteIfHeld', [key], [commandId]);
   }
 
-  private compare(
+  protected compare(
     idempotencyKey: string,
     holder: { commandId: string; fingerprint: string; claimedAt: number },
     fingerprint: string,
@@ -138,14 +138,15 @@ export class IdempotencyClaims {
     if (holder.fingerprint !== fingerprint) {
       throw new IdempotencyMismatch(idempotencyKey, holder.commandId);
     }
-    return { kind: 'existing', commandId: holder.commandId, claimedAt: holder.claimedAt };
+    return { kind: 'existing', commandId: holder.commandId, claimedAt: holder.claimedAt, fingerprint: holder.fingerprint };
   }
 
   private async inLedger(apiKeyId: number, idempotencyKey: string): Promise<{ commandId: string; fingerprint: string } | null> {
     return (await this.inLedgerMany(apiKeyId, [idempotencyKey])).get(idempotencyKey) ?? null;
   }
 
-  private async inLedgerMany(
+  /** The durable holders of these keys (the ledger's, for idempotency keys). */
+  protected async inLedgerMany(
     apiKeyId: number,
     idempotencyKeys: string[],
   ): Promise<Map<string, { commandId: string; fingerprint: string }>> {

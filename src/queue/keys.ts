@@ -14,6 +14,14 @@ export function redisKeys(prefix: string) {
     /** An idempotency claim: "<command id> <fingerprint> <claimed at ms>". */
     idempotency: (apiKeyId: number, idempotencyKey: string) =>
       `${own}:idem:${apiKeyId}:${createHash('sha256').update(idempotencyKey).digest('hex')}`,
+    /** An external-id claim, as an idempotency claim (src/queue/externalIds.ts). */
+    externalId: (apiKeyId: number, externalId: string) =>
+      `${own}:ext:${apiKeyId}:${createHash('sha256').update(externalId).digest('hex')}`,
+    /**
+     * One key's accepted commands for one ticket not yet known to be applied: a sorted set of
+     * command ids by acceptance time (ms), for read.php's include_pending (src/queue/pending.ts).
+     */
+    pending: (apiKeyId: number, ticketId: number) => `${own}:pending:${apiKeyId}:${ticketId}`,
     /** Failed-authentication log rows written for an IP in a minute. */
     authFailures: (ip: string, minute: number) => `${own}:authfail:${ip}:${minute}`,
     /** Namespace of @fastify/rate-limit's counters. */

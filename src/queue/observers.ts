@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { ServiceMetrics } from '../metrics/registry.js';
 import { type Notice, publishCompletions } from './completion.js';
 import type { CommandEvents } from './events.js';
+import type { PendingCommands } from './pending.js';
 
 export function logCommandEvents(events: CommandEvents, logger: Logger): void {
   events.on('finished', ({ commands, outcomes, applyMs }) => {
@@ -58,8 +59,15 @@ export function announceCompletions(events: CommandEvents, publisher: Redis, pre
     const notices: Notice[] = [];
     for (const [i, outcome] of outcomes.entries()) {
       const job = commands[i];
-      if (job?.notify) notices.push({ commandId: job.commandId, outcome });
+      if (job?.announce) notices.push({ commandId: job.commandId, outcome });
     }
     void publishCompletions(publisher, prefix, notices).catch(() => {});
+  });
+}
+
+/** Takes finished commands off their key's pending list for read.php (a hint: a read filters it too). */
+export function forgetPending(events: CommandEvents, pending: PendingCommands): void {
+  events.on('finished', ({ commands }) => {
+    void pending.forget(commands).catch(() => {});
   });
 }

@@ -5,6 +5,7 @@ import { type CommandJob, type RetryProgress, retryProgressSchema } from './jobs
 import { redisKeys } from './keys.js';
 import { jobHolding, laneOf, laneQueues } from './lanes.js';
 import { ParkedCommands } from './parked.js';
+import { PendingCommands } from './pending.js';
 
 export const JOB_NAME = 'command';
 export const CHUNK_NAME = 'chunk';
@@ -24,6 +25,7 @@ export class CommandQueue {
   private readonly queues: Queue[];
   private readonly jobOptions: JobsOptions;
   private readonly parked: ParkedCommands;
+  private readonly pending: PendingCommands;
 
   constructor(
     private readonly redis: Redis,
@@ -33,6 +35,7 @@ export class CommandQueue {
   ) {
     this.queues = laneQueues(redis, prefix, lanes);
     this.parked = new ParkedCommands(redis, prefix);
+    this.pending = new PendingCommands(redis, prefix, lanes);
     this.jobOptions = {
       // Finished commands live in the MySQL ledger; only dead letters are kept in Redis.
       removeOnComplete: true,
@@ -45,9 +48,15 @@ export class CommandQueue {
     return this.queues[laneOf(ticketId, this.lanes)] as Queue;
   }
 
-  /** Adds a command; the job id is the command id, so a command is never queued twice. */
+  /**
+   * Adds a command; the job id is the command id, so a command is never queued twice. It is noted
+   * as pending for its key and ticket (read.php include_pending) on the same connection, sent
+   * first; the note is a hint whose failure must not turn a queued command into a 503.
+   */
   async add(job: CommandJob): Promise<void> {
+    const noting = this.pending.note([job]).catch(() => {});
     await this.laneFor(job.command.ticketId).add(JOB_NAME, job, { ...this.jobOptions, jobId: job.commandId });
+    await noting;
   }
 
   /**
@@ -56,6 +65,7 @@ export class CommandQueue {
    * exactly which commands were not queued.
    */
   async addChunks(chunks: ChunkJob[]): Promise<ChunkJob[]> {
+    const noting = this.pending.note(chunks.flatMap((chunk) => chunk.commands)).catch(() => {});
     const byLane = new Map<Queue, ChunkJob[]>();
     for (const chunk of chunks) {
       const queue = this.laneFor((chunk.commands[0] as CommandJob).command.ticketId);
@@ -69,6 +79,7 @@ export class CommandQueue {
           .catch(() => failed.push(...list)),
       ),
     );
+    await noting;
     return failed;
   }
 
@@ -78,10 +89,7 @@ export class CommandQueue {
    */
   async find(commandId: string): Promise<QueuedState | null> {
     const found = await jobHolding(this.redis, this.prefix, this.queues, commandId);
-    if (!found) {
-      const parked = await this.parked.find(commandId);
-      return parked ? { state: 'parked', ...parked } : null;
-    }
+    if (!found) return this.findParked(commandId);
     const { job } = found;
     const data = commandsIn(job).find((c) => c.commandId === commandId) as CommandJob | undefined;
     if (!data) return null;
@@ -93,7 +101,14 @@ export class CommandQueue {
     if (state === 'active') {
       return progress.success ? { state: 'retrying', job: data, progress: progress.data } : { state: 'applying', job: data };
     }
-    return state === 'completed' || state === 'unknown' ? null : { state: 'queued', job: data };
+    // Gone from its lane between the look-ups: finished, or parked behind a locked ticket row just now.
+    if (state === 'completed' || state === 'unknown') return this.findParked(commandId);
+    return { state: 'queued', job: data };
+  }
+
+  private async findParked(commandId: string): Promise<QueuedState | null> {
+    const parked = await this.parked.find(commandId);
+    return parked ? { state: 'parked', ...parked } : null;
   }
 
   /**

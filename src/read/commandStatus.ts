@@ -22,6 +22,13 @@ export type CommandStatus =
   | ({ status: 'applied'; insert_id: number } & LedgerTimes)
   | ({ status: 'failed'; http_status: number; message: string } & (LedgerTimes | { attempts: number }));
 
+/** Every status names its command and ticket, and the command's external_id where it has one. */
+interface StatusBase {
+  command_id: string;
+  ticket_id: number;
+  external_id?: string;
+}
+
 interface LedgerTimes {
   accepted_at: string;
   finished_at: string;
@@ -42,7 +49,7 @@ export async function commandStatus(
   commandId: string,
   apiKeyId: number,
   itflowZone?: () => Promise<string>,
-): Promise<(CommandStatus & { command_id: string; ticket_id: number }) | null> {
+): Promise<(CommandStatus & StatusBase) | null> {
   const finished = await readLedger(pool, tables, commandId);
   if (finished) return fromLedger(finished, commandId, apiKeyId, await itflowZone?.());
   const queued = await queue.find(commandId);
@@ -52,7 +59,12 @@ export async function commandStatus(
     return justFinished ? fromLedger(justFinished, commandId, apiKeyId, await itflowZone?.()) : null;
   }
   if (queued.job.apiKeyId !== apiKeyId) return null;
-  const base = { command_id: commandId, ticket_id: queued.job.command.ticketId };
+  const externalId = queued.job.command.externalId;
+  const base = {
+    command_id: commandId,
+    ticket_id: queued.job.command.ticketId,
+    ...(externalId !== undefined ? { external_id: externalId } : {}),
+  };
   switch (queued.state) {
     case 'queued':
     case 'applying':
@@ -84,7 +96,7 @@ function fromLedger(
   commandId: string,
   apiKeyId: number,
   itflowZone: string | undefined,
-): (CommandStatus & { command_id: string; ticket_id: number }) | null {
+): (CommandStatus & StatusBase) | null {
   if (ledger.apiKeyId !== apiKeyId) return null;
   const accepted = isoUtc(ledger.acceptedAtUtc);
   const finished = isoUtc(ledger.finishedAtUtc);
@@ -100,7 +112,11 @@ function fromLedger(
         }),
     attempts: ledger.attempts,
   };
-  const base = { command_id: commandId, ticket_id: ledger.ticketId };
+  const base = {
+    command_id: commandId,
+    ticket_id: ledger.ticketId,
+    ...(ledger.externalId !== null ? { external_id: ledger.externalId } : {}),
+  };
   return ledger.outcome.status === 'applied'
     ? { ...base, status: 'applied', insert_id: ledger.outcome.insertId, ...times }
     : {

@@ -1,4 +1,4 @@
-import type { Pool, RowDataPacket } from 'mysql2/promise';
+import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
 import type { ReplyQuery } from '../commands/readReplies.js';
 import { type ClientScope, scopeSql } from '../itflow/scope.js';
 import type { ListPlanner } from './planner.js';
@@ -20,7 +20,7 @@ import type { ListPlanner } from './planner.js';
 export type ListShape = 'replies' | 'itflow';
 
 export async function listReplies(
-  pool: Pool,
+  pool: Pool | PoolConnection,
   planner: ListPlanner,
   scope: ClientScope,
   query: ReplyQuery,

@@ -64,7 +64,7 @@ describe('applying a batch of commands in one transaction', () => {
       fingerprint: fingerprint(full),
       command: full,
       origin: { ip: '127.0.0.1', userAgent: 'batch-test' },
-      notify: false,
+      announce: false,
     };
     return { job, attempts: 1 };
   };

@@ -335,6 +335,11 @@ describe('OpenAPI document and docs page', () => {
           { ticket_id: 2, ticket_reply: 'First.' },
           { ticket_id: 2, ticket_reply: 'Second.' },
         ),
+        '400 emailButQuiet': () => create(admin, { ticket_id: 2, ticket_reply: 'x', public_reply_type: 2, notify: false }),
+        '422 externalIdReused': async () => {
+          await create(admin, { ticket_id: 2, ticket_reply: 'Chat message.', external_id: 'chat-msg-88412' });
+          return create(admin, { ticket_id: 2, ticket_reply: 'Chat message, edited.', external_id: 'chat-msg-88412' });
+        },
       },
       itflowCreateReply: {
         ...common(itflowCreate, () => at('GET', ITFLOW_CREATE)(admin), reply, false),
@@ -377,6 +382,7 @@ describe('OpenAPI document and docs page', () => {
         ...common(at('GET', `${READ}?ticket_id=1`), () => at('POST', READ)(admin), undefined, true),
         '400 limit': () => at('GET', `${READ}?limit=0`)(admin),
         '400 includeArchived': () => at('GET', `${READ}?include_archived=yes`)(admin),
+        '400 pendingWithoutTicket': () => at('GET', `${READ}?include_pending=1`)(admin),
         '404 nothing': () => at('GET', `${READ}?ticket_id=3`)(admin),
       },
       itflowListReplies: {
@@ -473,6 +479,13 @@ describe('OpenAPI document and docs page', () => {
       ['a negative status', { ticket_id: 2, ticket_reply: 'x', status: -1 }],
       ['a boolean status', { ticket_id: 2, ticket_reply: 'x', status: true }],
       ['an idempotency key of 256 characters', { ticket_id: 2, ticket_reply: 'x', idempotency_key: 'k'.repeat(256) }],
+      ['an external id, quiet', { ticket_id: 2, ticket_reply: 'x', external_id: 'agreement-1', notify: false }],
+      ['an empty external id and a null notify', { ticket_id: 2, ticket_reply: 'x', external_id: '', notify: null }],
+      ['an external id ending with a space', { ticket_id: 2, ticket_reply: 'x', external_id: 'agreement-2 ' }],
+      ['an external id of 256 characters', { ticket_id: 2, ticket_reply: 'x', external_id: 'e'.repeat(256) }],
+      ['notify as a string', { ticket_id: 2, ticket_reply: 'x', notify: 'false' }],
+      ['public_reply_type 2 and notify: false', { ticket_id: 2, ticket_reply: 'x', public_reply_type: '2', notify: false }],
+      ['public_reply_type 2 and notify: true', { ticket_id: 2, ticket_reply: 'x', public_reply_type: 2, notify: true }],
     ];
 
     it.each(examples)('%s', async (_label, body) => {
@@ -555,6 +568,8 @@ describe('OpenAPI document and docs page', () => {
       ['post', BULK, () => h.post(BULK, [{ ticket_id: 2, ticket_reply: 'x' }, { ticket_id: 2 }], { key: DEMO_KEYS.admin })],
       ['post', BULK, () => h.post(BULK, [{ ticket_id: 2 }], { key: DEMO_KEYS.admin })],
       ['get', READ, () => h.get(`${READ}?ticket_id=1&limit=1`, { key: DEMO_KEYS.admin })],
+      // Ticket 2's commands stay queued (no worker here): listed as pending rows before its replies.
+      ['get', READ, () => h.get(`${READ}?ticket_id=2&include_pending=1`, { key: DEMO_KEYS.admin })],
       ['get', READ, () => h.get(`${READ}?ticket_id=3`, { key: DEMO_KEYS.acmeTechnician })],
       ['get', READ, () => h.get(`${READ}?limit=0`, { key: DEMO_KEYS.admin })],
       ['get', ITFLOW_READ, () => h.get(`${ITFLOW_READ}?ticket_id=1`, { key: DEMO_KEYS.admin })],

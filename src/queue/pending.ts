@@ -1,0 +1,130 @@
+// Read-your-writes: which of one key's accepted commands for one ticket are not applied yet, for
+// read.php's include_pending. A lane holds many tickets' commands, so finding one ticket's there
+// would mean reading the whole lane; instead each accepted command is also noted in a small
+// sorted set per (API key, ticket) — its command id, scored by its acceptance time — and the
+// worker takes it out once the command is in the ledger.
+//
+// The set is a hint, never the truth: a worker that dies between its commit and the removal, an
+// add to the lane that failed after the note, a dead letter — each leaves an id behind. So a read
+// keeps only the ids whose command Redis still holds unfinished (its job, its chunk, or parked
+// behind a locked ticket row) and the ledger does not know yet (src/read/pendingReplies.ts), and
+// drops the leftovers it meets; the set also expires a week after its latest note, so one never
+// read again does not stay.
+import type { Redis } from 'ioredis';
+import { chunkIdOf, isChunk } from './chunks.js';
+import { type CommandJob, commandJobSchema } from './jobs.js';
+import { redisKeys } from './keys.js';
+import { laneName, laneOf } from './lanes.js';
+
+/** How long a (key, ticket) set outlives its latest note. */
+const PENDING_TTL_MS = 7 * 86_400_000;
+/** A noted command Redis does not hold yet may still be on its way into its lane this long. */
+const ON_ITS_WAY_MS = 60_000;
+
+export interface PendingScan {
+  /** Commands Redis holds unfinished, newest first (some may have just been applied: ask the ledger). */
+  unfinished: CommandJob[];
+  /** Noted ids whose command Redis no longer holds (and is not on its way): to forget. */
+  gone: string[];
+  /** Noted ids whose command Redis does not hold, but may still be on its way in (or just finished). */
+  unheld: string[];
+}
+
+export class PendingCommands {
+  private readonly keys: ReturnType<typeof redisKeys>;
+
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+    private readonly lanes: number,
+  ) {
+    this.keys = redisKeys(prefix);
+  }
+
+  /** Notes accepted commands, one round trip whatever their number. */
+  async note(jobs: CommandJob[]): Promise<void> {
+    if (jobs.length === 0) return;
+    const pipeline = this.redis.pipeline();
+    for (const [key, members] of this.byTicket(jobs)) {
+      pipeline.zadd(key, ...members.flatMap((job) => [job.acceptedAt, job.commandId]));
+      pipeline.pexpire(key, PENDING_TTL_MS);
+    }
+    const answers = (await pipeline.exec()) ?? [];
+    const failed = answers.find(([error]) => error)?.[0];
+    if (failed) throw failed;
+  }
+
+  /** Forgets commands that finished (their outcome is in the ledger). */
+  async forget(jobs: CommandJob[]): Promise<void> {
+    if (jobs.length === 0) return;
+    const pipeline = this.redis.pipeline();
+    for (const [key, members] of this.byTicket(jobs)) pipeline.zrem(key, ...members.map((job) => job.commandId));
+    await pipeline.exec();
+  }
+
+  async forgetIds(apiKeyId: number, ticketId: number, commandIds: string[]): Promise<void> {
+    if (commandIds.length > 0) await this.redis.zrem(this.keys.pending(apiKeyId, ticketId), ...commandIds);
+  }
+
+  /**
+   * The newest `most` noted commands of a key for a ticket that Redis still holds unfinished, in
+   * one atomic read: the ids, then their jobs (alone or in a chunk) and the ticket's parked ones.
+   */
+  async scan(apiKeyId: number, ticketId: number, most: number, now = Date.now()): Promise<PendingScan> {
+    const noted = await this.redis.zrevrange(this.keys.pending(apiKeyId, ticketId), 0, most - 1, 'WITHSCORES');
+    const ids: Array<{ commandId: string; acceptedAt: number }> = [];
+    for (let i = 0; i + 1 < noted.length; i += 2) ids.push({ commandId: noted[i] as string, acceptedAt: Number(noted[i + 1]) });
+    if (ids.length === 0) return { unfinished: [], gone: [], unheld: [] };
+    const lane = laneName(laneOf(ticketId, this.lanes));
+    const jobIds = [...new Set(ids.flatMap(({ commandId }) => [commandId, chunkIdOf(commandId)]))];
+    const reading = this.redis.multi();
+    for (const jobId of jobIds) reading.hmget(this.keys.laneJob(lane, jobId), 'data', 'finishedOn');
+    reading.lrange(this.keys.parkedCommands(ticketId), 0, -1);
+    const answers = (await reading.exec()) ?? [];
+    const failed = answers.find(([error]) => error)?.[0];
+    if (failed) throw failed;
+
+    // Each command Redis holds, by id: unfinished (its job), or null (its job finished: a dead letter).
+    const wanted = new Set(ids.map(({ commandId }) => commandId));
+    const held = new Map<string, CommandJob | null>();
+    for (const i of jobIds.keys()) {
+      const [data, finishedOn] = (answers[i]?.[1] ?? []) as Array<string | null>;
+      if (data == null) continue;
+      for (const job of commandsOf(data, wanted)) if (!held.has(job.commandId)) held.set(job.commandId, finishedOn ? null : job);
+    }
+    for (const entry of (answers[jobIds.length]?.[1] ?? []) as string[]) {
+      for (const job of commandsOf(entry, wanted)) held.set(job.commandId, job);
+    }
+    const scan: PendingScan = { unfinished: [], gone: [], unheld: [] };
+    for (const { commandId, acceptedAt } of ids) {
+      const job = held.get(commandId);
+      if (job && job.apiKeyId === apiKeyId) scan.unfinished.push(job);
+      else if (job === undefined) (now - acceptedAt > ON_ITS_WAY_MS ? scan.gone : scan.unheld).push(commandId);
+    }
+    return scan;
+  }
+
+  private byTicket(jobs: CommandJob[]): Map<string, CommandJob[]> {
+    const byKey = new Map<string, CommandJob[]>();
+    for (const job of jobs) {
+      const key = this.keys.pending(job.apiKeyId, job.command.ticketId);
+      byKey.set(key, [...(byKey.get(key) ?? []), job]);
+    }
+    return byKey;
+  }
+}
+
+/** The `wanted` commands a job's data (or a parked entry) carries: a chunk's, or its own. */
+function commandsOf(data: string, wanted: Set<string>): CommandJob[] {
+  try {
+    const value: unknown = JSON.parse(data);
+    const commands = isChunk(value) ? ((value as { commands?: unknown[] }).commands ?? []) : [value];
+    return commands.flatMap((command) => {
+      if (!wanted.has(String((command as { commandId?: unknown } | null)?.commandId))) return [];
+      const job = commandJobSchema.safeParse(command);
+      return job.success ? [job.data] : [];
+    });
+  } catch {
+    return [];
+  }
+}
