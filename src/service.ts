@@ -17,6 +17,7 @@ import { detectSchema, type ItflowSchema, NotAnItflowDatabase } from './itflow/s
 import { ItflowSettingsReader, whyNoClientMail } from './itflow/settings.js';
 import { TicketDirectory } from './itflow/tickets.js';
 import { watchPools } from './metrics/pool.js';
+import { watchProjectionLag } from './metrics/projectionLag.js';
 import { watchQueueDepth } from './metrics/queueDepth.js';
 import { ServiceMetrics } from './metrics/registry.js';
 import { Batcher } from './queue/batcher.js';
@@ -32,6 +33,7 @@ import { ParkedCommands } from './queue/parked.js';
 import { CommandQueue } from './queue/producer.js';
 import { createRedis, RedisDatabaseRefused, redisReady, watchRedis } from './queue/redis.js';
 import { ListPlanner } from './read/planner.js';
+import { followProjection } from './read/projection/follower.js';
 import { supervisedAs } from './supervision.js';
 
 export interface Roles {
@@ -131,6 +133,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
     // /metrics answers for every process, so its workers leave that read to the intake.
     if (roles.intake || supervisedAs() === undefined) {
       closers.push(watchQueueDepth(metrics, redis, config.QUEUE_PREFIX, config.QUEUE_PARTITIONS));
+      watchProjectionLag(metrics, lookups, tables);
     }
 
     let consumer: CommandConsumer | null = null;
@@ -198,6 +201,15 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
       });
       drainer.start();
       closers.push(purgeLedgerHourly(lookupPool, tables, config.COMMAND_RETENTION_DAYS, logger, availability));
+      closers.push(
+        followProjection(lookupPool, tables, {
+          pollMs: config.PROJECTION_POLL_MS,
+          sweepRows: config.PROJECTION_SWEEP_ROWS,
+          logger,
+          availability,
+          onRound: (round) => metrics.projectionRepaired(round.changes, round.moved),
+        }),
+      );
     }
 
     let url: string | null = null;
@@ -268,7 +280,14 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
           },
           bulkMaxItems: config.BULK_MAX_ITEMS,
           bulkBodyLimitBytes: config.BULK_BODY_LIMIT_BYTES,
-          read: { pool: lookups, tables, planner: new ListPlanner(lookups, schema) },
+          read: {
+            pool: lookups,
+            tables,
+            planner: new ListPlanner(lookups, schema),
+            maxLagSeconds: config.PROJECTION_MAX_LAG_SECONDS,
+            onListing: (source, reason) => metrics.listingServed(source, reason),
+            onRepair: (changes) => metrics.projectionRepaired(changes),
+          },
           health: { pool: lookupPool, redis, schema },
           metrics,
           preferWaitMaxSeconds: config.PREFER_WAIT_MAX_SECONDS,

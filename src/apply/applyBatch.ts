@@ -15,6 +15,7 @@ import { mailStatement } from './clientMail.js';
 import { applyCommand, emptyWrites, type Writes } from './itflowHandlers.js';
 import { type LedgerEntry, ledgerStatement, type Outcome } from './ledger.js';
 import { idempotencyKeyOf, type LockedState, type LockedTicket, lockTickets } from './lockTickets.js';
+import { projectionStatement } from './projection.js';
 import { intervalWrites, type TicketModel, ticketModel, ticketUpdates } from './ticketModel.js';
 
 /**
@@ -299,6 +300,7 @@ function ledgerEntry({ job, attempts }: Submission): LedgerEntry {
 
 async function write(conn: PoolConnection, deps: ApplyDeps, plan: Plan): Promise<void> {
   const { writes } = plan;
+  let replyIds: number[] = [];
   if (writes.replies.length > 0) {
     const ids = await insertReplies(
       conn,
@@ -308,9 +310,12 @@ async function write(conn: PoolConnection, deps: ApplyDeps, plan: Plan): Promise
     writes.replies.forEach((reply, i) => {
       if (reply.index !== null) plan.outcomes[reply.index] = { status: 'applied', insertId: ids[i] as number };
     });
+    replyIds = ids;
   }
   const models = [...plan.models.values()];
   const statements: Statement[] = [...ticketUpdates(models), ...intervalWrites(models), ...auditStatements(writes)];
+  const projected = projectionStatement(deps.tables, writes.replies, replyIds, plan.models);
+  if (projected) statements.push(projected);
   if (writes.mail.length > 0) statements.push(mailStatement(writes.mail, deps.schema.mail.attachments));
   if (plan.ledger.length > 0) {
     statements.push(

@@ -7,13 +7,39 @@ export interface ServiceTables {
   /** Quoted, schema-qualified names, for SQL text. */
   commands: string;
   migrations: string;
+  /** The read projection (src/read/projection): one row per reply, the client each ticket's rows carry, the follower's place. */
+  projectionReplies: string;
+  projectionTickets: string;
+  projectionState: string;
   /** The same tables' bare names, for information_schema and messages. */
-  names: { commands: string; migrations: string };
+  names: {
+    commands: string;
+    migrations: string;
+    projectionReplies: string;
+    projectionTickets: string;
+    projectionState: string;
+  };
 }
 
 export function serviceTables(config: Pick<Config, 'DATABASE_URL' | 'TABLE_PREFIX' | 'SERVICE_SCHEMA'>): ServiceTables {
   const schema = config.SERVICE_SCHEMA ?? databaseName(config.DATABASE_URL);
-  const names = { commands: `${config.TABLE_PREFIX}commands`, migrations: `${config.TABLE_PREFIX}migrations` };
+  const prefix = config.TABLE_PREFIX;
+  // At most 12 characters after a prefix of up to 48: MySQL's identifiers end at 64.
+  const names = {
+    commands: `${prefix}commands`,
+    migrations: `${prefix}migrations`,
+    projectionReplies: `${prefix}read_replies`,
+    projectionTickets: `${prefix}read_tickets`,
+    projectionState: `${prefix}read_state`,
+  };
   const qualified = (table: string) => `${quoteIdentifier(schema)}.${quoteIdentifier(table)}`;
-  return { schema, commands: qualified(names.commands), migrations: qualified(names.migrations), names };
+  return {
+    schema,
+    commands: qualified(names.commands),
+    migrations: qualified(names.migrations),
+    projectionReplies: qualified(names.projectionReplies),
+    projectionTickets: qualified(names.projectionTickets),
+    projectionState: qualified(names.projectionState),
+    names,
+  };
 }

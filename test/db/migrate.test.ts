@@ -50,7 +50,8 @@ describe('migrations', () => {
   let pool: mysql.Pool;
   const config = () => loadConfig({ DATABASE_URL: withDatabase(inject('mysqlUrl'), database) });
   const tables = () => serviceTables(config());
-  const migration2 = `2 ${(migrations[1] as (typeof migrations)[1]).name}`;
+  /** Migration 2 and every later one: what a ledger written by migration 1 is brought through. */
+  const fromMigration2 = migrations.slice(1).map((m) => `${m.version} ${m.name}`);
   /** The ledger's definition as a fresh installation gets it, in a schema of its own. */
   let freshLedger: string;
 
@@ -93,7 +94,7 @@ describe('migrations', () => {
         const other = createPool(config().DATABASE_URL, 1);
         try {
           const results = await Promise.all([migrate(pool, t), migrate(other, t)]);
-          expect(results.flatMap((r) => r.applied)).toEqual([migration2]);
+          expect(results.flatMap((r) => r.applied)).toEqual(fromMigration2);
           expect(results.map((r) => r.version)).toEqual([LATEST_MIGRATION, LATEST_MIGRATION]);
         } finally {
           await other.end();
@@ -111,7 +112,7 @@ describe('migrations', () => {
           expect(row.f?.toLowerCase() ?? null).toBe(fingerprint);
         }
         const [recorded] = await pool.query(`SELECT version FROM ${t.migrations} ORDER BY version`);
-        expect(recorded).toEqual([{ version: 1 }, { version: 2 }]);
+        expect(recorded).toEqual(migrations.map((m) => ({ version: m.version })));
         expect(await createTable(pool, t.commands)).toBe(freshLedger);
         expect(await pool.query('SHOW CREATE TABLE ticket_replies')).toEqual(itflowBefore);
       },

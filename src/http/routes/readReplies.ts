@@ -2,7 +2,8 @@ import type { FastifyInstance, RouteHandlerMethod } from 'fastify';
 import { parseItflowReadReplies, parseReadReplies, type ReplyQuery } from '../../commands/readReplies.js';
 import { NotFound } from '../../errors.js';
 import { READ, requireLevel } from '../../itflow/apiKeys.js';
-import { type ListShape, listReplies } from '../../read/listReplies.js';
+import type { ListShape } from '../../read/listReplies.js';
+import { readListing } from '../../read/projection/serve.js';
 import { v1Row } from '../../read/serialize.js';
 import { principalOf } from '../auth.js';
 import { ok } from '../envelope.js';
@@ -15,10 +16,13 @@ export const ITFLOW_READ_PATH = '/api/v1/ticket_replies/read.php';
 export const NO_RESOURCE = 'No resource (for this client and company) with the specified parameter(s).';
 
 function readHandler(deps: RouteDeps, parse: (query: unknown) => ReplyQuery, shape: ListShape): RouteHandlerMethod {
-  return async (request) => {
+  return async (request, reply) => {
     const principal = await principalOf(deps.auth, request, null);
     requireLevel(principal, READ);
-    const rows = await listReplies(deps.read.pool, deps.read.planner, principal.scope, parse(request.query), shape);
+    const { rows, source, lagSeconds } = await readListing(deps.read, principal.scope, parse(request.query), shape);
+    // Which of the two answered, and how far behind ticket_replies the projection is (also on a 404).
+    reply.header('X-Read-Source', source);
+    reply.header('X-Projection-Lag', lagSeconds === null ? 'building' : lagSeconds.toFixed(3));
     if (rows.length === 0) throw new NotFound(NO_RESOURCE);
     return ok(rows.map(v1Row));
   };
