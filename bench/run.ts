@@ -391,7 +391,7 @@ if (scenarios.has('read')) {
     );
     for (const r of read.rows) console.log(`  ${r.case}\n    ITFlow's tables: ${r.plan}\n    projection: ${r.projectionPlan}`);
     console.log(
-      `  projection rebuild: ${fmt(read.rebuild.replies)} replies in ${fmt(read.rebuild.seconds, 1)} s; ` +
+      `  projection rebuild from empty: ${fmt(read.rebuild.replies)} replies in ${fmt(read.rebuild.seconds, 1)} s; ` +
         `a follower round with nothing new: p50 ${fmt(read.round.p50, 1)} ms, p95 ${fmt(read.round.p95, 1)} ms`,
     );
   }

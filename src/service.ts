@@ -83,10 +83,10 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
 
     if (!Object.values(schema.replyIndexes).some((columns) => columns[0] === 'ticket_reply_ticket_id')) {
       // Never added silently: ITFlow's tables are ITFlow's. ITFlow's own 2.6.3 update adds it.
-      logger.warn(
-        'ticket_replies has no index on ticket_reply_ticket_id, so listing one ticket’s replies reads the whole table. ' +
-          'ITFlow adds it in its 2.6.3 database update; to add it now: ' +
-          'ALTER TABLE ticket_replies ADD INDEX ticket_reply_ticket_id (ticket_reply_ticket_id, ticket_reply_archived_at)',
+      logger.info(
+        'ticket_replies has no index on ticket_reply_ticket_id (ITFlow adds it in its 2.6.3 database update): ' +
+          'read.php finds one ticket’s replies through the service’s read projection, and reads the whole table only ' +
+          'while the projection is being built or more than PROJECTION_MAX_LAG_SECONDS behind',
       );
     }
 

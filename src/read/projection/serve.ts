@@ -66,31 +66,43 @@ export async function readListing(
   query: ReplyQuery,
   shape: ListShape,
 ): Promise<Listing> {
-  const view = await readProjectionView(deps.pool, deps.tables);
   const answer = (listing: Listing) => {
     deps.onListing?.(listing.source, listing.reason);
     return listing;
   };
-  const direct = async (reason: FallbackReason) =>
-    answer({
-      rows: await listReplies(deps.pool, deps.planner, scope, query, shape),
-      source: 'itflow',
-      reason,
-      lagSeconds: view.lagSeconds,
-    });
-
-  if (query.replyId !== undefined) return direct('reply_id');
+  const direct = () => listReplies(deps.pool, deps.planner, scope, query, shape);
+  // Reads the projection cannot help: ITFlow's tables, with the lag told beside them (one round trip for both).
   const other = Object.entries(query).some(
     ([key, value]) => !ANSWERABLE.has(key) && value !== undefined && value !== false && value !== null,
   );
-  if (other) return direct('condition');
-  if (deps.maxLagSeconds === 0) return direct('off');
-  if (view.lagSeconds === null || view.lagSeconds > deps.maxLagSeconds || view.idsBehind > MAX_TAIL_IDS) return direct('lag');
+  const upfront: FallbackReason | null =
+    query.replyId !== undefined ? 'reply_id' : other ? 'condition' : deps.maxLagSeconds === 0 ? 'off' : null;
+  if (upfront !== null) {
+    const [view, rows] = await Promise.all([readProjectionView(deps.pool, deps.tables), direct()]);
+    return answer({ rows, source: 'itflow', reason: upfront, lagSeconds: view.lagSeconds });
+  }
+
+  // A ticket's client is asked of `tickets` itself, beside the projection's state (one round trip for both).
+  const [view, visible] = await Promise.all([
+    readProjectionView(deps.pool, deps.tables),
+    query.ticketId !== undefined ? ticketVisible(deps.pool, scope, query.ticketId) : true,
+  ]);
+  const fallback = async (reason: FallbackReason) =>
+    answer({ rows: await direct(), source: 'itflow', reason, lagSeconds: view.lagSeconds });
+  if (view.lagSeconds === null || view.lagSeconds > deps.maxLagSeconds || view.idsBehind > MAX_TAIL_IDS) return fallback('lag');
+  if (!visible) return answer({ rows: [], source: 'projection', lagSeconds: view.lagSeconds });
   for (let attempt = 0; attempt < 2; attempt++) {
     const rows = await fromProjection(deps, scope, query, shape, view.watermark);
     if (rows) return answer({ rows, source: 'projection', lagSeconds: view.lagSeconds });
   }
-  return direct('stale');
+  return fallback('stale');
+}
+
+/** Whether the ticket exists in a client the key sees, as `tickets` has it now (a ticket just moved answers at once). */
+async function ticketVisible(pool: Pool, scope: ClientScope, ticketId: number): Promise<boolean> {
+  const [tickets] = await pool.query<RowDataPacket[]>('SELECT ticket_client_id FROM tickets WHERE ticket_id = ?', [ticketId]);
+  const ticket = tickets[0];
+  return ticket !== undefined && scopeAllows(scope, Number(ticket.ticket_client_id));
 }
 
 /** The page through the projection, or null when a row it named no longer fits (repaired meanwhile). */
@@ -102,48 +114,46 @@ async function fromProjection(
   watermark: number,
 ): Promise<RowDataPacket[] | null> {
   const { pool } = deps;
-  if (query.ticketId !== undefined) {
-    const [tickets] = await pool.query<RowDataPacket[]>('SELECT ticket_client_id FROM tickets WHERE ticket_id = ?', [
-      query.ticketId,
-    ]);
-    const ticket = tickets[0];
-    if (!ticket || !scopeAllows(scope, Number(ticket.ticket_client_id))) return [];
-  }
-  // Replies past the watermark, as the listing would take them, in its order.
-  const tail = await ids(pool, listQuery(scope, { ...query, limit: MAX_TAIL_IDS, offset: 0 }, 'ids', false, after(watermark)));
+  // Replies past the watermark, as the listing would take them, in its order; beside them the
+  // projection's window as if there were none past it (right for oldest first, and most often).
+  const [tail, first] = await Promise.all([
+    ids(pool, listQuery(scope, { ...query, limit: MAX_TAIL_IDS, offset: 0 }, 'ids', false, after(watermark))),
+    projectedWindow(deps, scope, query, watermark, query.offset, query.limit),
+  ]);
 
   let page: number[];
   let skipped: number[];
   if (query.order === 'asc') {
     // Oldest first: the projection's rows, then the newest.
-    const part = await projectedWindow(deps, scope, query, watermark, query.offset, query.limit);
-    page = part.page;
-    skipped = part.skipped;
+    page = first.page;
+    skipped = first.skipped;
     if (page.length < query.limit) {
-      const total = part.total ?? (await projectedCount(deps, scope, query, watermark));
+      const total = first.total ?? (await projectedCount(deps, scope, query, watermark));
       const start = Math.max(0, query.offset - total);
       page = [...page, ...tail.slice(start, start + query.limit - page.length)];
     }
   } else {
+    // Newest first: the newest, then the projection's rows.
     const fromTail = tail.slice(query.offset, query.offset + query.limit);
     const take = query.limit - fromTail.length;
     const part =
-      take > 0
-        ? await projectedWindow(deps, scope, query, watermark, Math.max(0, query.offset - tail.length), take)
-        : { page: [], skipped: [] };
+      tail.length === 0
+        ? first
+        : take > 0
+          ? await projectedWindow(deps, scope, query, watermark, Math.max(0, query.offset - tail.length), take)
+          : { page: [], skipped: [] };
     page = [...fromTail, ...part.page];
     skipped = part.skipped;
   }
   if (page.length === 0) return [];
 
   const content = listQuery(scope, { ...query, limit: page.length, offset: 0 }, shape, false, among(page));
-  const [rows] = await pool.query<RowDataPacket[]>(content.sql, content.params);
-  const stale = missing(page, rows);
-  if (skipped.length > 0) {
-    const check = listQuery(scope, { ...query, limit: skipped.length, offset: 0 }, 'ids', false, among(skipped));
-    const [found] = await pool.query<RowDataPacket[]>(check.sql, check.params);
-    stale.push(...missing(skipped, found));
-  }
+  const check = listQuery(scope, { ...query, limit: skipped.length, offset: 0 }, 'ids', false, among(skipped));
+  const [[rows], [found]] = await Promise.all([
+    pool.query<RowDataPacket[]>(content.sql, content.params),
+    skipped.length > 0 ? pool.query<RowDataPacket[]>(check.sql, check.params) : Promise.resolve([[] as RowDataPacket[]] as const),
+  ]);
+  const stale = [...missing(page, rows), ...missing(skipped, found)];
   if (stale.length === 0) return rows;
   deps.onRepair?.(await refreshReplies(pool, deps.tables, stale));
   return null;
