@@ -1,12 +1,11 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { serviceTables } from '../../src/db/tables.js';
 import { GENERATIONS, type Generation } from '../../src/demo/itflowDatabase.js';
-import { rebuildProjection } from '../../src/read/projection/follower.js';
 import type { RunningService } from '../../src/service.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, seedWorld, type World } from '../helpers/itflow.js';
 import { CREATE, ITFLOW_READ, READ } from '../helpers/paths.js';
+import { killLeftovers, spawnEntry } from '../helpers/processes.js';
 
 /**
  * read.php from the service's read projection (src/read/projection): answers byte for byte what
@@ -121,6 +120,8 @@ describe.each(GENERATIONS)('read.php from the read projection (ITFlow %s)', (gen
   beforeAll(async () => {
     h = await startHarness({ generation, env: { PROJECTION_POLL_MS: '100', PROJECTION_SWEEP_ROWS: '100' } });
     direct = await h.startPeer({ intake: true, worker: false }, { PROJECTION_MAX_LAG_SECONDS: '0' });
+    // A second worker: two followers, one round at a time between them.
+    await h.startPeer({ intake: false, worker: true }, { PROJECTION_POLL_MS: '100', PROJECTION_SWEEP_ROWS: '100' });
     world = await seedWorld(h.db, generation);
     ticketA = await addTicket(h.db, generation, { clientId: world.clientA });
     ticketB = await addTicket(h.db, generation, { clientId: world.clientB });
@@ -269,7 +270,10 @@ describe('read.php when the follower has not run since (ITFlow 2.4.4, PROJECTION
     ticket = await addTicket(h.db, '2.4.4', { clientId: world.clientA });
     other = await addTicket(h.db, '2.4.4', { clientId: world.clientB });
   });
-  afterAll(() => h?.close());
+  afterAll(async () => {
+    killLeftovers();
+    await h?.close();
+  });
 
   it('projects the service’s own replies in the transaction that writes them', async () => {
     const insertIds: number[] = [];
@@ -330,8 +334,12 @@ describe('read.php when the follower has not run since (ITFlow 2.4.4, PROJECTION
     await h.db.query('DELETE FROM rq_read_replies WHERE reply_id = ?', [dropped?.reply_id]);
     expect(await inStep(h)).toBe(false);
 
-    const result = await rebuildProjection(h.db, serviceTables(h.config));
-    expect(result).not.toBeNull();
+    // As an operator runs it.
+    const rebuild = spawnEntry('workers/cli.ts', h.processEnv({ LOG_LEVEL: 'silent' }), ['projection', 'rebuild']);
+    expect(await rebuild.exited).toBe(0);
+    expect(rebuild.output()).toMatch(
+      /^Rebuilt the read projection from ITFlow's tables: \d+ replies in [\d.]+ s \(\d+ added, \d+ changed, [1-9]\d* removed;/m,
+    );
     expect(await inStep(h)).toBe(true);
     expect(await h.query('SELECT external_id FROM rq_read_replies WHERE reply_id = ?', [kept?.id])).toEqual([
       { external_id: 'kept-through-rebuild' },
@@ -339,6 +347,9 @@ describe('read.php when the follower has not run since (ITFlow 2.4.4, PROJECTION
     const [state] = await h.query<RowDataPacket>('SELECT caught_up_at_utc IS NOT NULL AS caught_up FROM rq_read_state');
     expect(state?.caught_up).toBe(1);
     expect((await raw(strict.url as string, READ, world.keys.all)).source).toBe('projection');
+    const status = spawnEntry('workers/cli.ts', h.processEnv({ LOG_LEVEL: 'silent' }), ['projection', 'status']);
+    expect(await status.exited).toBe(0);
+    expect(status.output()).toMatch(/^Read projection: read\.php serves from it/m);
   });
 
   it('repairs the projection’s rows a read finds out of date (archived, deleted) and answers right', async () => {

@@ -17,6 +17,8 @@ export async function readFollowerState(db: Sql, tables: ServiceTables): Promise
     `SELECT watermark, reply_sweep_after, ticket_sweep_after FROM ${tables.projectionState} WHERE id = 1`,
   );
   const row = rows[0];
+  // Its one row, should it be gone (deleted by hand): the projection is then followed from the start.
+  if (!row) await db.query(`INSERT IGNORE INTO ${tables.projectionState} (id) VALUES (1)`);
   return {
     watermark: Number(row?.watermark ?? 0),
     replySweepAfter: Number(row?.reply_sweep_after ?? 0),
