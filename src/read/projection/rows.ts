@@ -43,9 +43,14 @@ const ITFLOW_SELECT = `SELECT ticket_reply_id AS reply_id, ticket_reply_ticket_i
     ticket_reply_archived_at AS archived_at
   FROM ticket_replies`;
 
-/** MySQL 8 in strict mode refuses a zero date that ITFlow's older rows may hold: it is no time at all. */
-const time = (value: unknown): string | null =>
-  value === null || value === undefined || String(value).startsWith('0000-00-00') ? null : String(value);
+/**
+ * MySQL 8 in strict mode refuses a zero date, which ITFlow's older rows may hold: it is kept as no
+ * time at all — except as an archiving time, where it still means archived (it is not NULL).
+ */
+const ZERO_DATE = '0000-00-00';
+const ARCHIVED_AT_ZERO = '1000-01-01 00:00:00';
+const time = (value: unknown, zero: string | null = null): string | null =>
+  value === null || value === undefined ? null : String(value).startsWith(ZERO_DATE) ? zero : String(value);
 
 function toReply(row: RowDataPacket, clientId: number): ProjectedReply {
   return {
@@ -56,7 +61,7 @@ function toReply(row: RowDataPacket, clientId: number): ProjectedReply {
     by: Number(row.reply_by),
     createdAt: time(row.created_at),
     updatedAt: time(row.updated_at),
-    archivedAt: time(row.archived_at),
+    archivedAt: time(row.archived_at, ARCHIVED_AT_ZERO),
   };
 }
 
