@@ -224,6 +224,15 @@ export const configSchema = z.object({
    */
   RATE_LIMIT_PER_KEY_PER_MINUTE: intFrom(0, 100_000_000).default(60_000),
   RATE_LIMIT_PER_IP_PER_MINUTE: intFrom(0, 100_000_000).default(120_000),
+  /**
+   * read.php answers from the service's read projection while its follower is at most this many
+   * seconds behind ticket_replies, else from ITFlow's tables (0: always from ITFlow's tables).
+   */
+  PROJECTION_MAX_LAG_SECONDS: intFrom(0, 86_400).default(30),
+  /** How often a worker's follower looks for replies written elsewhere, in ms. */
+  PROJECTION_POLL_MS: intFrom(50, 60_000).default(500),
+  /** Older replies, and tickets, the follower looks at again each round (see docs/operations.md). */
+  PROJECTION_SWEEP_ROWS: intFrom(100, 1_000_000).default(2000),
   TRUST_PROXY: trustProxy.default(false),
   CORS_ORIGINS: corsOrigins.default(false),
 });

@@ -17,6 +17,7 @@ import { detectSchema, type ItflowSchema, NotAnItflowDatabase } from './itflow/s
 import { ItflowSettingsReader, whyNoClientMail } from './itflow/settings.js';
 import { TicketDirectory } from './itflow/tickets.js';
 import { watchPools } from './metrics/pool.js';
+import { watchProjectionLag } from './metrics/projectionLag.js';
 import { watchQueueDepth } from './metrics/queueDepth.js';
 import { ServiceMetrics } from './metrics/registry.js';
 import { Batcher } from './queue/batcher.js';
@@ -34,6 +35,7 @@ import { PendingCommands } from './queue/pending.js';
 import { CommandQueue } from './queue/producer.js';
 import { createRedis, RedisDatabaseRefused, redisReady, watchRedis } from './queue/redis.js';
 import { ListPlanner } from './read/planner.js';
+import { followProjection } from './read/projection/follower.js';
 import { supervisedAs } from './supervision.js';
 
 export interface Roles {
@@ -83,10 +85,10 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
 
     if (!Object.values(schema.replyIndexes).some((columns) => columns[0] === 'ticket_reply_ticket_id')) {
       // Never added silently: ITFlow's tables are ITFlow's. ITFlow's own 2.6.3 update adds it.
-      logger.warn(
-        'ticket_replies has no index on ticket_reply_ticket_id, so listing one ticket’s replies reads the whole table. ' +
-          'ITFlow adds it in its 2.6.3 database update; to add it now: ' +
-          'ALTER TABLE ticket_replies ADD INDEX ticket_reply_ticket_id (ticket_reply_ticket_id, ticket_reply_archived_at)',
+      logger.info(
+        'ticket_replies has no index on ticket_reply_ticket_id (ITFlow adds it in its 2.6.3 database update): ' +
+          'read.php finds one ticket’s replies through the service’s read projection, and reads the whole table only ' +
+          'while the projection is being built or more than PROJECTION_MAX_LAG_SECONDS behind',
       );
     }
 
@@ -133,6 +135,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
     // /metrics answers for every process, so its workers leave that read to the intake.
     if (roles.intake || supervisedAs() === undefined) {
       closers.push(watchQueueDepth(metrics, redis, config.QUEUE_PREFIX, config.QUEUE_PARTITIONS));
+      watchProjectionLag(metrics, lookups, tables);
     }
 
     let consumer: CommandConsumer | null = null;
@@ -201,6 +204,15 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
       });
       drainer.start();
       closers.push(purgeLedgerHourly(lookupPool, tables, config.COMMAND_RETENTION_DAYS, logger, availability));
+      closers.push(
+        followProjection(lookupPool, tables, {
+          pollMs: config.PROJECTION_POLL_MS,
+          sweepRows: config.PROJECTION_SWEEP_ROWS,
+          logger,
+          availability,
+          onRound: (round) => metrics.projectionRepaired(round.changes, round.moved),
+        }),
+      );
     }
 
     let url: string | null = null;
@@ -278,6 +290,9 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
             planner: new ListPlanner(lookups, schema),
             pending: new PendingCommands(redis, config.QUEUE_PREFIX, config.QUEUE_PARTITIONS),
             timeoutMs: config.LOOKUP_TIMEOUT_MS,
+            maxLagSeconds: config.PROJECTION_MAX_LAG_SECONDS,
+            onListing: (source, reason) => metrics.listingServed(source, reason),
+            onRepair: (changes) => metrics.projectionRepaired(changes),
           },
           health: { pool: lookupPool, redis, schema },
           metrics,

@@ -1,5 +1,5 @@
-// The command-line tool: `migrate`, `demo`, `import FILE`, `queues`, `dead-letters list|show|replay`,
-// `keys list|quiet|notify`.
+// The command-line tool: `migrate`, `demo`, `import FILE`, `queues`, `projection rebuild|status`,
+// `dead-letters list|show|replay`, `keys list|quiet|notify`.
 // Each verb loads only what it uses (import never loads the service, the queue or MySQL),
 // which keeps a long import's memory small.
 import { existsSync } from 'node:fs';
@@ -225,6 +225,35 @@ for (const [verb, quiet, description] of [
       }
     });
 }
+const projection = program.command('projection').description("read.php's read projection of ticket_replies: status, rebuild");
+
+projection
+  .command('rebuild')
+  .description("derive the read projection again from ITFlow's tables (read.php reads ITFlow's tables meanwhile)")
+  .action(async () => {
+    const { rebuildCommand } = await import('../src/cli/projection.js');
+    const { MissingGrants } = await import('../src/db/grants.js');
+    const { StartupError } = await import('../src/service.js');
+    const refusal = (error: Error) =>
+      error instanceof StartupError || error instanceof MissingGrants ? error.message : `Could not rebuild: ${error.message}`;
+    console.log(
+      await rebuildCommand(config(), (line) => process.stderr.write(`${line}\n`)).catch((error: Error) =>
+        fail(refusal(error).split('\n')[0] as string),
+      ),
+    );
+  });
+
+projection
+  .command('status')
+  .description('how far behind ticket_replies the projection is, and whether read.php serves from it')
+  .action(async () => {
+    const { statusCommand } = await import('../src/cli/projection.js');
+    console.log(
+      await statusCommand(config()).catch((error: Error) =>
+        fail(`Could not read the projection: ${error.message.split('\n')[0]}`),
+      ),
+    );
+  });
 
 const deadLetters = program.command('dead-letters').description('commands that exhausted their attempts: list, show, replay');
 

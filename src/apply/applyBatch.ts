@@ -16,6 +16,7 @@ import { externalIdStatement } from './externalIds.js';
 import { applyCommand, emptyWrites, type Writes } from './itflowHandlers.js';
 import { type LedgerEntry, ledgerStatement, type Outcome } from './ledger.js';
 import { idempotencyKeyOf, type LockedState, type LockedTicket, lockTickets } from './lockTickets.js';
+import { projectionStatement } from './projection.js';
 import { intervalWrites, type TicketModel, ticketModel, ticketUpdates } from './ticketModel.js';
 
 /**
@@ -128,7 +129,7 @@ export async function applyBatch(deps: ApplyDeps, batch: Submission[]): Promise<
       parking,
     ]);
     const plan = await decide(deps, batch, state, parked, zone, settings);
-    await write(conn, deps, plan);
+    await write(conn, deps, plan, batch);
     for (const [twin, first] of plan.twins) {
       const outcome = plan.outcomes[first] as ApplyResult;
       plan.outcomes[twin] = outcome.status === 'locked' ? outcome : { ...outcome, repeat: true };
@@ -339,8 +340,9 @@ function ledgerEntry({ job, attempts }: Submission): LedgerEntry {
   };
 }
 
-async function write(conn: PoolConnection, deps: ApplyDeps, plan: Plan): Promise<void> {
+async function write(conn: PoolConnection, deps: ApplyDeps, plan: Plan, batch: Submission[]): Promise<void> {
   const { writes } = plan;
+  let replyIds: number[] = [];
   if (writes.replies.length > 0) {
     const ids = await insertReplies(
       conn,
@@ -350,10 +352,15 @@ async function write(conn: PoolConnection, deps: ApplyDeps, plan: Plan): Promise
     writes.replies.forEach((reply, i) => {
       if (reply.index !== null) plan.outcomes[reply.index] = { status: 'applied', insertId: ids[i] as number };
     });
+    replyIds = ids;
   }
   for (const [twin, mate] of plan.externalTwins) plan.outcomes[twin] = { ...(plan.outcomes[mate] as Outcome), repeat: true };
   const models = [...plan.models.values()];
   const statements: Statement[] = [...ticketUpdates(models), ...intervalWrites(models), ...auditStatements(writes)];
+  const projected = projectionStatement(deps.tables, writes.replies, replyIds, plan.models, (index) =>
+    index === null ? null : (batch[index]?.job.command.externalId ?? null),
+  );
+  if (projected) statements.push(projected);
   if (writes.mail.length > 0) statements.push(mailStatement(writes.mail, deps.schema.mail.attachments));
   const named = externalIdStatement(
     deps.tables,

@@ -5,7 +5,7 @@
 // told as the GRANT statements an admin pastes.
 import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
 
-export type Privilege = 'SELECT' | 'INSERT' | 'UPDATE';
+export type Privilege = 'SELECT' | 'INSERT' | 'UPDATE' | 'DELETE';
 
 export interface Needed {
   schema: string;
@@ -54,6 +54,7 @@ async function denied(conn: PoolConnection, need: Needed, privilege: Privilege):
     SELECT: `SELECT 1 FROM ${table} WHERE FALSE`,
     INSERT: `INSERT INTO ${table} (${column}) SELECT NULL FROM DUAL WHERE FALSE`,
     UPDATE: `UPDATE ${table} SET ${column} = NULL WHERE FALSE`,
+    DELETE: `DELETE FROM ${table} WHERE FALSE`,
   }[privilege];
   try {
     await conn.query(probe);

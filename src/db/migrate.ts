@@ -118,6 +118,54 @@ export const migrations: Migration[] = [
       );
     },
   },
+  {
+    version: 4,
+    name: 'read projection of replies',
+    // read.php's own index of ticket_replies (src/read/projection): ITFlow before its 2.6.3 update
+    // has no index on a reply's ticket, and none has one on its client. Created empty; a worker's
+    // follower fills it (or `npm run cli -- projection rebuild`), and until it has reached the end
+    // of ticket_replies read.php reads ITFlow's tables.
+    async run(conn, t) {
+      await conn.query(
+        `CREATE TABLE IF NOT EXISTS ${t.projectionReplies} (
+          reply_id INT NOT NULL,
+          ticket_id INT NOT NULL,
+          client_id INT NOT NULL,
+          reply_type VARCHAR(10) NOT NULL,
+          reply_by INT NOT NULL,
+          created_at DATETIME NULL,
+          updated_at DATETIME NULL,
+          archived_at DATETIME NULL,
+          external_id VARCHAR(255) COLLATE utf8mb4_bin NULL,
+          PRIMARY KEY (reply_id),
+          KEY ticket_replies (ticket_id, reply_id, archived_at, reply_type),
+          KEY client_replies (client_id, reply_id, archived_at, reply_type)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci`,
+      );
+      // The client each ticket's projected rows were last aligned to: a ticket whose client
+      // differs from ITFlow's moved, and its rows follow.
+      await conn.query(
+        `CREATE TABLE IF NOT EXISTS ${t.projectionTickets} (
+          ticket_id INT NOT NULL,
+          client_id INT NOT NULL,
+          PRIMARY KEY (ticket_id)
+        ) ENGINE=InnoDB`,
+      );
+      await conn.query(
+        `CREATE TABLE IF NOT EXISTS ${t.projectionState} (
+          id TINYINT NOT NULL,
+          watermark INT NOT NULL DEFAULT 0,
+          caught_up_at_utc DATETIME(3) NULL,
+          reply_sweep_after INT NOT NULL DEFAULT 0,
+          ticket_sweep_after INT NOT NULL DEFAULT 0,
+          replies_swept_at_utc DATETIME(3) NULL,
+          tickets_swept_at_utc DATETIME(3) NULL,
+          PRIMARY KEY (id)
+        ) ENGINE=InnoDB`,
+      );
+      await conn.query(`INSERT IGNORE INTO ${t.projectionState} (id) VALUES (1)`);
+    },
+  },
 ];
 
 export const LATEST_MIGRATION = Math.max(...migrations.map((m) => m.version));
@@ -171,8 +219,9 @@ async function migrateTables(pool: Pool, tables: ServiceTables): Promise<Migrati
 /**
  * What a running service does with its own tables: the ledger is read, written and updated, the
  * migrations table and the external ids read and written, the key settings read (`keys quiet`
- * writes them, with the CLI's own connection). (DELETE, for the retention purge only, is not required: a
- * purge refused it logs an error naming it every hour.)
+ * writes them, with the CLI's own connection), the read projection's tables read, written and
+ * updated (and its replies deleted when ITFlow's are). (DELETE on the ledger, for the retention
+ * purge only, is not required: a purge refused it logs an error naming it every hour.)
  */
 async function requireServiceGrants(pool: Pool, tables: ServiceTables): Promise<void> {
   const missing = await missingPrivileges(pool, [
@@ -180,6 +229,25 @@ async function requireServiceGrants(pool: Pool, tables: ServiceTables): Promise<
     { schema: tables.schema, table: tables.names.migrations, privileges: ['SELECT', 'INSERT'], column: 'name' },
     { schema: tables.schema, table: tables.names.externalIds, privileges: ['SELECT', 'INSERT'], column: 'external_id' },
     { schema: tables.schema, table: tables.names.keySettings, privileges: ['SELECT'] },
+    // The read projection: a deleted reply's row is deleted too.
+    {
+      schema: tables.schema,
+      table: tables.names.projectionReplies,
+      privileges: ['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
+      column: 'client_id',
+    },
+    {
+      schema: tables.schema,
+      table: tables.names.projectionTickets,
+      privileges: ['SELECT', 'INSERT', 'UPDATE'],
+      column: 'client_id',
+    },
+    {
+      schema: tables.schema,
+      table: tables.names.projectionState,
+      privileges: ['SELECT', 'INSERT', 'UPDATE'],
+      column: 'watermark',
+    },
   ]);
   if (missing.length > 0) throw await missingGrantsError(pool, missing);
 }

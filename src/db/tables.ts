@@ -11,17 +11,34 @@ export interface ServiceTables {
   externalIds: string;
   /** Per-API-key settings an admin makes (quiet by default). */
   keySettings: string;
+  /** The read projection (src/read/projection): one row per reply, the client each ticket's rows carry, the follower's place. */
+  projectionReplies: string;
+  projectionTickets: string;
+  projectionState: string;
   /** The same tables' bare names, for information_schema and messages. */
-  names: { commands: string; migrations: string; externalIds: string; keySettings: string };
+  names: {
+    commands: string;
+    migrations: string;
+    externalIds: string;
+    keySettings: string;
+    projectionReplies: string;
+    projectionTickets: string;
+    projectionState: string;
+  };
 }
 
 export function serviceTables(config: Pick<Config, 'DATABASE_URL' | 'TABLE_PREFIX' | 'SERVICE_SCHEMA'>): ServiceTables {
   const schema = config.SERVICE_SCHEMA ?? databaseName(config.DATABASE_URL);
+  const prefix = config.TABLE_PREFIX;
+  // At most 12 characters after a prefix of up to 48: MySQL's identifiers end at 64.
   const names = {
-    commands: `${config.TABLE_PREFIX}commands`,
-    migrations: `${config.TABLE_PREFIX}migrations`,
-    externalIds: `${config.TABLE_PREFIX}external_ids`,
-    keySettings: `${config.TABLE_PREFIX}key_settings`,
+    commands: `${prefix}commands`,
+    migrations: `${prefix}migrations`,
+    externalIds: `${prefix}external_ids`,
+    keySettings: `${prefix}key_settings`,
+    projectionReplies: `${prefix}read_replies`,
+    projectionTickets: `${prefix}read_tickets`,
+    projectionState: `${prefix}read_state`,
   };
   const qualified = (table: string) => `${quoteIdentifier(schema)}.${quoteIdentifier(table)}`;
   return {
@@ -30,6 +47,9 @@ export function serviceTables(config: Pick<Config, 'DATABASE_URL' | 'TABLE_PREFI
     migrations: qualified(names.migrations),
     externalIds: qualified(names.externalIds),
     keySettings: qualified(names.keySettings),
+    projectionReplies: qualified(names.projectionReplies),
+    projectionTickets: qualified(names.projectionTickets),
+    projectionState: qualified(names.projectionState),
     names,
   };
 }

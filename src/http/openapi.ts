@@ -343,6 +343,8 @@ const COMMAND_HEADERS = {
   'Preference-Applied': header('PreferenceApplied'),
 };
 const LOCATION = { Location: header('Location') };
+/** A listing's answer (and its 404): what answered it, and the read projection's lag. */
+const READ_HEADERS = { 'X-Read-Source': header('ReadSource'), 'X-Projection-Lag': header('ProjectionLag') };
 const RETRY_AFTER = { 'Retry-After': header('RetryAfter') };
 
 const json = (schema: Json, named?: Record<string, Example>) => ({
@@ -523,10 +525,21 @@ function readOperation(
         "The replies; `count` is the number of rows returned. Times (`ticket_reply_created_at`, `…_updated_at`, `…_archived_at`) are ITFlow's wall clock in its config_timezone, 'YYYY-MM-DD HH:MM:SS' without an offset, as ITFlow stores and shows them.",
         ref(replies.schema),
         replies.named,
+        { ...API_HEADERS, ...READ_HEADERS },
       ),
-      ...failures(examples.readFailures(limits, badQuery), { '404': `Nothing found: \`${NO_RESOURCE}\`` }),
+      ...withHeaders(
+        failures(examples.readFailures(limits, badQuery), { '404': `Nothing found: \`${NO_RESOURCE}\`` }),
+        '404',
+        READ_HEADERS,
+      ),
     },
   });
+}
+
+/** `responses` with `headers` added to the answer of `status`. */
+function withHeaders(responses: Json, status: string, headers: Json): Json {
+  const response = responses[status];
+  return response ? { ...responses, [status]: { ...response, headers: { ...response.headers, ...headers } } } : responses;
 }
 
 /** A GET path of the operations tag: open to anyone, never rate limited. */
@@ -667,7 +680,8 @@ export function buildOpenApiDocument(limits: DocumentLimits): Json {
             summary: 'List replies, newest first',
             description:
               "`reply_id` → that reply; `ticket_id` → that ticket's replies; `external_id` → the reply this key's command with that external_id made; none → every reply the key may see. Page with `limit`/`offset`, or the keyset cursor `before_id`. Archived replies only with `include_archived=1`. " +
-              "With `ticket_id` and `include_pending=1`, the first page starts with this key's own commands for the ticket that are accepted but not applied yet (`pending: true`, with their `command_id`) — read-your-writes for a UI that just posted.",
+              "With `ticket_id` and `include_pending=1`, the first page starts with this key's own commands for the ticket that are accepted but not applied yet (`pending: true`, with their `command_id`) — read-your-writes for a UI that just posted. " +
+              "Served through the service's read projection of ticket_replies (X-Read-Source, X-Projection-Lag): replies written in ITFlow by any means are listed, as ITFlow's tables have them.",
           },
           readRepliesQuery,
           { schema: 'Replies', named: examples.REPLIES },
@@ -922,6 +936,18 @@ export function buildOpenApiDocument(limits: DocumentLimits): Json {
           example: 'wait=5',
         },
         Allow: { description: 'The methods this path takes.', schema: { type: 'string' }, example: 'POST' },
+        ReadSource: {
+          description:
+            "What answered the listing: `projection` (the service's read projection found the page; the rows are read from ticket_replies), or `itflow` (ITFlow's tables alone: a reply_id, or the projection being built or more than PROJECTION_MAX_LAG_SECONDS behind). The rows are the same either way.",
+          schema: { type: 'string', enum: ['projection', 'itflow'] },
+          example: 'projection',
+        },
+        ProjectionLag: {
+          description:
+            'Seconds since the read projection last caught up with ticket_replies (replies added, edited, archived or deleted in ITFlow show at once regardless), or `building` while it is being built.',
+          schema: { type: 'string', pattern: '^(\\d+\\.\\d{3}|building)$' },
+          example: '0.231',
+        },
       },
       schemas: {
         CreateReplyRequest: requestSchema(createReplyRequest),

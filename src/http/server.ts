@@ -1,12 +1,10 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
-import type { Pool } from 'mysql2/promise';
 import type { Logger } from 'pino';
 import type { CorsOrigins } from '../config.js';
-import type { ServiceTables } from '../db/tables.js';
 import { MethodNotAllowed, NotFound, UnsupportedMediaType } from '../errors.js';
 import type { ServiceMetrics } from '../metrics/registry.js';
 import type { PendingCommands } from '../queue/pending.js';
-import type { ListPlanner } from '../read/planner.js';
+import type { ProjectionReadDeps } from '../read/projection/serve.js';
 import type { AcceptDeps } from './accept.js';
 import { type AuthDeps, registerAuthentication } from './auth.js';
 import { refuseContentEncoding, utf8Body } from './body.js';
@@ -33,10 +31,7 @@ export interface RouteDeps {
   bulk: BulkDeps;
   bulkMaxItems: number;
   bulkBodyLimitBytes: number;
-  read: {
-    pool: Pool;
-    tables: ServiceTables;
-    planner: ListPlanner;
+  read: ProjectionReadDeps & {
     pending: PendingCommands;
     /** LOOKUP_TIMEOUT_MS: how long a read's own transaction may take. */
     timeoutMs: number;

@@ -108,8 +108,23 @@ export class ServiceMetrics {
     registers: [this.registry],
   });
 
+  private readonly listings = new Counter({
+    name: 'replyqueue_read_listings_total',
+    help: "read.php listings by what answered them: the read projection, or ITFlow's tables (reason: reply_id, condition, off, lag, stale).",
+    labelNames: ['source', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly projectionRepairs = new Counter({
+    name: 'replyqueue_read_projection_repairs_total',
+    help: "Read projection rows brought in line with ITFlow's tables (added, changed, removed; tickets_moved: tickets whose rows followed a new client).",
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    for (const kind of ['added', 'changed', 'removed', 'tickets_moved']) this.projectionRepairs.inc({ kind }, 0);
     for (const endpoint of ENDPOINTS) this.accepted.inc({ endpoint }, 0);
     for (const reason of FAILURE_REASONS) this.failed.inc({ reason }, 0);
     for (const reason of RETRY_REASONS) this.retried.inc({ reason }, 0);
@@ -149,6 +164,17 @@ export class ServiceMetrics {
 
   transactionFinished(seconds: number, committed: boolean): void {
     this.applySeconds.observe({ result: committed ? 'committed' : 'rolled_back' }, seconds);
+  }
+
+  /** A read.php listing answered from the projection, or from ITFlow's tables and why. */
+  listingServed(source: string, reason: string | undefined): void {
+    this.listings.inc({ source, reason: reason ?? '' });
+  }
+
+  projectionRepaired(changes: { added: number; changed: number; removed: number }, ticketsMoved = 0): void {
+    for (const [kind, count] of Object.entries({ ...changes, tickets_moved: ticketsMoved })) {
+      if (count > 0) this.projectionRepairs.inc({ kind }, count);
+    }
   }
 
   /** One HTTP request answered: `route` is the matched pattern, never the URL. */

@@ -31,18 +31,27 @@ export async function listReplies(
   return rows;
 }
 
-/** The listing's SQL and parameters (exported so the benchmark can EXPLAIN exactly this). */
+/**
+ * The listing's SQL and parameters (exported so the benchmark can EXPLAIN exactly this).
+ * `within` adds a condition on the reply id, and shape `ids` selects the ids alone: the read
+ * projection's checks (src/read/projection/serve.ts).
+ */
 export function listQuery(
   scope: ClientScope,
   query: ReplyQuery,
-  shape: ListShape,
+  shape: ListShape | 'ids',
   fromTickets = false,
+  within?: { sql: string; params: unknown[] },
 ): { sql: string; params: unknown[] } {
   const where: string[] = [];
   const params: unknown[] = [];
   const scoped = scopeSql(scope, 't.ticket_client_id');
   where.push(scoped.sql);
   params.push(...scoped.params);
+  if (within) {
+    where.push(within.sql);
+    params.push(...within.params);
+  }
   if (query.replyId !== undefined) {
     where.push('tr.ticket_reply_id = ?');
     params.push(query.replyId);
@@ -71,7 +80,7 @@ export function listQuery(
          FROM ${from}
          LEFT JOIN users u ON tr.ticket_reply_type != 'Client' AND u.user_id = tr.ticket_reply_by
          LEFT JOIN contacts c ON tr.ticket_reply_type = 'Client' AND c.contact_id = tr.ticket_reply_by`
-      : `SELECT STRAIGHT_JOIN tr.* FROM ${from}`;
+      : `SELECT STRAIGHT_JOIN ${shape === 'ids' ? 'tr.ticket_reply_id' : 'tr.*'} FROM ${from}`;
   return {
     sql: `${select} WHERE ${where.join(' AND ')}
      ORDER BY tr.ticket_reply_id ${query.order === 'asc' ? 'ASC' : 'DESC'} LIMIT ? OFFSET ?`,

@@ -73,6 +73,10 @@ describe.each(GENERATIONS)('external ids (ITFlow %s)', (generation: Generation) 
 
     const status = await h.get(`${COMMANDS}?command_id=${commandId}`, { key: world.keys.all });
     expect(status.body.data[0]).toMatchObject({ status: 'applied', insert_id: insertId, external_id: body.external_id });
+    // The read projection's row for the reply, written in the same transaction, carries it too.
+    expect(await h.query('SELECT ticket_id, external_id FROM rq_read_replies WHERE reply_id = ?', [insertId])).toEqual([
+      { ticket_id: ticket, external_id: body.external_id },
+    ]);
   });
 
   it('the same external id with a different request is 422, and nothing is written', async () => {

@@ -63,6 +63,8 @@ const SERVICE_HEADERS = [
   'Idempotent-Replayed',
   'Preference-Applied',
   'Allow',
+  'X-Read-Source',
+  'X-Projection-Lag',
 ];
 
 /** What an answer shows that its documented response does not say (status, headers, body shape). */

@@ -39,6 +39,9 @@ const DOCUMENTED_GRANTS: Array<[string, string]> = [
   ['SELECT, INSERT, UPDATE', 'sla_history'],
   ['CREATE, ALTER, SELECT, INSERT, UPDATE, DELETE', 'rq_commands'],
   ['CREATE, SELECT, INSERT', 'rq_migrations'],
+  ['CREATE, ALTER, SELECT, INSERT, UPDATE, DELETE', 'rq_read_replies'],
+  ['CREATE, ALTER, SELECT, INSERT, UPDATE', 'rq_read_tickets'],
+  ['CREATE, ALTER, SELECT, INSERT, UPDATE', 'rq_read_state'],
 ];
 
 /** Resolves with how a process ended: its exit code, or 'started' if it came up instead. */
