@@ -49,6 +49,8 @@ export const commandSchema = z.object({
   author: z
     .union([z.object({ userId: z.number().int().positive() }), z.object({ contactId: z.number().int().positive() })])
     .optional(),
+  /** The integration's own reference for the command (`external_id`); carried into webhook events. */
+  externalId: z.string().max(255).optional(),
 });
 
 export type Command = z.infer<typeof commandSchema>;
