@@ -58,7 +58,12 @@ describe('service processes', () => {
     const conn = await mysql.createConnection({ uri: env.DATABASE_URL });
     try {
       const [tables] = await conn.query<mysql.RowDataPacket[]>("SHOW TABLES LIKE 'rq_%'");
-      expect(tables.map((t) => Object.values(t)[0]).sort()).toEqual(['rq_commands', 'rq_migrations']);
+      expect(tables.map((t) => Object.values(t)[0]).sort()).toEqual([
+        'rq_commands',
+        'rq_migrations',
+        'rq_webhook_deliveries',
+        'rq_webhooks',
+      ]);
       const db = mysql.createPool({ uri: env.DATABASE_URL });
       const world = await seedWorld(db, '2.6.7');
       const ticket = await addTicket(db, '2.6.7', { clientId: world.clientA });

@@ -39,6 +39,8 @@ const DOCUMENTED_GRANTS: Array<[string, string]> = [
   ['SELECT, INSERT, UPDATE', 'sla_history'],
   ['CREATE, ALTER, SELECT, INSERT, UPDATE, DELETE', 'rq_commands'],
   ['CREATE, SELECT, INSERT', 'rq_migrations'],
+  ['CREATE, SELECT, INSERT, DELETE', 'rq_webhooks'],
+  ['CREATE, SELECT, INSERT, UPDATE, DELETE', 'rq_webhook_deliveries'],
 ];
 
 /** Resolves with how a process ended: its exit code, or 'started' if it came up instead. */

@@ -1,4 +1,5 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -12,10 +13,11 @@ import { checkTarget, specialAddress } from '../../src/webhooks/address.js';
 import { listDeliveries, replayEvent } from '../../src/webhooks/deliveries.js';
 import type { EventType } from '../../src/webhooks/events.js';
 import { postWebhook } from '../../src/webhooks/send.js';
+import { signatureHeader } from '../../src/webhooks/signature.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addKey, addTicket, seedWorld, type World } from '../helpers/itflow.js';
 import { CREATE } from '../helpers/paths.js';
-import { killLeftovers, spawnEntry } from '../helpers/processes.js';
+import { freePort, killLeftovers, spawnEntry } from '../helpers/processes.js';
 import { Receiver, signatureMatches } from '../helpers/receiver.js';
 
 /**
@@ -102,7 +104,7 @@ describe('completion webhooks', () => {
     // What a receiver checks: the HMAC of `t.body` with its secret, and nothing else matches.
     expect(signatureMatches(hook.secret, got)).toBe(true);
     expect(signatureMatches(`${hook.secret}x`, got)).toBe(false);
-    expect(signatureMatches(hook.secret, { ...got, body: got.body.replace('Disk', 'disk') })).toBe(true); // the body has no reply text
+    expect(signatureMatches(hook.secret, { ...got, body: got.body.replace('"rmm-4711"', '"rmm-4712"') })).toBe(false);
     const t = Number(/t=(\d+)/.exec(String(got.headers['webhook-signature']))?.[1]);
     expect(Math.abs(Date.now() / 1000 - t)).toBeLessThan(10);
 
@@ -363,6 +365,83 @@ describe('completion webhooks', () => {
     ]);
     expect(Number(count?.n)).toBe(1);
     expect(r.received).toHaveLength(1);
+  });
+
+  it('the Node and PHP receivers of docs/webhooks.md verify real deliveries, and refuse another secret, a changed body, an old time', async () => {
+    const docs = readFileSync(new URL('../../docs/webhooks.md', import.meta.url), 'utf8');
+    const snippet = (name: string) => {
+      const found = new RegExp(`<!-- receiver: ${name} -->\\n\`\`\`\\w+\\n([\\s\\S]*?)^\`\`\``, 'm').exec(docs)?.[1];
+      if (!found) throw new Error(`docs/webhooks.md has no ${name} receiver`);
+      return found;
+    };
+    const dir = mkdtempSync(join(tmpdir(), 'rq-webhook-docs-'));
+    writeFileSync(join(dir, 'receiver.mjs'), snippet('node'));
+    writeFileSync(join(dir, 'receiver.php'), snippet('php'));
+    const key = await newKey('Docs receivers');
+    const [nodePort, phpPort] = [await freePort(), await freePort()];
+    const nodeHook = await subscribe(key.id, `http://127.0.0.1:${nodePort}/itflow-hook`);
+    const phpHook = await subscribe(key.id, `http://127.0.0.1:${phpPort}/receiver.php`);
+    const started: Array<{ child: ChildProcess; output: () => string }> = [];
+    const run = (command: string, args: string[], extra: Record<string, string>) => {
+      const child = spawn(command, args, { env: { ...process.env, ...extra }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let text = '';
+      child.stdout?.on('data', (chunk: Buffer) => (text += chunk));
+      child.stderr?.on('data', (chunk: Buffer) => (text += chunk));
+      started.push({ child, output: () => text });
+      return () => text;
+    };
+    try {
+      const nodeOutput = run(process.execPath, [join(dir, 'receiver.mjs')], {
+        WEBHOOK_SECRET: nodeHook.secret,
+        PORT: String(nodePort),
+      });
+      const phpOutput = run('php', ['-S', `127.0.0.1:${phpPort}`, join(dir, 'receiver.php')], { WEBHOOK_SECRET: phpHook.secret });
+      for (const port of [nodePort, phpPort]) {
+        const deadline = Date.now() + 10_000;
+        while (
+          !(await fetch(`http://127.0.0.1:${port}/`).then(
+            () => true,
+            () => false,
+          ))
+        ) {
+          if (Date.now() > deadline) throw new Error(`no receiver on ${port}: ${started.map((s) => s.output()).join('\n')}`);
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      }
+
+      const ticket = await addTicket(h.db, '2.6.7', { clientId: world.clientA });
+      const commandId = await send(key.secret, { ticket_id: ticket, ticket_reply: 'Checked by the docs’ receivers.' });
+      // Delivered (a 2xx) to both: each receiver found the signature good.
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const rows = await deliveriesOf(commandId);
+        if (rows.length === 2 && rows.every((row) => row.state === 'delivered')) break;
+        if (Date.now() > deadline)
+          throw new Error(`not delivered to both: ${JSON.stringify(rows)} ${nodeOutput()} ${phpOutput()}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect((await deliveriesOf(commandId)).map((row) => row.last_status)).toEqual([204, 204]);
+      expect(nodeOutput()).toContain(`command.applied ${commandId}`);
+      expect(phpOutput()).toContain(`command.applied ${commandId}`);
+
+      // And each refuses what it should, with the secret it was given.
+      const body = JSON.stringify({ id: 'x', type: 'command.applied', data: {} });
+      const now = Math.floor(Date.now() / 1000);
+      const answer = async (url: string, signature: string, sent = body) =>
+        (await postWebhook(url, sent, { 'Webhook-Signature': signature }, { timeoutMs: 3000, allowPrivate: true })).status;
+      for (const [url, secret] of [
+        [`http://127.0.0.1:${nodePort}/itflow-hook`, nodeHook.secret],
+        [`http://127.0.0.1:${phpPort}/receiver.php`, phpHook.secret],
+      ] as const) {
+        expect(await answer(url, signatureHeader(secret, body, now)), url).toBe(204);
+        expect(await answer(url, signatureHeader(`${secret}x`, body, now)), url).toBe(400);
+        expect(await answer(url, signatureHeader(secret, body, now), body.replace('x', 'y')), url).toBe(400);
+        expect(await answer(url, signatureHeader(secret, body, now - 600)), url).toBe(400);
+        expect(await answer(url, ''), url).toBe(400);
+      }
+    } finally {
+      for (const { child } of started) child.kill('SIGKILL');
+    }
   });
 
   it('cli webhooks: add shows the secret once (stored sealed), list never shows it, test sends a signed webhook.test, remove', async () => {
