@@ -220,6 +220,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
           retentionDays: config.COMMAND_RETENTION_DAYS,
           imports: new ImportTraffic(redis, config.QUEUE_PREFIX),
           logger,
+          availability,
           onAttempt: countWebhookAttempts(metrics.registry),
         });
         dispatcher.start();

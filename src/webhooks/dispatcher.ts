@@ -5,10 +5,13 @@
 // WEBHOOK_RETRY_SECONDS have passed since the event (or its replay); then it is marked failed.
 import type { Pool } from 'mysql2/promise';
 import type { Logger } from 'pino';
+import { classify } from '../apply/classify.js';
+import type { MysqlAvailability } from '../db/availability.js';
 import { withinDeadline } from '../db/pool.js';
 import type { ServiceTables } from '../db/tables.js';
 import { TransientDbError } from '../errors.js';
 import type { ImportTraffic } from '../queue/imports.js';
+import { isRedisConnectionError } from '../queue/redis.js';
 import { anyDue, type ClaimedDelivery, claimDue, markAttemptFailed, markDelivered, purgeDeliveries } from './deliveries.js';
 import { announceFinishedImports } from './importFinished.js';
 import { openSecret, SecretUnreadable } from './secrets.js';
@@ -35,6 +38,11 @@ export interface DispatcherOptions {
   /** Where import progress is kept, for import.finished (src/queue/imports.ts). */
   imports?: ImportTraffic;
   logger: Logger;
+  /**
+   * The process's judge of MySQL outages: while one is under way the dispatcher waits (the
+   * outage is logged once, there), and an outage-class error of its own is reported to it.
+   */
+  availability?: Pick<MysqlAvailability, 'down' | 'notice'>;
   /** Told of each attempt's outcome (metrics). */
   onAttempt?: (outcome: 'delivered' | 'retrying' | 'failed') => void;
 }
@@ -130,6 +138,7 @@ export class WebhookDispatcher {
 
   /** One look: housekeeping when due, then claim what fits. True when there may be more to claim now. */
   private async tick(): Promise<boolean> {
+    if (this.options.availability?.down) return false;
     const index = await this.subscriptions.current();
     if (index.empty) return false;
     const now = Date.now();
@@ -221,7 +230,17 @@ export class WebhookDispatcher {
     });
   }
 
+  /**
+   * A failure to read or write the outbox: MySQL or Redis being away is said once for the whole
+   * process elsewhere (and MySQL's is reported to its judge), anything else is a warning at most
+   * once a minute.
+   */
   private logTrouble(error: Error, message: string): void {
+    if (classify(error).kind === 'outage' || isRedisConnectionError(error)) {
+      if (classify(error).kind === 'outage') this.options.availability?.notice(error);
+      this.options.logger.debug({ err: error.message }, message);
+      return;
+    }
     const now = Date.now();
     if (now - this.lastErrorLog > ERROR_LOG_EVERY_MS) {
       this.lastErrorLog = now;

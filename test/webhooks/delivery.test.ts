@@ -148,6 +148,15 @@ describe('completion webhooks', () => {
       '#/components/schemas/WebhookCommandEvent',
     );
     expect(ajv.validate(doc.components.schemas.WebhookCommandEvent, body), JSON.stringify(ajv.errors)).toBe(true);
+    // And so are the document's own examples.
+    for (const [type, webhook] of Object.entries(doc.webhooks as Record<string, any>)) {
+      const media = webhook.post.requestBody.content['application/json'];
+      const schema = doc.components.schemas[media.schema.$ref.split('/').pop()];
+      for (const example of Object.values(media.examples as Record<string, { value: { type: string } }>)) {
+        expect(example.value.type).toBe(type);
+        expect(ajv.validate(schema, example.value), `${type}: ${JSON.stringify(ajv.errors)}`).toBe(true);
+      }
+    }
 
     // The secret is stored sealed (WEBHOOK_SECRET_KEY is set), never as shown.
     const [stored] = await h.query('SELECT secret FROM rq_webhooks WHERE webhook_id = ?', [hook.webhook_id]);
@@ -216,6 +225,33 @@ describe('completion webhooks', () => {
     expect(gaps[0]).toBeGreaterThanOrEqual(1000 + 90);
     expect(gaps[1]).toBeGreaterThanOrEqual(90);
     expect(gaps[1]).toBeLessThan(1500);
+  });
+
+  it('two workers dispatching the same outbox (SKIP LOCKED claims): every event delivered once, no attempt made twice', async () => {
+    const delivered = async (service: { metrics: { registry: { getSingleMetric(name: string): any } } }) =>
+      ((await service.metrics.registry.getSingleMetric('replyqueue_webhook_attempts_total').get()).values as Array<any>).find(
+        (v) => v.labels.outcome === 'delivered',
+      )?.value ?? 0;
+    const before = await delivered(h.service); // the earlier tests' deliveries
+    const peer = await h.startPeer({ intake: false, worker: true });
+    const key = await newKey('Busy bridge');
+    const r = await receiver();
+    r.answer = () => ({ status: 200, delayMs: 300 });
+    await subscribe(key.id, r.url);
+    const tickets = await Promise.all([1, 2, 3, 4].map(() => addTicket(h.db, '2.6.7', { clientId: world.clientA })));
+    const items = tickets.flatMap((ticket) =>
+      Array.from({ length: 10 }, (_, n) => ({ ticket_id: ticket, ticket_reply: `#${n}` })),
+    );
+    const answer = await h.post('/api/v1/tickets/replies/bulk.php', items, { key: key.secret });
+    expect(answer.status).toBe(202);
+    await r.waitFor(() => r.received.length >= items.length, 20_000);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const commandIds = r.events().map((event) => event.data.command_id);
+    expect(commandIds).toHaveLength(items.length);
+    expect(new Set(commandIds)).toEqual(new Set(answer.body.data.map((item: { command_id: string }) => item.command_id)));
+    const split = [(await delivered(h.service)) - before, await delivered(peer)];
+    expect(split[0] + split[1]).toBe(items.length);
+    console.info('deliveries per dispatcher:', split);
   });
 
   it('gives up after WEBHOOK_RETRY_SECONDS: failed, listed with the last answer, and replayed from the dashboard and the CLI', async () => {

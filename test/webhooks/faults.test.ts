@@ -178,13 +178,14 @@ describe.concurrent('webhooks through faults', () => {
     const worker = spawnEntry('workers/worker.ts', workerEnv);
     await receiver.waitFor(() => receiver.holding >= 5, 30_000, 'deliveries in flight');
 
-    // Another session holds the outbox's rows and gaps, so the next batch's transaction stops at
-    // its outbox INSERT, open, with its replies and ledger rows written but not committed.
+    // Another session holds the ledger's rows and gaps, so the next batch's transaction stops at
+    // its ledger INSERT, open, with its replies written but not committed (its events come with
+    // the ledger rows: an event written any earlier, outside the transaction, would be left behind).
     const holder = await mysql.createConnection({ uri: h.config.DATABASE_URL });
     cleanups.push(() => holder.end());
     await holder.query('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
     await holder.query('START TRANSACTION');
-    await holder.query('SELECT delivery_id FROM rq_webhook_deliveries FOR UPDATE');
+    await holder.query('SELECT command_id FROM rq_commands FOR UPDATE');
     const second = await sendReplies(h, key, tickets.slice(3), 4);
     const database = h.config.DATABASE_URL.split('/').pop();
     let waitingThread = 0;
@@ -200,7 +201,7 @@ describe.concurrent('webhooks through faults', () => {
         return waitingThread > 0;
       },
       20_000,
-      "a batch's transaction waiting at the outbox",
+      "a batch's transaction waiting at the ledger",
     );
 
     worker.child.kill('SIGKILL');
