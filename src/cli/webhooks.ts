@@ -88,7 +88,7 @@ export function addedText(added: AddedWebhook, settings: WebhookSettings): strin
 export function webhooksText(list: ListedWebhook[]): string {
   if (list.length === 0) return 'No webhooks. Add one with `npm run cli -- webhooks add <api_key_id> <url>`.\n';
   return `${table(
-    ['id', 'api key', 'url', 'events', 'pending', 'delivered', 'failed', 'added'],
+    ['id', 'api key', 'url', 'events', 'pending', 'delivered (24 h)', 'failed', 'added'],
     list.map((w) => [
       w.webhook_id,
       `${w.api_key_id} ${w.api_key_name ?? '(no longer in ITFlow)'}`,

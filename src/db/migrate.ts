@@ -100,7 +100,10 @@ export const migrations: Migration[] = [
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
       );
       // The outbox: one row per event and subscription, written in the transaction that finished the
-      // command, then delivered (and retried) by the dispatcher. `due` is the dispatcher's claim.
+      // command, then delivered (and retried) by the dispatcher. Indexes are few, as every row is
+      // written on the apply path: `due` serves the dispatcher's claim, and the purge and counts by
+      // state (a finished row's next_attempt_at_utc is its last attempt's lease), `webhook_state`
+      // a webhook's removal and listing, `event_webhook` replays and writing an event once.
       await conn.query(
         `CREATE TABLE IF NOT EXISTS ${t.webhookDeliveries} (
           delivery_id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
@@ -120,8 +123,7 @@ export const migrations: Migration[] = [
           PRIMARY KEY (delivery_id),
           UNIQUE KEY event_webhook (event_id, webhook_id),
           KEY due (state, next_attempt_at_utc),
-          KEY webhook_state (webhook_id, state),
-          KEY finished (state, finished_at_utc)
+          KEY webhook_state (webhook_id, state)
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
       );
     },

@@ -209,10 +209,15 @@ export async function listDeliveries(
   }));
 }
 
-/** Deliveries by webhook and state: { webhookId: { pending, delivered, failed } }. */
+/**
+ * Deliveries by webhook: pending and failed (all of them), and delivered in the last 24 hours,
+ * each a range of the `due` index, so the count never reads the whole outbox.
+ */
 export async function deliveryCounts(pool: Pool, tables: ServiceTables): Promise<Map<number, Record<DeliveryState, number>>> {
   const [rows] = await pool.query<RowDataPacket[]>(
-    `SELECT webhook_id, state, COUNT(*) AS n FROM ${tables.webhookDeliveries} GROUP BY webhook_id, state`,
+    `SELECT webhook_id, state, COUNT(*) AS n FROM ${tables.webhookDeliveries}
+      WHERE state IN ('pending', 'failed') OR (state = 'delivered' AND next_attempt_at_utc > UTC_TIMESTAMP(3) - INTERVAL 1 DAY)
+      GROUP BY webhook_id, state`,
   );
   const counts = new Map<number, Record<DeliveryState, number>>();
   for (const row of rows) {
@@ -224,16 +229,22 @@ export async function deliveryCounts(pool: Pool, tables: ServiceTables): Promise
   return counts;
 }
 
-/** Deletes delivered and failed deliveries finished before `cutoffMs`, a slice at a time; returns how many. */
+/**
+ * Deletes delivered and failed deliveries whose last attempt was before `cutoffMs`, a slice at a
+ * time, each slice a range of the `due` index; returns how many.
+ */
 export async function purgeDeliveries(pool: Pool, tables: ServiceTables, cutoffMs: number): Promise<number> {
   const cutoff = new Date(cutoffMs).toISOString().slice(0, 23).replace('T', ' ');
   let deleted = 0;
-  for (;;) {
-    const [result] = await pool.query<ResultSetHeader>(
-      `DELETE FROM ${tables.webhookDeliveries} WHERE state IN ('delivered', 'failed') AND finished_at_utc < ? LIMIT 5000`,
-      [cutoff],
-    );
-    deleted += result.affectedRows;
-    if (result.affectedRows < 5000) return deleted;
+  for (const state of ['delivered', 'failed']) {
+    for (;;) {
+      const [result] = await pool.query<ResultSetHeader>(
+        `DELETE FROM ${tables.webhookDeliveries} WHERE state = ? AND next_attempt_at_utc < ? ORDER BY next_attempt_at_utc LIMIT 5000`,
+        [state, cutoff],
+      );
+      deleted += result.affectedRows;
+      if (result.affectedRows < 5000) break;
+    }
   }
+  return deleted;
 }

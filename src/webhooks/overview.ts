@@ -1,5 +1,6 @@
 // Webhooks as an admin looks at them (`cli webhooks list`, the dashboard): each subscription
-// with its key's name and its deliveries by state. Secrets are never part of it.
+// with its key's name and its deliveries: pending, delivered in the last 24 hours, failed.
+// Secrets are never part of it.
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import type { ServiceTables } from '../db/tables.js';
 import { type DeliveryState, deliveryCounts } from './deliveries.js';

@@ -10,7 +10,7 @@ import { addWebhook, WebhookCliError } from '../../src/cli/webhooks.js';
 import { serviceTables } from '../../src/db/tables.js';
 import { runImport } from '../../src/import/run.js';
 import { checkTarget, specialAddress } from '../../src/webhooks/address.js';
-import { listDeliveries, replayEvent } from '../../src/webhooks/deliveries.js';
+import { listDeliveries, purgeDeliveries, replayEvent } from '../../src/webhooks/deliveries.js';
 import type { EventType } from '../../src/webhooks/events.js';
 import { postWebhook } from '../../src/webhooks/send.js';
 import { signatureHeader } from '../../src/webhooks/signature.js';
@@ -294,6 +294,29 @@ describe('completion webhooks', () => {
     );
     expect(unknown.status).toBe(404);
     expect((await h.get('/dashboard/api/webhooks', { key: world.keys.clientA })).status).toBe(403);
+  });
+
+  it('the retention purge deletes delivered and failed deliveries past it, never a pending one', async () => {
+    const ids = [
+      '01000000-0000-7000-8000-00000000000a',
+      '01000000-0000-7000-8000-00000000000b',
+      '01000000-0000-7000-8000-00000000000c',
+    ];
+    const old = '2026-01-01 00:00:00.000';
+    for (const [i, state] of ['delivered', 'failed', 'pending'].entries()) {
+      await h.query(
+        `INSERT INTO rq_webhook_deliveries (event_id, webhook_id, event_type, payload, state, attempts, created_at_utc, retry_from_utc, next_attempt_at_utc)
+         VALUES (?, ?, 'command.applied', '{}', ?, 1, ?, ?, ?)`,
+        [idBytes(ids[i] as string), 999_999, state, old, old, old],
+      );
+    }
+    // Nothing else in the outbox is that old: exactly these two go.
+    expect(await purgeDeliveries(h.db, tables(), Date.parse('2026-02-01T00:00:00Z'))).toBe(2);
+    const left = await h.query('SELECT HEX(event_id) AS id, state FROM rq_webhook_deliveries WHERE event_id IN (?)', [
+      ids.map(idBytes),
+    ]);
+    expect(left).toEqual([{ id: (ids[2] as string).replace(/-/g, '').toUpperCase(), state: 'pending' }]);
+    await h.query('DELETE FROM rq_webhook_deliveries WHERE event_id = ?', [idBytes(ids[2] as string)]);
   });
 
   it('with WEBHOOK_ALLOW_PRIVATE=false refuses private, loopback and link-local targets, when added and when connecting', async () => {

@@ -9,14 +9,15 @@ import { killLeftovers, spawnEntry } from '../helpers/processes.js';
 import { Receiver, signatureMatches } from '../helpers/receiver.js';
 
 /**
- * Webhooks through faults, at the timings users live at: a receiver down for a whole minute,
- * and a worker process killed with SIGKILL while its dispatcher has deliveries in flight and a
- * batch's transaction is open. Each runs on a database of its own, side by side.
+ * Webhooks through faults, at the timings users live at: a receiver down for a whole minute (on
+ * ITFlow 2.4.4's schema, whose keys are scoped per client), and a worker process killed with
+ * SIGKILL while its dispatcher has deliveries in flight and a batch's transaction is open (2.6.7).
+ * Each runs on a database of its own, side by side.
  */
 
-/** A webhook for a new key of the world's admin; returns the key's secret and the webhook's. */
+/** A webhook for a new key of the world's admin (2.4.4: a key for every client); returns the key's secret and the webhook's. */
 async function keyWithWebhook(h: Harness, world: World, url: string) {
-  const secret = await addKey(h.db, '2.6.7', { name: 'Webhook bridge', owner: world.author });
+  const secret = await addKey(h.db, h.generation, { name: 'Webhook bridge', owner: world.author });
   const [row] = await h.query('SELECT api_key_id FROM api_keys WHERE api_key_secret = ?', [secret]);
   const hook = await addWebhook(h.db, serviceTables(h.config), h.config, {
     apiKeyId: Number(row?.api_key_id),
@@ -71,13 +72,13 @@ describe.concurrent('webhooks through faults', () => {
 
   it('a receiver down for a minute gets every event afterwards, each under one event id, and the commands applied meanwhile', async () => {
     // Backoff from 1 s, capped at 8 s: the receiver is tried about ten times while it is down.
-    const h = await startHarness({ generation: '2.6.7', env: { WEBHOOK_BACKOFF_MS: '1000', WEBHOOK_MAX_BACKOFF_MS: '8000' } });
+    const h = await startHarness({ generation: '2.4.4', env: { WEBHOOK_BACKOFF_MS: '1000', WEBHOOK_MAX_BACKOFF_MS: '8000' } });
     cleanups.push(() => h.close());
-    const world = await seedWorld(h.db, '2.6.7');
+    const world = await seedWorld(h.db, '2.4.4');
     const receiver = await new Receiver().start();
     cleanups.push(() => receiver.stop());
     const { key, webhookSecret } = await keyWithWebhook(h, world, receiver.url);
-    const tickets = await Promise.all([1, 2, 3].map(() => addTicket(h.db, '2.6.7', { clientId: world.clientA })));
+    const tickets = await Promise.all([1, 2, 3].map(() => addTicket(h.db, '2.4.4', { clientId: world.clientA })));
 
     await receiver.stop(); // down: connections refused
     const downAt = Date.now();

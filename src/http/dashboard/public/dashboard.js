@@ -610,7 +610,7 @@ async function refreshWebhooks() {
       { label: 'URL' },
       { label: 'Events' },
       { label: 'Pending', numeric: true },
-      { label: 'Delivered', numeric: true },
+      { label: 'Delivered (24 h)', numeric: true },
       { label: 'Failed', numeric: true },
     ],
     webhooks.map((w) =>
