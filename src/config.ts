@@ -109,6 +109,16 @@ const urlWithScheme = (schemes: string[]) =>
       { message: `must be a URL starting with ${schemes.map((s) => `${s}//`).join(' or ')}` },
     );
 
+/** A yes/no setting: true/false, yes/no, on/off or 1/0. */
+const flag = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .refine((v) => ['true', 'false', 'yes', 'no', 'on', 'off', '1', '0'].includes(v), {
+    message: 'must be true or false',
+  })
+  .transform((v) => ['true', 'yes', 'on', '1'].includes(v));
+
 const identifier = z
   .string()
   .trim()
@@ -235,6 +245,33 @@ export const configSchema = z.object({
   PROJECTION_SWEEP_ROWS: intFrom(100, 1_000_000).default(2000),
   TRUST_PROXY: trustProxy.default(false),
   CORS_ORIGINS: corsOrigins.default(false),
+  // Completion webhooks (docs/webhooks.md).
+  /** Whether this worker process delivers webhook events (every worker process does by default). */
+  WEBHOOK_DISPATCHER: flag.default(true),
+  /** Deliveries one worker process has in flight at once. */
+  WEBHOOK_CONCURRENCY: intFrom(1, 256).default(8),
+  /**
+   * Whether webhook targets may be private, loopback or link-local addresses (ITFlow installs
+   * usually live on private networks); false for hosted setups. Checked on the address each
+   * delivery connects to, not only when the webhook is added.
+   */
+  WEBHOOK_ALLOW_PRIVATE: flag.default(true),
+  /** Longest a delivery may take, connecting included, before it counts as a failed attempt. */
+  WEBHOOK_TIMEOUT_MS: intFrom(100, 60_000).default(10_000),
+  /** First retry delay of a failed delivery; doubles each attempt (with jitter) up to WEBHOOK_MAX_BACKOFF_MS. */
+  WEBHOOK_BACKOFF_MS: intFrom(100, 3_600_000).default(5_000),
+  WEBHOOK_MAX_BACKOFF_MS: intFrom(100, 86_400_000).default(3_600_000),
+  /** How long a delivery is retried before it is marked failed (replayable from the CLI and the dashboard). */
+  WEBHOOK_RETRY_SECONDS: intFrom(1, 30 * 86_400).default(86_400),
+  /**
+   * Optional key that seals webhook secrets in the database (AES-256-GCM): 64 hex digits. Unset:
+   * secrets are stored as they are, as ITFlow stores its API keys' secrets.
+   */
+  WEBHOOK_SECRET_KEY: z
+    .string()
+    .trim()
+    .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits (32 random bytes, e.g. from `openssl rand -hex 32`)')
+    .optional(),
 });
 
 export type Config = z.infer<typeof configSchema> & {
@@ -247,6 +284,9 @@ export type Config = z.infer<typeof configSchema> & {
 
 export class ConfigError extends Error {}
 
+/** Settings whose value is never repeated in an error message. */
+const SECRET_SETTINGS = new Set(['WEBHOOK_SECRET_KEY']);
+
 /** Reads and validates the configuration; throws ConfigError with one line per bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const input: Record<string, string> = {};
@@ -258,7 +298,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (parsed.success) return parsed.data;
   const lines = parsed.error.issues.map((issue) => {
     const name = String(issue.path[0] ?? 'configuration');
-    const shown = name in input ? ` (got '${hidePassword(input[name] as string)}')` : '';
+    const shown = name in input && !SECRET_SETTINGS.has(name) ? ` (got '${hidePassword(input[name] as string)}')` : '';
     return `Invalid configuration: ${name} ${issue.message}${shown}`;
   });
   throw new ConfigError(lines.join('\n'));

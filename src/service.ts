@@ -27,6 +27,7 @@ import { ParkedDrainer } from './queue/drainParked.js';
 import { CommandEvents } from './queue/events.js';
 import { ExternalIdClaims } from './queue/externalIds.js';
 import { IdempotencyClaims } from './queue/idempotency.js';
+import { ImportTraffic } from './queue/imports.js';
 import { redisKeys } from './queue/keys.js';
 import { prepareLanes } from './queue/lanes.js';
 import { announceCompletions, countCommandEvents, forgetPending, logCommandEvents } from './queue/observers.js';
@@ -37,6 +38,10 @@ import { createRedis, RedisDatabaseRefused, redisReady, watchRedis } from './que
 import { ListPlanner } from './read/planner.js';
 import { followProjection } from './read/projection/follower.js';
 import { supervisedAs } from './supervision.js';
+import { WebhookDispatcher } from './webhooks/dispatcher.js';
+import { countWebhookAttempts } from './webhooks/metrics.js';
+import { sealingKey } from './webhooks/secrets.js';
+import { WebhookSubscriptions } from './webhooks/subscriptions.js';
 
 export interface Roles {
   intake: boolean;
@@ -56,6 +61,8 @@ export interface RunningService {
 /** How often a worker looks for parked tickets due for a try, and how soon a locked one is tried again (ms). */
 const PARKED_POLL_MS = 200;
 const PARKED_RETRY_MS = 500;
+/** How often a worker's webhook dispatcher looks for due deliveries when no transaction of its own wakes it. */
+const WEBHOOK_POLL_MS = 1_000;
 
 /** A problem found while starting, told to the operator in one line. */
 export class StartupError extends Error {}
@@ -140,6 +147,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
 
     let consumer: CommandConsumer | null = null;
     let drainer: ParkedDrainer | null = null;
+    let dispatcher: WebhookDispatcher | null = null;
     if (roles.worker) {
       // Batches send several statements per round trip; only this pool allows that, and
       // every value in them is still a bound parameter.
@@ -161,6 +169,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
         people,
         settings,
         parkedAmong: (ids) => parked.parkedAmong(ids),
+        webhooks: new WebhookSubscriptions(lookups, tables, cacheMs),
       };
       const events = new CommandEvents(logger);
       logCommandEvents(events, logger);
@@ -203,6 +212,25 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
         logger,
       });
       drainer.start();
+      if (config.WEBHOOK_DISPATCHER && deps.webhooks) {
+        dispatcher = new WebhookDispatcher(lookups, tables, deps.webhooks, {
+          concurrency: config.WEBHOOK_CONCURRENCY,
+          timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+          backoffMs: config.WEBHOOK_BACKOFF_MS,
+          maxBackoffMs: config.WEBHOOK_MAX_BACKOFF_MS,
+          retryForMs: config.WEBHOOK_RETRY_SECONDS * 1000,
+          allowPrivate: config.WEBHOOK_ALLOW_PRIVATE,
+          secretKey: sealingKey(config.WEBHOOK_SECRET_KEY),
+          skipLocked: schema.skipLocked,
+          pollMs: WEBHOOK_POLL_MS,
+          retentionDays: config.COMMAND_RETENTION_DAYS,
+          imports: new ImportTraffic(redis, config.QUEUE_PREFIX),
+          logger,
+          availability,
+          onAttempt: countWebhookAttempts(metrics.registry),
+        });
+        dispatcher.start();
+      }
       closers.push(purgeLedgerHourly(lookupPool, tables, config.COMMAND_RETENTION_DAYS, logger, availability));
       closers.push(
         followProjection(lookupPool, tables, {
@@ -317,7 +345,11 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
       async close() {
         await stopIntake();
         await drainer?.stop();
-        if (consumer) await stopConsumer(consumer, config.SHUTDOWN_TIMEOUT_SECONDS * 1000, logger);
+        // Deliveries in flight get the same bound as commands in flight; one left unfinished is sent again later.
+        await Promise.all([
+          consumer ? stopConsumer(consumer, config.SHUTDOWN_TIMEOUT_SECONDS * 1000, logger) : undefined,
+          dispatcher?.stop(config.SHUTDOWN_TIMEOUT_SECONDS * 1000),
+        ]);
         await closeAll();
       },
     };

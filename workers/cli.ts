@@ -1,12 +1,14 @@
 // The command-line tool: `migrate`, `demo`, `import FILE`, `queues`, `projection rebuild|status`,
-// `dead-letters list|show|replay`, `keys list|quiet|notify`.
+// `dead-letters list|show|replay`, `keys list|quiet|notify`, `webhooks add|list|remove|test|deliveries|replay`.
 // Each verb loads only what it uses (import never loads the service, the queue or MySQL),
 // which keeps a long import's memory small.
 import { existsSync } from 'node:fs';
 import { Command } from 'commander';
 import type { Redis } from 'ioredis';
+import type { Pool } from 'mysql2/promise';
 import { DEMO_DATABASE } from '../src/cli/demoDatabase.js';
 import { type Config, ConfigError, loadConfig } from '../src/config.js';
+import type { ServiceTables } from '../src/db/tables.js';
 import type { DeadLetters } from '../src/queue/deadLetters.js';
 
 function config() {
@@ -329,6 +331,132 @@ deadLetters
         } else console.log(`Replayed ${id}.${mates > 0 ? ` Its chunk's ${mates} other command(s) went with it.` : ''}`);
       }
       if (missing > 0) process.exitCode = 2;
+    }),
+  );
+
+const webhooks = program
+  .command('webhooks')
+  .description('completion webhooks of API keys: add, list, remove, test, deliveries, replay (docs/webhooks.md)');
+
+/** Runs `use` with a pool on the service's database and its tables, migrated (as `npm start` would). */
+async function withServiceTables<T>(use: (pool: Pool, tables: ServiceTables, settings: Config) => Promise<T>): Promise<T> {
+  const { createPool } = await import('../src/db/pool.js');
+  const { migrate } = await import('../src/db/migrate.js');
+  const { serviceTables } = await import('../src/db/tables.js');
+  const { WebhookCliError } = await import('../src/cli/webhooks.js');
+  const settings = config();
+  const pool = createPool(settings.DATABASE_URL, 2);
+  try {
+    const tables = serviceTables(settings);
+    await migrate(pool, tables).catch((error: Error) => fail(`Cannot use the service's tables: ${error.message}`));
+    return await use(pool, tables, settings);
+  } catch (error) {
+    if (error instanceof WebhookCliError) fail(error.message);
+    throw error;
+  } finally {
+    await pool.end();
+  }
+}
+
+webhooks
+  .command('add <api_key_id> <url>')
+  .description("send the events of an ITFlow API key's commands to a URL; prints the signing secret once")
+  .option(
+    '--events <list>',
+    'comma-separated: command.applied, command.failed, import.finished',
+    'command.applied,command.failed,import.finished',
+  )
+  .option('--json', 'print the new webhook (with its secret) as JSON')
+  .action((apiKeyId: string, url: string, options: { events: string; json?: boolean }) =>
+    withServiceTables(async (pool, tables, settings) => {
+      const { addWebhook, addedText, parseEvents } = await import('../src/cli/webhooks.js');
+      const added = await addWebhook(pool, tables, settings, {
+        apiKeyId: positive(apiKeyId, 'api_key_id'),
+        url,
+        events: parseEvents(options.events),
+      });
+      process.stdout.write(options.json ? `${JSON.stringify(added)}\n` : addedText(added, settings));
+    }),
+  );
+
+webhooks
+  .command('list')
+  .description('every webhook, with its deliveries by state (secrets are never shown again)')
+  .option('--json', 'print the list as JSON')
+  .action((options: { json?: boolean }) =>
+    withServiceTables(async (pool, tables) => {
+      const { webhooksText } = await import('../src/cli/webhooks.js');
+      const { listWebhooks } = await import('../src/webhooks/overview.js');
+      const list = await listWebhooks(pool, tables);
+      process.stdout.write(options.json ? `${JSON.stringify(list)}\n` : webhooksText(list));
+    }),
+  );
+
+webhooks
+  .command('remove <webhook_id>')
+  .description('remove a webhook and its deliveries, delivered or not')
+  .action((webhookId: string) =>
+    withServiceTables(async (pool, tables, settings) => {
+      const { removeSubscription } = await import('../src/webhooks/subscriptions.js');
+      if (!(await removeSubscription(pool, tables, positive(webhookId, 'webhook_id')))) fail(`No webhook ${webhookId}.`);
+      console.log(`Webhook ${webhookId} removed; workers stop sending to it within ${settings.AUTH_CACHE_SECONDS} s.`);
+    }),
+  );
+
+webhooks
+  .command('test <webhook_id>')
+  .description('send a signed webhook.test event to a webhook now and show what it answered')
+  .action((webhookId: string) =>
+    withServiceTables(async (pool, tables, settings) => {
+      const { testWebhook, testedText } = await import('../src/cli/webhooks.js');
+      const tested = await testWebhook(pool, tables, settings, positive(webhookId, 'webhook_id'));
+      process.stdout.write(testedText(tested));
+      if (!tested.result.ok) process.exitCode = 1;
+    }),
+  );
+
+webhooks
+  .command('deliveries')
+  .description('deliveries newest first: pending (with their next attempt), delivered, failed (with the last answer)')
+  .option('--state <state>', 'pending, delivered or failed')
+  .option('--webhook <webhook_id>', "one webhook's")
+  .option('--limit <n>', 'how many', '50')
+  .option('--json', 'one JSON object per line')
+  .action((options: { state?: string; webhook?: string; limit: string; json?: boolean }) =>
+    withServiceTables(async (pool, tables) => {
+      const { deliveriesText, parseState } = await import('../src/cli/webhooks.js');
+      const { listDeliveries } = await import('../src/webhooks/deliveries.js');
+      const rows = await listDeliveries(pool, tables, {
+        state: parseState(options.state),
+        webhookId: options.webhook === undefined ? undefined : positive(options.webhook, '--webhook'),
+        limit: positive(options.limit, '--limit'),
+      });
+      if (options.json) for (const row of rows) console.log(JSON.stringify(row));
+      else process.stdout.write(deliveriesText(rows));
+    }),
+  );
+
+webhooks
+  .command('replay [event_ids...]')
+  .description('send events again now, with a new retry window (the receiver sees the same event id)')
+  .option('--all-failed', 'replay every failed delivery')
+  .action((eventIds: string[], options: { allFailed?: boolean }) =>
+    withServiceTables(async (pool, tables) => {
+      const { replayEvent, replayFailed } = await import('../src/webhooks/deliveries.js');
+      if (options.allFailed) {
+        console.log(`Replaying ${await replayFailed(pool, tables)} failed delivery(ies).`);
+        return;
+      }
+      if (eventIds.length === 0) fail('Name the event ids to replay, or pass --all-failed.');
+      for (const id of eventIds) {
+        const count = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)
+          ? await replayEvent(pool, tables, id)
+          : 0;
+        if (count === 0) {
+          console.log(`No delivery of event ${id}.`);
+          process.exitCode = 2;
+        } else console.log(`Replaying event ${id} (${count} delivery(ies)).`);
+      }
     }),
   );
 

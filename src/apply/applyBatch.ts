@@ -9,6 +9,8 @@ import type { ItflowSettings, ItflowSettingsReader } from '../itflow/settings.js
 import { refuseIfClosed, refuseIfResolved, requireActiveStatus, requireTicketInScope } from '../itflow/ticketRules.js';
 import { CLOSED, RESOLVED, type TicketDirectory, type TicketStatus } from '../itflow/tickets.js';
 import type { CommandJob } from '../queue/jobs.js';
+import { commandEventsStatement, recordOnceWithEvents } from '../webhooks/outbox.js';
+import type { SubscriptionIndex, WebhookSubscriptions } from '../webhooks/subscriptions.js';
 import { auditStatements } from './audit.js';
 import { classify } from './classify.js';
 import { mailStatement } from './clientMail.js';
@@ -48,6 +50,8 @@ export interface ApplyDeps {
    */
   parkedAmong?: (ticketIds: number[]) => Promise<Set<number>>;
   people: People;
+  /** Webhook subscriptions (cached): the commands whose key has one get their event written with their ledger row. */
+  webhooks?: WebhookSubscriptions;
 }
 
 /** One command to apply, with how many times it has been tried (for the ledger). */
@@ -103,6 +107,7 @@ export async function applyBatch(deps: ApplyDeps, batch: Submission[]): Promise<
   const zone = await deps.clock.zone();
   const settings = await deps.settings.get();
   const mailing = mayEmail(deps.schema, settings, batch);
+  const subscriptions = await deps.webhooks?.current();
   const fromLanes = [...new Set(batch.filter((s) => !s.parked).map((s) => s.job.command.ticketId))];
   // Asked alongside the locking round trip, so it adds no wait of its own.
   const parking = fromLanes.length > 0 && deps.parkedAmong ? deps.parkedAmong(fromLanes) : Promise.resolve(new Set<number>());
@@ -129,7 +134,7 @@ export async function applyBatch(deps: ApplyDeps, batch: Submission[]): Promise<
       parking,
     ]);
     const plan = await decide(deps, batch, state, parked, zone, settings);
-    await write(conn, deps, plan, batch);
+    await write(conn, deps, plan, batch, subscriptions);
     for (const [twin, first] of plan.twins) {
       const outcome = plan.outcomes[first] as ApplyResult;
       plan.outcomes[twin] = outcome.status === 'locked' ? outcome : { ...outcome, repeat: true };
@@ -141,7 +146,7 @@ export async function applyBatch(deps: ApplyDeps, batch: Submission[]): Promise<
     const verdict = classify(error);
     // A lone command whose data ITFlow's tables refuse will never apply: record it as failed.
     if (verdict.kind === 'final' && batch.length === 1) {
-      return [await recordFailure(deps.pool, deps.tables, batch[0] as Submission, verdict.error)];
+      return [await recordFailure(deps, subscriptions, batch[0] as Submission, verdict.error)];
     }
     throw error;
   } finally {
@@ -340,7 +345,13 @@ function ledgerEntry({ job, attempts }: Submission): LedgerEntry {
   };
 }
 
-async function write(conn: PoolConnection, deps: ApplyDeps, plan: Plan, batch: Submission[]): Promise<void> {
+async function write(
+  conn: PoolConnection,
+  deps: ApplyDeps,
+  plan: Plan,
+  batch: Submission[],
+  subscriptions: SubscriptionIndex | undefined,
+): Promise<void> {
   const { writes } = plan;
   let replyIds: number[] = [];
   if (writes.replies.length > 0) {
@@ -375,11 +386,19 @@ async function write(conn: PoolConnection, deps: ApplyDeps, plan: Plan, batch: S
       ),
     );
   }
+  // Webhook events of the commands finished now, with their ledger rows (src/webhooks/outbox.ts).
+  const events = commandEventsStatement(
+    deps.tables,
+    subscriptions,
+    plan.ledger.map(({ index }) => ({ job: (batch[index] as Submission).job, outcome: plan.outcomes[index] as Outcome })),
+  );
+  if (events) statements.push(events);
   statements.push({ sql: 'COMMIT', params: [] });
   await conn.query(
     statements.map((s) => s.sql).join(';\n'),
     statements.flatMap((s) => s.params),
   );
+  if (events) deps.webhooks?.eventsWritten();
 }
 
 const REPLY_COLUMNS = `ticket_reply, ticket_reply_type, ticket_reply_time_worked, ticket_reply_by,
@@ -404,9 +423,16 @@ async function insertReplies(conn: PoolConnection, consecutive: boolean, rows: u
  * A lone command that cannot be stored at all is recorded as failed, on a connection of its own
  * (the batch's may have been closed by the server, as after a packet too large).
  */
-async function recordFailure(pool: Pool, tables: ServiceTables, submission: Submission, error: ServiceError) {
+async function recordFailure(
+  deps: ApplyDeps,
+  subscriptions: SubscriptionIndex | undefined,
+  submission: Submission,
+  error: ServiceError,
+) {
   const outcome: Outcome = { status: 'failed', failure: toFailureRecord(error) };
-  const ledger = ledgerStatement(tables, [{ entry: ledgerEntry(submission), outcome }]);
-  await pool.query(`${ledger.sql} ON DUPLICATE KEY UPDATE command_id = command_id`, ledger.params);
+  const ledger = ledgerStatement(deps.tables, [{ entry: ledgerEntry(submission), outcome }]);
+  const events = commandEventsStatement(deps.tables, subscriptions, [{ job: submission.job, outcome }]);
+  await recordOnceWithEvents(deps.pool, ledger, events);
+  if (events) deps.webhooks?.eventsWritten();
   return outcome;
 }

@@ -74,8 +74,8 @@ export function queuesText(view: QueuesView, { top = 10 }: { top?: number | 'all
   return `${lines.join('\n')}\n`;
 }
 
-/** Columns padded to their widest cell; numbers right-aligned. */
-function table(header: string[], rows: ReadonlyArray<ReadonlyArray<string | number>>): string {
+/** Columns padded to their widest cell; numbers right-aligned (also for `webhooks list`). */
+export function table(header: string[], rows: ReadonlyArray<ReadonlyArray<string | number>>): string {
   const cells = [header, ...rows.map((row) => row.map(String))];
   const widths = header.map((_, c) => Math.max(...cells.map((row) => (row[c] ?? '').length)));
   return cells

@@ -166,6 +166,53 @@ export const migrations: Migration[] = [
       await conn.query(`INSERT IGNORE INTO ${t.projectionState} (id) VALUES (1)`);
     },
   },
+  {
+    version: 5,
+    name: 'webhook subscriptions and outbox',
+    async run(conn, t) {
+      // Subscriptions per ITFlow API key, added by an admin with `cli webhooks add` (src/webhooks/).
+      // `secret` holds what signs the deliveries, sealed when WEBHOOK_SECRET_KEY is set (src/webhooks/secrets.ts).
+      await conn.query(
+        `CREATE TABLE IF NOT EXISTS ${t.webhooks} (
+          webhook_id INT UNSIGNED NOT NULL AUTO_INCREMENT,
+          api_key_id INT NOT NULL,
+          url VARCHAR(2048) NOT NULL,
+          events VARCHAR(255) NOT NULL,
+          secret VARCHAR(255) NOT NULL,
+          created_at_utc DATETIME(3) NOT NULL,
+          PRIMARY KEY (webhook_id),
+          KEY api_key_id (api_key_id)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      );
+      // The outbox: one row per event and subscription, written in the transaction that finished the
+      // command, then delivered (and retried) by the dispatcher. Indexes are few, as every row is
+      // written on the apply path: `due` serves the dispatcher's claim, and the purge and counts by
+      // state (a finished row's next_attempt_at_utc is its last attempt's lease), `webhook_state`
+      // a webhook's removal and listing, `event_webhook` replays and writing an event once.
+      await conn.query(
+        `CREATE TABLE IF NOT EXISTS ${t.webhookDeliveries} (
+          delivery_id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+          event_id BINARY(16) NOT NULL,
+          webhook_id INT UNSIGNED NOT NULL,
+          event_type VARCHAR(40) NOT NULL,
+          payload MEDIUMTEXT NOT NULL,
+          state ENUM('pending','delivered','failed') NOT NULL DEFAULT 'pending',
+          attempts INT NOT NULL DEFAULT 0,
+          created_at_utc DATETIME(3) NOT NULL,
+          retry_from_utc DATETIME(3) NOT NULL,
+          next_attempt_at_utc DATETIME(3) NOT NULL,
+          last_attempt_at_utc DATETIME(3) NULL,
+          finished_at_utc DATETIME(3) NULL,
+          last_status SMALLINT NULL,
+          last_error VARCHAR(500) NULL,
+          PRIMARY KEY (delivery_id),
+          UNIQUE KEY event_webhook (event_id, webhook_id),
+          KEY due (state, next_attempt_at_utc),
+          KEY webhook_state (webhook_id, state)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      );
+    },
+  },
 ];
 
 export const LATEST_MIGRATION = Math.max(...migrations.map((m) => m.version));
@@ -220,8 +267,9 @@ async function migrateTables(pool: Pool, tables: ServiceTables): Promise<Migrati
  * What a running service does with its own tables: the ledger is read, written and updated, the
  * migrations table and the external ids read and written, the key settings read (`keys quiet`
  * writes them, with the CLI's own connection), the read projection's tables read, written and
- * updated (and its replies deleted when ITFlow's are). (DELETE on the ledger, for the retention
- * purge only, is not required: a purge refused it logs an error naming it every hour.)
+ * updated (and its replies deleted when ITFlow's are), webhook subscriptions read and their
+ * deliveries written. (DELETE on the ledger, for the retention purge only, is not required: a
+ * purge refused it logs an error naming it every hour.)
  */
 async function requireServiceGrants(pool: Pool, tables: ServiceTables): Promise<void> {
   const missing = await missingPrivileges(pool, [
@@ -248,6 +296,9 @@ async function requireServiceGrants(pool: Pool, tables: ServiceTables): Promise<
       privileges: ['SELECT', 'INSERT', 'UPDATE'],
       column: 'watermark',
     },
+    // Webhooks: subscriptions are read by workers; their outbox rows written in the apply transaction and updated by the dispatcher.
+    { schema: tables.schema, table: tables.names.webhooks, privileges: ['SELECT'], column: 'url' },
+    { schema: tables.schema, table: tables.names.webhookDeliveries, privileges: ['SELECT', 'INSERT', 'UPDATE'], column: 'state' },
   ]);
   if (missing.length > 0) throw await missingGrantsError(pool, missing);
 }

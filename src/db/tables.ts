@@ -15,6 +15,9 @@ export interface ServiceTables {
   projectionReplies: string;
   projectionTickets: string;
   projectionState: string;
+  /** Webhook subscriptions, and their outbox: one row per event and subscription (src/webhooks/). */
+  webhooks: string;
+  webhookDeliveries: string;
   /** The same tables' bare names, for information_schema and messages. */
   names: {
     commands: string;
@@ -24,6 +27,8 @@ export interface ServiceTables {
     projectionReplies: string;
     projectionTickets: string;
     projectionState: string;
+    webhooks: string;
+    webhookDeliveries: string;
   };
 }
 
@@ -39,6 +44,8 @@ export function serviceTables(config: Pick<Config, 'DATABASE_URL' | 'TABLE_PREFI
     projectionReplies: `${prefix}read_replies`,
     projectionTickets: `${prefix}read_tickets`,
     projectionState: `${prefix}read_state`,
+    webhooks: `${prefix}webhooks`,
+    webhookDeliveries: `${prefix}hook_outbox`,
   };
   const qualified = (table: string) => `${quoteIdentifier(schema)}.${quoteIdentifier(table)}`;
   return {
@@ -50,6 +57,8 @@ export function serviceTables(config: Pick<Config, 'DATABASE_URL' | 'TABLE_PREFI
     projectionReplies: qualified(names.projectionReplies),
     projectionTickets: qualified(names.projectionTickets),
     projectionState: qualified(names.projectionState),
+    webhooks: qualified(names.webhooks),
+    webhookDeliveries: qualified(names.webhookDeliveries),
     names,
   };
 }

@@ -17,6 +17,7 @@ import {
   itflowReadRepliesQuery,
   readRepliesQuery,
 } from '../commands/readReplies.js';
+import { WEBHOOK_SCHEMAS, webhookOperations } from '../webhooks/openapi.js';
 import { COMMANDS_PATH } from './accept.js';
 import { toServiceError } from './errors.js';
 import type { Example, FailureExamples } from './openapiExamples.js';
@@ -868,6 +869,8 @@ export function buildOpenApiDocument(limits: DocumentLimits): Json {
         }),
       },
     },
+    // What the service sends: completion webhooks (docs/webhooks.md).
+    webhooks: webhookOperations(),
     components: {
       securitySchemes: {
         ApiKeyHeader: { type: 'apiKey', in: 'header', name: 'X-API-Key', description: "An ITFlow API key's secret." },
@@ -965,6 +968,7 @@ export function buildOpenApiDocument(limits: DocumentLimits): Json {
         CommandStatus: responseSchema(commandStatus),
         CommandOutcomes: responseSchema(finishedOrUnfinished),
         Readiness: responseSchema(readiness),
+        ...WEBHOOK_SCHEMAS,
       },
     },
   };

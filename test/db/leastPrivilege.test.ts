@@ -310,11 +310,13 @@ describe.each(GENERATIONS)('a database user with only the grants docs/operations
       [
         'rq_commands',
         'rq_external_ids',
+        'rq_hook_outbox',
         'rq_key_settings',
         'rq_migrations',
         'rq_read_replies',
         'rq_read_state',
         'rq_read_tickets',
+        'rq_webhooks',
       ].map((t) => ({ t })),
     );
   });

@@ -60,10 +60,14 @@ describe('service processes', () => {
       const [tables] = await conn.query<mysql.RowDataPacket[]>("SHOW TABLES LIKE 'rq_%'");
       expect(tables.map((t) => Object.values(t)[0]).sort()).toEqual([
         'rq_commands',
+        'rq_external_ids',
+        'rq_hook_outbox',
+        'rq_key_settings',
         'rq_migrations',
         'rq_read_replies',
         'rq_read_state',
         'rq_read_tickets',
+        'rq_webhooks',
       ]);
       const db = mysql.createPool({ uri: env.DATABASE_URL });
       const world = await seedWorld(db, '2.6.7');

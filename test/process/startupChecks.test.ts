@@ -39,9 +39,13 @@ const DOCUMENTED_GRANTS: Array<[string, string]> = [
   ['SELECT, INSERT, UPDATE', 'sla_history'],
   ['CREATE, ALTER, SELECT, INSERT, UPDATE, DELETE', 'rq_commands'],
   ['CREATE, SELECT, INSERT', 'rq_migrations'],
+  ['CREATE, SELECT, INSERT', 'rq_external_ids'],
+  ['CREATE, SELECT, INSERT, UPDATE', 'rq_key_settings'],
   ['CREATE, ALTER, SELECT, INSERT, UPDATE, DELETE', 'rq_read_replies'],
   ['CREATE, ALTER, SELECT, INSERT, UPDATE', 'rq_read_tickets'],
   ['CREATE, ALTER, SELECT, INSERT, UPDATE', 'rq_read_state'],
+  ['CREATE, SELECT, INSERT, DELETE', 'rq_webhooks'],
+  ['CREATE, SELECT, INSERT, UPDATE, DELETE', 'rq_hook_outbox'],
 ];
 
 /** Resolves with how a process ended: its exit code, or 'started' if it came up instead. */

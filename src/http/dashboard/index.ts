@@ -2,7 +2,7 @@
 // build step, nothing from the network) and the JSON it reads under /dashboard/api/, for ITFlow
 // administrators only. It shows what the CLI's `queues` and `dead-letters` show — through the
 // same code: readQueues, DeadLetters — plus what a command line cannot keep in view: the commands
-// inside a lane's chunks, recent failures from the ledger, and imports in progress.
+// inside a lane's chunks, recent failures from the ledger, imports in progress, and webhooks.
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ttlMemo } from '../../cache.js';
@@ -18,6 +18,7 @@ import { recentFailures } from '../../read/recentFailures.js';
 import { keyBeforeBody, principalOf } from '../auth.js';
 import type { RouteDeps } from '../server.js';
 import { trackImportTraffic } from './importTraffic.js';
+import { registerWebhooksApi } from './webhooks.js';
 
 export const DASHBOARD_PATH = '/dashboard';
 
@@ -163,6 +164,8 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
         }
         return failures.get(hours);
       });
+
+      registerWebhooksApi(api, deps.read.pool, deps.read.tables);
 
       api.get('/imports', async () => {
         const records = await imports.recent(IMPORTS_LISTED);

@@ -597,6 +597,97 @@ async function refreshImports() {
   );
 }
 
+// ——— webhooks ———
+
+async function refreshWebhooks() {
+  const { webhooks, failed, retrying } = await api('webhooks');
+  $('webhooks-count').textContent = failed.length > 0 ? `(${number(failed.length)} failed)` : '';
+  table(
+    $('webhooks'),
+    [
+      { label: 'Id', numeric: true },
+      { label: 'API key' },
+      { label: 'URL' },
+      { label: 'Events' },
+      { label: 'Pending', numeric: true },
+      { label: 'Delivered (24 h)', numeric: true },
+      { label: 'Failed', numeric: true },
+    ],
+    webhooks.map((w) =>
+      el(
+        'tr',
+        {},
+        el('td', { className: 'num' }, w.webhook_id),
+        el('td', {}, `${w.api_key_id} ${w.api_key_name ?? '(no longer in ITFlow)'}`),
+        el('td', { className: 'reason', title: w.url }, w.url),
+        el('td', {}, w.events.join(', ')),
+        el('td', { className: 'num' }, number(w.deliveries.pending)),
+        el('td', { className: 'num' }, number(w.deliveries.delivered)),
+        el('td', { className: `num ${w.deliveries.failed > 0 ? 'bad' : ''}` }, number(w.deliveries.failed)),
+      ),
+    ),
+    'No webhooks. Add one with npm run cli -- webhooks add <api_key_id> <url>.',
+  );
+  table(
+    $('webhook-deliveries'),
+    [
+      { label: 'Event' },
+      { label: 'Type' },
+      { label: 'Webhook', numeric: true },
+      { label: 'State' },
+      { label: 'Attempts', numeric: true },
+      { label: 'Created' },
+      { label: 'Next attempt' },
+      { label: 'Last answer' },
+      { label: '' },
+    ],
+    [...failed, ...retrying].map((d) =>
+      el(
+        'tr',
+        {},
+        el('td', {}, shortId(d.eventId)),
+        el('td', { className: 'nowrap' }, d.eventType),
+        el('td', { className: 'num' }, d.webhookId),
+        el(
+          'td',
+          {},
+          el(
+            'span',
+            { className: `pill ${d.state === 'failed' ? 'warn' : 'active'}` },
+            d.state === 'failed' ? 'failed' : 'retrying',
+          ),
+        ),
+        el('td', { className: 'num' }, d.attempts),
+        el('td', {}, when(d.createdAt)),
+        el('td', {}, when(d.nextAttemptAt)),
+        el('td', { className: 'reason', title: d.lastError ?? '' }, d.lastError ?? '—'),
+        el(
+          'td',
+          { className: 'actions' },
+          el('button', { type: 'button', className: 'small danger', onclick: () => replayEvent(d) }, 'Replay'),
+        ),
+      ),
+    ),
+    'No failed or retrying deliveries.',
+  );
+}
+
+async function replayEvent(delivery) {
+  const confirmed = await confirmAction(
+    'Send this event again?',
+    `Event ${delivery.eventId} (${delivery.eventType}) is sent again now to each webhook it was for, with a new 24-hour retry window. The receiver sees the same event id.`,
+    'Replay',
+  );
+  if (!confirmed) return;
+  try {
+    const { deliveries } = await api(`webhooks/events/${encodeURIComponent(delivery.eventId)}/replay`, { method: 'POST' });
+    notice(`Replaying event ${delivery.eventId} (${deliveries} delivery(ies)).`);
+  } catch (error) {
+    showError(error);
+  }
+  await refreshAll();
+}
+
 // ——— refreshing ———
 
 let lastOthers = 0;
@@ -606,7 +697,7 @@ async function refreshAll({ queuesOnly = false } = {}) {
   const jobs = [refreshQueues()];
   if (!queuesOnly || Date.now() - lastOthers >= OTHERS_EVERY_MS) {
     lastOthers = Date.now();
-    jobs.push(refreshDeadLetters(), refreshFailures(), refreshImports());
+    jobs.push(refreshDeadLetters(), refreshFailures(), refreshImports(), refreshWebhooks());
   }
   const results = await Promise.allSettled(jobs);
   const failed = results.find((r) => r.status === 'rejected');
