@@ -18,6 +18,8 @@ import { recentFailures } from '../../read/recentFailures.js';
 import { keyBeforeBody, principalOf } from '../auth.js';
 import type { RouteDeps } from '../server.js';
 import { trackImportTraffic } from './importTraffic.js';
+import { registerKeysPanel } from './keys.js';
+import { registerProjectionPanel } from './projection.js';
 
 export const DASHBOARD_PATH = '/dashboard';
 
@@ -54,7 +56,7 @@ const PAGE_HEADERS = {
   'Cache-Control': 'no-cache',
 };
 
-type DashboardDeps = Pick<RouteDeps, 'auth' | 'read' | 'bulk'>;
+type DashboardDeps = Pick<RouteDeps, 'auth' | 'read' | 'bulk' | 'metrics' | 'health'>;
 
 export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): void {
   const { redis, prefix } = deps.auth;
@@ -175,6 +177,9 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
           })),
         };
       });
+
+      registerProjectionPanel(api, { ...deps.read, metrics: deps.metrics });
+      registerKeysPanel(api, { ...deps.read, schema: deps.health.schema });
     },
     { prefix: `${DASHBOARD_PATH}/api` },
   );
