@@ -3,7 +3,7 @@ import { migrate } from '../db/migrate.js';
 import { createPool } from '../db/pool.js';
 import { serviceTables } from '../db/tables.js';
 import { rebuildProjection } from '../read/projection/follower.js';
-import { readProjectionView } from '../read/projection/state.js';
+import { readProjectionStatus } from '../read/projection/status.js';
 import { detect, StartupError } from '../service.js';
 
 const REPORT_EVERY = 100_000;
@@ -48,18 +48,9 @@ export async function statusCommand(config: Config): Promise<string> {
     await detect(config, pool);
     const tables = serviceTables(config);
     await migrate(pool, tables);
-    const view = await readProjectionView(pool, tables);
-    const limit = config.PROJECTION_MAX_LAG_SECONDS;
-    const serving =
-      limit === 0
-        ? 'read.php reads ITFlow’s tables (PROJECTION_MAX_LAG_SECONDS=0)'
-        : view.lagSeconds === null
-          ? 'being built: read.php reads ITFlow’s tables until a worker’s follower has read ticket_replies to the end'
-          : view.lagSeconds <= limit
-            ? `read.php serves from it (lag within PROJECTION_MAX_LAG_SECONDS=${limit})`
-            : `read.php reads ITFlow’s tables: lag over PROJECTION_MAX_LAG_SECONDS=${limit} (is a worker running?)`;
+    const view = await readProjectionStatus(pool, tables, config.PROJECTION_MAX_LAG_SECONDS);
     return [
-      `Read projection: ${serving}.`,
+      `Read projection: ${view.summary}.`,
       `  lag: ${view.lagSeconds === null ? '—' : `${view.lagSeconds.toFixed(3)} s`} (caught up at ${view.caughtUpAt ?? '—'} UTC)`,
       `  watermark: reply id ${view.watermark.toLocaleString('en-US')}; ${view.idsBehind.toLocaleString('en-US')} id(s) past it`,
       `  older replies last swept: ${view.repliesSweptAt ?? '—'} UTC; tickets last swept: ${view.ticketsSweptAt ?? '—'} UTC`,

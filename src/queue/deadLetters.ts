@@ -20,6 +20,8 @@ export interface DeadLetter {
   chunkId: string | null;
   ticketId: number | null;
   apiKeyId: number | null;
+  /** The command's external_id, when it had one. */
+  externalId: string | null;
   acceptedAt: string | null;
   failedAt: string | null;
   attempts: number;
@@ -97,6 +99,7 @@ function describe(lane: Queue, job: DeadJob, command: Partial<CommandJob>): Dead
     chunkId: isChunk(job.data) ? String(job.id) : null,
     ticketId: command.command?.ticketId ?? null,
     apiKeyId: command.apiKeyId ?? null,
+    externalId: command.command?.externalId ?? null,
     acceptedAt: command.acceptedAt ? new Date(command.acceptedAt).toISOString() : null,
     failedAt: job.finishedOn ? new Date(job.finishedOn).toISOString() : null,
     attempts: progress.success ? progress.data.attempts : 1,

@@ -21,6 +21,8 @@ export interface RecentFailure {
   /** The key's name in ITFlow's api_keys, or null when the key is gone. */
   keyName: string | null;
   idempotencyKey: string | null;
+  /** The command's external_id, when it had one. */
+  externalId: string | null;
   acceptedAt: string;
   finishedAt: string;
   attempts: number;
@@ -61,7 +63,7 @@ export async function recentFailures(
       [since],
     ),
     pool.query<RowDataPacket[]>(
-      `SELECT command_id, ticket_id, c.api_key_id, api_key_name, idempotency_key, accepted_at_utc, finished_at_utc,
+      `SELECT command_id, ticket_id, c.api_key_id, api_key_name, idempotency_key, c.external_id, accepted_at_utc, finished_at_utc,
               attempts, http_status, error
          FROM ${tables.commands} AS c LEFT JOIN api_keys ON api_keys.api_key_id = c.api_key_id
         WHERE command_id >= ? AND status = 'failed'
@@ -81,6 +83,7 @@ export async function recentFailures(
       apiKeyId: Number(row.api_key_id),
       keyName: row.api_key_name === null ? null : String(row.api_key_name),
       idempotencyKey: row.idempotency_key === null ? null : String(row.idempotency_key),
+      externalId: row.external_id === null ? null : String(row.external_id),
       acceptedAt: isoUtc(row.accepted_at_utc),
       finishedAt: isoUtc(row.finished_at_utc),
       attempts: Number(row.attempts),

@@ -1,7 +1,9 @@
 // /dashboard in a real browser, against a service this script starts with real work in it: an
 // import applied and one still queued (chunks in the lanes), single commands waiting, commands
 // refused by the worker (recent failures), and dead letters — a single command and a chunk's —
-// made by holding ticket_replies locked past their attempts. It signs in with a technician's key
+// made by holding ticket_replies locked past their attempts — some carrying an external_id —, a
+// quiet key, external ids held, and read.php listings through the read projection and around it.
+// It signs in with a technician's key
 // (refused) and the admin key, opens a lane's chunks, shows a dead letter, replays a chunk's from
 // the page, lets a worker apply it, and checks the reply rows. Screenshots of each step go to
 // SCREENSHOT_DIR; the page must run without a script error or a Content-Security-Policy report.
@@ -19,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { chromium, type Locator, type Page } from 'playwright-core';
+import { setQuiet, withKeySettings } from '../../src/cli/keys.js';
 import { loadConfig } from '../../src/config.js';
 import { createItflowDatabase, dropDatabase, withDatabase } from '../../src/demo/itflowDatabase.js';
 import { DEMO_KEYS, seedDemoData } from '../../src/demo/seed.js';
@@ -128,14 +131,27 @@ async function prepare(dir: string): Promise<{ intake: RunningService; deadIds: 
   }
   const tickets = [1, 2, 3, 4, ...extra];
   const intake = await startService(config, { intake: true, worker: false }, logger);
+  // The reporting key quiet by default, as `npm run cli -- keys quiet 3` makes it.
+  await withKeySettings(config, (pool, tables) => setQuiet(pool, tables, [3], true));
 
-  console.log('An import applied; replies refused by the worker (ticket 6 closed after they were accepted)');
+  console.log(
+    'An import applied, and two replies with external ids; replies refused by the worker (ticket 6 closed after they were accepted)',
+  );
   let worker = await startWorker();
+  await post('create.php', { ticket_id: 1, ticket_reply: 'Synced from the PSA.', external_id: 'psa-note-1001' });
+  await post('create.php', { ticket_id: 2, ticket_reply: 'Synced from the PSA too.', external_id: 'psa-note-1002' });
   await sendImport(importFile(dir, 'helpdesk-history-2024.ndjson', 1500, tickets), true);
+  await until(
+    'the external ids',
+    async () => (await db.query<mysql.RowDataPacket[]>('SELECT COUNT(*) AS n FROM rq_external_ids'))[0][0]?.n,
+    (n) => Number(n) === 2,
+  );
   await worker.close();
   const refused: string[] = [];
-  for (const text of ['Certificate renewed.', 'Added the new SAN.', 'Closing note']) {
-    refused.push((await post('create.php', { ticket_id: 6, ticket_reply: text })).data[0].command_id);
+  for (const [i, text] of ['Certificate renewed.', 'Added the new SAN.', 'Closing note'].entries()) {
+    refused.push(
+      (await post('create.php', { ticket_id: 6, ticket_reply: text, external_id: `psa-cert-${i + 1}` })).data[0].command_id,
+    );
   }
   await db.query('UPDATE tickets SET ticket_status = 5, ticket_closed_at = NOW() WHERE ticket_id = 6');
   worker = await startWorker();
@@ -154,7 +170,12 @@ async function prepare(dir: string): Promise<{ intake: RunningService; deadIds: 
     { ticket_id: 1, ticket_reply: 'Backup verified.', status: 4 },
     { ticket_id: 1, ticket_reply: 'Weekly restore test scheduled.' },
   ]);
-  const single = await post('create.php', { ticket_id: 2, ticket_reply: 'Laptop imaged and enrolled.', public_reply_type: 1 });
+  const single = await post('create.php', {
+    ticket_id: 2,
+    ticket_reply: 'Laptop imaged and enrolled.',
+    public_reply_type: 1,
+    external_id: 'psa-laptop-42',
+  });
   const deadIds = [...chunk.data.map((d: { command_id: string }) => d.command_id), single.data[0].command_id];
   worker = await startWorker({
     APPLY_MAX_ATTEMPTS: 2,
@@ -181,6 +202,16 @@ async function prepare(dir: string): Promise<{ intake: RunningService; deadIds: 
     await post('create.php', { ticket_id: ticket, ticket_reply: text });
   }
   await sleep(3000); // so the oldest waiting command has an age to show
+
+  console.log('read.php: two ticket pages through the read projection, a reply_id from ITFlow’s tables');
+  for (const query of ['ticket_id=1', 'ticket_id=2', 'reply_id=1']) {
+    const response = await fetch(`${BASE_URL}/api/v1/tickets/replies/read.php?${query}`, {
+      headers: { 'X-API-Key': DEMO_KEYS.admin },
+    });
+    assert.equal(response.status, 200, `read.php?${query}`);
+    const source = response.headers.get('x-read-source');
+    assert.equal(source, query.startsWith('ticket') ? 'projection' : 'itflow', `read.php?${query} answered from ${source}`);
+  }
   return { intake, deadIds, tickets };
 }
 
@@ -231,6 +262,23 @@ async function check(deadIds: string[]): Promise<void> {
     assert.match(await seen(page.locator('#who')), /Signed in as Ada Admin/);
     assert.ok(Number((await seen(tile('Not applied yet'))).replace(/,/g, '')) > 0);
     await shoot(page, 'dashboard-overview.png', true);
+
+    console.log('The read projection, the API keys, and external ids on failed commands');
+    assert.match(await seen(page.locator('#projection-state')), /read\.php serves from it/);
+    const projection = await seen(page.locator('#projection'));
+    assert.match(projection, /Listings from the projection\n2\n/);
+    assert.match(projection, /Listings from ITFlow’s tables\n1\n/);
+    assert.match(projection, /reply_id from ITFlow’s tables: a reply_id/);
+    assert.match(projection, /Replies behind the watermark\n0\n/);
+    await shoot(page.locator('#projection-card'), 'dashboard-projection.png');
+    const keyRow = (name: string) => seen(page.locator('#keys tbody tr', { hasText: name }));
+    assert.equal(await page.locator('#keys tbody tr').count(), 3);
+    assert.match(await keyRow('Demo admin integration'), /Ada Admin user #1\s+2099-12-31\s+notifies\s+2$/);
+    assert.match(await keyRow('Demo reporting'), /quiet\s+0$/);
+    assert.match(await seen(page.locator('#keys-card .hint')), /npm run cli -- keys quiet ID…/);
+    await shoot(page.locator('#keys-card'), 'dashboard-keys.png');
+    assert.match(await seen(page.locator('#dead')), /external id psa-laptop-42/);
+    assert.match(await seen(page.locator('#failures')), /external id psa-cert-3/);
 
     console.log('A lane’s jobs: chunks with the commands they carry');
     await page.locator('#lanes tbody tr', { hasText: 'replies-003' }).getByRole('button', { name: 'Jobs' }).click();

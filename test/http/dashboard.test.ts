@@ -166,8 +166,9 @@ describe('operator dashboard', () => {
     const ticket = await addTicket(h.db, '2.6.7', { clientId: world.clientA });
     const holder = await mysql.createConnection({ uri: h.config.DATABASE_URL });
     await holder.query('LOCK TABLES ticket_replies READ');
-    const single = (await h.post(CREATE, { ticket_id: ticket, ticket_reply: 'Alone' }, { key: world.keys.all })).body.data[0]
-      .command_id as string;
+    const single = (
+      await h.post(CREATE, { ticket_id: ticket, ticket_reply: 'Alone', external_id: 'crm-alone' }, { key: world.keys.all })
+    ).body.data[0].command_id as string;
     const bulk = await h.post(
       BULK,
       [
@@ -191,7 +192,14 @@ describe('operator dashboard', () => {
         (answer) => mine(answer).length === 3,
       );
       const letters = new Map<string, any>(mine(listed).map((l: { commandId: string }) => [l.commandId, l]));
-      expect(letters.get(single)).toMatchObject({ ticketId: ticket, chunkId: null, attempts: 2, lane: laneOf(ticket) });
+      expect(letters.get(single)).toMatchObject({
+        ticketId: ticket,
+        chunkId: null,
+        attempts: 2,
+        lane: laneOf(ticket),
+        externalId: 'crm-alone',
+      });
+      expect(letters.get(chunked[0]).externalId).toBeNull();
       expect(letters.get(single).reason).toMatch(/Gave up after 2 attempts/);
       expect(letters.get(chunked[0]).chunkId).not.toBeNull();
       expect(letters.get(chunked[1]).chunkId).toBe(letters.get(chunked[0]).chunkId);

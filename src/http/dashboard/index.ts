@@ -18,6 +18,8 @@ import { recentFailures } from '../../read/recentFailures.js';
 import { keyBeforeBody, principalOf } from '../auth.js';
 import type { RouteDeps } from '../server.js';
 import { trackImportTraffic } from './importTraffic.js';
+import { registerKeysPanel } from './keys.js';
+import { registerProjectionPanel } from './projection.js';
 import { registerWebhooksApi } from './webhooks.js';
 
 export const DASHBOARD_PATH = '/dashboard';
@@ -55,7 +57,7 @@ const PAGE_HEADERS = {
   'Cache-Control': 'no-cache',
 };
 
-type DashboardDeps = Pick<RouteDeps, 'auth' | 'read' | 'bulk'>;
+type DashboardDeps = Pick<RouteDeps, 'auth' | 'read' | 'bulk' | 'metrics' | 'health'>;
 
 export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): void {
   const { redis, prefix } = deps.auth;
@@ -178,6 +180,9 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
           })),
         };
       });
+
+      registerProjectionPanel(api, { ...deps.read, metrics: deps.metrics });
+      registerKeysPanel(api, { ...deps.read, schema: deps.health.schema });
     },
     { prefix: `${DASHBOARD_PATH}/api` },
   );

@@ -311,7 +311,7 @@ async function refreshDeadLetters() {
       el(
         'tr',
         { className: letter.commandId === shownLetter ? 'selected' : '' },
-        el('td', {}, shortId(letter.commandId)),
+        el('td', {}, shortId(letter.commandId), externalIdLine(letter.externalId)),
         el('td', { className: 'num' }, letter.ticketId ?? '—'),
         el('td', { className: 'nowrap' }, letter.lane),
         el('td', { className: 'nowrap' }, letter.chunkId ? ['chunk ', shortId(letter.chunkId)] : 'on its own'),
@@ -360,6 +360,7 @@ async function showLetter(commandId) {
     ['Status change', command.status > 0 ? `to status ${command.status}` : 'none'],
     ['Dated', command.createdAt ? `${command.createdAt} (historical import)` : 'when accepted'],
     ['Idempotency key', job.idempotencyKey ?? '—'],
+    ['External id', command.externalId ?? '—'],
   ];
   $('dead-detail').replaceChildren(
     el(
@@ -488,7 +489,7 @@ async function refreshFailures() {
         'tr',
         {},
         el('td', {}, when(f.acceptedAt)),
-        el('td', {}, shortId(f.commandId), importLine(f.idempotencyKey)),
+        el('td', {}, shortId(f.commandId), importLine(f.idempotencyKey), externalIdLine(f.externalId)),
         el('td', { className: 'num' }, f.ticketId),
         el('td', { className: 'nowrap' }, f.keyName ?? `key #${f.apiKeyId}`),
         el('td', { className: 'num' }, el('span', { className: 'pill bad' }, f.httpStatus)),
@@ -688,6 +689,141 @@ async function replayEvent(delivery) {
   await refreshAll();
 }
 
+/** "external id …" under a command that carried one (its integration's own name for the reply). */
+function externalIdLine(externalId) {
+  return externalId
+    ? el('div', { className: 'sub external-id' }, 'external id ', el('code', { title: externalId }, externalId))
+    : null;
+}
+
+// ——— read projection ———
+
+/** Why ITFlow's tables answered a listing (replyqueue_read_listings_total's reason). */
+const FALLBACK_REASONS = {
+  reply_id: 'a reply_id (read by primary key either way)',
+  condition: 'a filter the projection does not hold',
+  off: 'projection switched off',
+  lag: 'projection behind or being built',
+  stale: 'rows changed while read, twice',
+};
+
+function lagText(seconds) {
+  if (seconds === null) return 'building';
+  return seconds < 10 ? `${seconds.toFixed(1)} s` : age(Math.floor(seconds));
+}
+
+async function refreshProjection() {
+  const view = await api('projection');
+  $('projection-state').replaceChildren(
+    view.serving
+      ? el('span', { className: 'pill ok' }, 'read.php serves from it')
+      : el('span', { className: `pill ${view.reason === 'off' ? '' : 'warn'}` }, 'read.php reads ITFlow’s tables'),
+  );
+  const listings = view.listings;
+  const fallbacks = listings.bySource.filter((l) => l.source === 'itflow');
+  $('projection').replaceChildren(
+    el(
+      'div',
+      { className: 'tiles' },
+      tile(
+        'Lag',
+        lagText(view.lagSeconds),
+        view.lagSeconds === null ? 'not read to the end of ticket_replies yet' : `limit ${view.maxLagSeconds} s`,
+        view.reason === 'building' || view.reason === 'lag' ? 'warn' : '',
+      ),
+      tile(
+        'Replies behind the watermark',
+        number(view.idsBehind),
+        `watermark: reply id ${number(view.watermark)}`,
+        view.reason === 'behind' ? 'warn' : '',
+      ),
+      tile('Last caught up', when(view.caughtUpAt), view.caughtUpAt ? 'read ticket_replies to its end' : 'never'),
+      tile('Listings from the projection', number(listings.projection), el('span', {}, 'since ', when(listings.since))),
+      tile(
+        'Listings from ITFlow’s tables',
+        number(listings.itflow),
+        el('span', {}, 'since ', when(listings.since)),
+        listings.itflow > 0 && fallbacks.some((l) => l.reason === 'lag' || l.reason === 'stale') ? 'warn' : '',
+      ),
+    ),
+    el('p', { className: 'projection-summary' }, `Read projection: ${view.summary}.`),
+    el(
+      'dl',
+      { className: 'facts' },
+      el('dt', {}, 'Older replies last swept'),
+      el('dd', {}, when(view.repliesSweptAt)),
+      el('dt', {}, 'Tickets last swept'),
+      el('dd', {}, when(view.ticketsSweptAt)),
+    ),
+    fallbacks.length === 0
+      ? null
+      : el(
+          'ul',
+          { className: 'reasons fallbacks' },
+          fallbacks.map((l) =>
+            el(
+              'li',
+              {},
+              el('span', { className: 'pill' }, l.reason ?? '?'),
+              ` from ITFlow’s tables: ${FALLBACK_REASONS[l.reason] ?? l.reason} `,
+              el('strong', {}, `× ${number(l.count)}`),
+            ),
+          ),
+        ),
+  );
+}
+
+// ——— API keys ———
+
+async function refreshKeys() {
+  const view = await api('keys');
+  const runsAsUser = view.keyModel === 'key-runs-as-user';
+  const quiet = view.keys.filter((k) => k.quiet).length;
+  $('keys-count').textContent = view.keys.length > 0 ? `(${number(view.keys.length)}, ${number(quiet)} quiet)` : '';
+  const owner = (key) => {
+    if (!runsAsUser) return key.clientId === 0 ? 'every client' : `client #${key.clientId}`;
+    if (!key.user) return el('span', { className: 'sub' }, 'no user (ITFlow refuses it)');
+    return [key.user.name ?? 'a user that is gone', el('span', { className: 'sub' }, ` user #${key.user.id}`)];
+  };
+  table(
+    $('keys'),
+    [
+      { label: 'Id', numeric: true },
+      { label: 'Name' },
+      { label: runsAsUser ? 'Runs as' : 'For' },
+      { label: 'Expires' },
+      { label: 'By default' },
+      { label: 'External ids', numeric: true },
+    ],
+    view.keys.map((key) =>
+      el(
+        'tr',
+        {},
+        el('td', { className: 'num' }, key.apiKeyId),
+        el('th', { scope: 'row' }, key.name),
+        el('td', { className: 'nowrap' }, owner(key)),
+        el('td', { className: 'nowrap' }, key.expires, key.expired ? el('span', { className: 'pill bad' }, 'expired') : null),
+        el(
+          'td',
+          {},
+          key.quiet
+            ? el('span', { className: 'pill warn', title: 'notify: false unless a command says notify: true' }, 'quiet')
+            : el('span', { className: 'pill ok' }, 'notifies'),
+        ),
+        el('td', { className: 'num' }, number(key.externalIds)),
+      ),
+    ),
+    'No API keys in ITFlow.',
+  );
+  $('keys').append(
+    el(
+      'tfoot',
+      {},
+      el('tr', {}, el('td', { colspan: 6 }, 'External ids counted ', when(view.externalIdsCountedAt), ' (kept for 30 s).')),
+    ),
+  );
+}
+
 // ——— refreshing ———
 
 let lastOthers = 0;
@@ -698,6 +834,7 @@ async function refreshAll({ queuesOnly = false } = {}) {
   if (!queuesOnly || Date.now() - lastOthers >= OTHERS_EVERY_MS) {
     lastOthers = Date.now();
     jobs.push(refreshDeadLetters(), refreshFailures(), refreshImports(), refreshWebhooks());
+    jobs.push(refreshProjection(), refreshKeys());
   }
   const results = await Promise.allSettled(jobs);
   const failed = results.find((r) => r.status === 'rejected');
