@@ -12,6 +12,7 @@ import { type LoadResult, runLoad } from './load.js';
 import {
   type BenchContext,
   type BulkRun,
+  type BulkShape,
   bulkOnBare,
   bulkOnService,
   type Ledger,
@@ -259,43 +260,40 @@ async function singleScenario(
   return runs;
 }
 
-if (ctx && scenarios.has('bulk')) {
-  const shape = { total: Number(opts.bulkTotal), perRequest: 1000, inFlight: 4, tickets };
-  const scenario = `bulk, ${fmt(shape.total)} items, 1,000 a request, 4 in flight`;
+/** A bulk.php load on the bare pipeline and on each topology, each row against the spread ceiling; the service's runs by topology. */
+async function bulkScenario(context: BenchContext, scenario: string, shape: BulkShape): Promise<Map<Topology, BulkRun>> {
   let bare: BulkRun | undefined;
-  if (ctx.bare) {
+  if (context.bare) {
     console.log(`${scenario}: the bare pipeline…`);
-    bare = await bulkOnBare(ctx, shape);
+    bare = await bulkOnBare(context, shape);
     rows.push(bulkRow(scenario, 'bare pipeline', bare, ceiling.spread));
   }
+  const runs = new Map<Topology, BulkRun>();
   for (const topology of topologies) {
     console.log(`${scenario}: the service (${topology})…`);
-    const run = await bulkOnService(ctx, topology, shape);
+    const run = await bulkOnService(context, topology, shape);
+    runs.set(topology, run);
+    rows.push(bulkRow(scenario, topology, run, ceiling.spread, bare));
+  }
+  return runs;
+}
+
+if (ctx && scenarios.has('bulk')) {
+  const shape = { total: Number(opts.bulkTotal), perRequest: 1000, inFlight: 4, tickets };
+  const runs = await bulkScenario(ctx, `bulk, ${fmt(shape.total)} items, 1,000 a request, 4 in flight`, shape);
+  for (const [topology, run] of runs) {
     const topBest = best.get(topology)!;
     topBest.bulk = Math.max(topBest.bulk, run.appliedPerSecond);
-    rows.push(bulkRow(scenario, topology, run, ceiling.spread, bare));
   }
 }
 
 if (ctx && scenarios.has('historical')) {
-  const shape = {
-    total: Number(opts.historicalTotal),
-    perRequest: 1000,
-    inFlight: 4,
-    tickets: Math.min(2000, tickets),
-    historical: true,
-  };
-  const scenario = `historical import, ${fmt(shape.total)} replies with created_at over ${fmt(shape.tickets)} tickets, bulk.php`;
-  let bare: BulkRun | undefined;
-  if (ctx.bare) {
-    console.log(`${scenario}: the bare pipeline…`);
-    bare = await bulkOnBare(ctx, shape);
-    rows.push(bulkRow(scenario, 'bare pipeline', bare, ceiling.spread));
-  }
-  for (const topology of topologies) {
-    console.log(`${scenario}: the service (${topology})…`);
-    rows.push(bulkRow(scenario, topology, await bulkOnService(ctx, topology, shape), ceiling.spread, bare));
-  }
+  const shape = { total: Number(opts.historicalTotal), perRequest: 1000, inFlight: 4, tickets: Math.min(2000, tickets) };
+  await bulkScenario(
+    ctx,
+    `historical import, ${fmt(shape.total)} replies with created_at over ${fmt(shape.tickets)} tickets, bulk.php`,
+    { ...shape, historical: true },
+  );
 }
 
 if (ctx && scenarios.has('import')) {
