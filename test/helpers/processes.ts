@@ -80,6 +80,25 @@ export function freePort(): Promise<number> {
 }
 
 /**
+ * `count` consecutive TCP ports nothing listens on now, below Linux's ephemeral range (32768 and
+ * up), so no outgoing connection of another test takes one before the service binds it (a port
+ * from freePort() is ephemeral, and the one after it may be any connection's).
+ */
+export async function freePorts(count: number): Promise<number> {
+  const bindable = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+  for (;;) {
+    const base = 20_000 + Math.floor(Math.random() * 12_000);
+    const ports = Array.from({ length: count }, (_, i) => base + i);
+    if ((await Promise.all(ports.map(bindable))).every(Boolean)) return base;
+  }
+}
+
+/**
  * A test's own redis-server on `port` (so the test can kill and restart it without touching
  * the shared one), with `args` added to its command line; resolves once it takes connections.
  */

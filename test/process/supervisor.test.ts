@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, seedWorld, type World } from '../helpers/itflow.js';
-import { freePort, killLeftovers, type ServiceProcess, spawnEntry } from '../helpers/processes.js';
+import { freePorts, killLeftovers, type ServiceProcess, spawnEntry } from '../helpers/processes.js';
 
 /**
  * `npm start` as an operator runs it: the intake and a worker, each a process of its own under
@@ -129,7 +129,7 @@ describe('npm start: the intake and its workers as supervised processes', () => 
   });
 
   it('SERVICE_WORKERS=2 runs two workers; SERVICE_WORKERS=0 one process doing both', async () => {
-    const workerPort = await freePort();
+    const workerPort = await freePorts(2);
     const two = await start({ SERVICE_WORKERS: '2', WORKER_PORT: String(workerPort) });
     expect(two.started.processes?.map((p) => p.name)).toEqual(['intake', 'worker-1', 'worker-2']);
     // Each worker serves its health and metrics on a port of its own: WORKER_PORT, WORKER_PORT + 1.
