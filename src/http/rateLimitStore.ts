@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { runScriptPipelined } from '../queue/scripts.js';
+import { perTurn } from '../turnBatch.js';
 
 /** What @fastify/rate-limit's store interface answers for one request. */
 interface Counted {
@@ -7,12 +8,6 @@ interface Counted {
   ttl: number;
 }
 type Callback = (error: Error | null, counted?: Counted) => void;
-
-interface Pending {
-  key: string;
-  windowMs: number;
-  done: Callback;
-}
 
 /**
  * A Redis store for @fastify/rate-limit that counts like the plugin's own (fixed windows: the
@@ -22,37 +17,24 @@ interface Pending {
  * per request.
  */
 export function coalescingStore(redis: Redis, nameSpace: string) {
-  let pending: Pending[] | null = null;
-  const flush = (batch: Pending[]) => {
-    pending = null;
-    runScriptPipelined(
+  const count = perTurn<{ key: string; windowMs: number }, Counted | Error>(async (batch) => {
+    const answers = await runScriptPipelined(
       redis,
       'countRequest',
       batch.map((p) => ({ keys: [p.key], args: [p.windowMs] })),
-    ).then(
-      (answers) =>
-        batch.forEach((p, i) => {
-          const [error, value] = answers[i] ?? [new Error('no answer from Redis'), null];
-          if (error) p.done(error);
-          else {
-            const [current, ttl] = value as [number, number];
-            p.done(null, { current: Number(current), ttl: Number(ttl) });
-          }
-        }),
-      (error: Error) => {
-        for (const p of batch) p.done(error);
-      },
     );
-  };
-  const count = (key: string, windowMs: number, done: Callback) => {
-    let batch = pending;
-    if (batch === null) {
-      const fresh: Pending[] = [];
-      batch = pending = fresh;
-      setImmediate(() => flush(fresh));
-    }
-    batch.push({ key, windowMs, done });
-  };
+    return batch.map((_, i) => {
+      const [error, value] = answers[i] ?? [new Error('no answer from Redis'), null];
+      if (error) return error;
+      const [current, ttl] = value as [number, number];
+      return { current: Number(current), ttl: Number(ttl) };
+    });
+  });
+  const incr = (key: string, windowMs: number, done: Callback) =>
+    count({ key, windowMs }).then(
+      (counted) => (counted instanceof Error ? done(counted) : done(null, counted)),
+      (error: Error) => done(error),
+    );
   // The plugin constructs the store itself, with its own settings only.
   return class CoalescingStore {
     constructor(
@@ -60,7 +42,7 @@ export function coalescingStore(redis: Redis, nameSpace: string) {
       private readonly prefix = nameSpace,
     ) {}
     incr(key: string, done: Callback, timeWindow: number): void {
-      count(`${this.prefix}${key}`, timeWindow, done);
+      void incr(`${this.prefix}${key}`, timeWindow, done);
     }
     /** A route's own limit (route config): its counters under the route's method and path. */
     child(routeOptions: { method: string | string[]; url: string }): CoalescingStore {

@@ -68,6 +68,6 @@ export function announceCompletions(events: CommandEvents, publisher: Redis, pre
 /** Takes finished commands off their key's pending list for read.php (a hint: a read filters it too). */
 export function forgetPending(events: CommandEvents, pending: PendingCommands): void {
   events.on('finished', ({ commands }) => {
-    void pending.forget(commands).catch(() => {});
+    void pending.forgetSoon(commands).catch(() => {});
   });
 }

@@ -11,6 +11,7 @@
 // drops the leftovers it meets; the set also expires a week after its latest note, so one never
 // read again does not stay.
 import type { Redis } from 'ioredis';
+import { perTurn } from '../turnBatch.js';
 import { chunkIdOf, isChunk } from './chunks.js';
 import { type CommandJob, commandJobSchema } from './jobs.js';
 import { redisKeys } from './keys.js';
@@ -40,6 +41,21 @@ export class PendingCommands {
   ) {
     this.keys = redisKeys(prefix);
   }
+
+  /**
+   * Notes one accepted command; the notes of every command accepted in the same turn of the
+   * event loop go to Redis together (one pipeline).
+   */
+  readonly noteOne = perTurn<CommandJob, void>(async (jobs) => {
+    await this.note(jobs);
+    return jobs.map(() => undefined);
+  });
+
+  /** Forgets finished commands, those of one turn of the event loop together. */
+  readonly forgetSoon = perTurn<CommandJob[], void>(async (lists) => {
+    await this.forget(lists.flat());
+    return lists.map(() => undefined);
+  });
 
   /** Notes accepted commands, one round trip whatever their number. */
   async note(jobs: CommandJob[]): Promise<void> {

@@ -54,7 +54,7 @@ export class CommandQueue {
    * first; the note is a hint whose failure must not turn a queued command into a 503.
    */
   async add(job: CommandJob): Promise<void> {
-    const noting = this.pending.note([job]).catch(() => {});
+    const noting = this.pending.noteOne(job).catch(() => {});
     await this.laneFor(job.command.ticketId).add(JOB_NAME, job, { ...this.jobOptions, jobId: job.commandId });
     await noting;
   }
