@@ -16,6 +16,7 @@ import { chunkIdOf, isChunk } from './chunks.js';
 import { type CommandJob, commandJobSchema } from './jobs.js';
 import { redisKeys } from './keys.js';
 import { laneName, laneOf } from './lanes.js';
+import { runScript } from './scripts.js';
 
 /** How long a (key, ticket) set outlives its latest note. */
 const PENDING_TTL_MS = 7 * 86_400_000;
@@ -57,25 +58,31 @@ export class PendingCommands {
     return lists.map(() => undefined);
   });
 
-  /** Notes accepted commands, one round trip whatever their number. */
+  /** Notes accepted commands: one script call whatever their number. */
   async note(jobs: CommandJob[]): Promise<void> {
     if (jobs.length === 0) return;
-    const pipeline = this.redis.pipeline();
-    for (const [key, members] of this.byTicket(jobs)) {
-      pipeline.zadd(key, ...members.flatMap((job) => [job.acceptedAt, job.commandId]));
-      pipeline.pexpire(key, PENDING_TTL_MS);
-    }
-    const answers = (await pipeline.exec()) ?? [];
-    const failed = answers.find(([error]) => error)?.[0];
-    if (failed) throw failed;
+    const groups = [...this.byTicket(jobs)];
+    await runScript(
+      this.redis,
+      'notePending',
+      groups.map(([key]) => key),
+      [
+        PENDING_TTL_MS,
+        ...groups.flatMap(([, members]) => [members.length, ...members.flatMap((job) => [job.acceptedAt, job.commandId])]),
+      ],
+    );
   }
 
-  /** Forgets commands that finished (their outcome is in the ledger). */
+  /** Forgets commands that finished (their outcome is in the ledger): one script call. */
   async forget(jobs: CommandJob[]): Promise<void> {
     if (jobs.length === 0) return;
-    const pipeline = this.redis.pipeline();
-    for (const [key, members] of this.byTicket(jobs)) pipeline.zrem(key, ...members.map((job) => job.commandId));
-    await pipeline.exec();
+    const groups = [...this.byTicket(jobs)];
+    await runScript(
+      this.redis,
+      'forgetPending',
+      groups.map(([key]) => key),
+      groups.flatMap(([, members]) => [members.length, ...members.map((job) => job.commandId)]),
+    );
   }
 
   async forgetIds(apiKeyId: number, ticketId: number, commandIds: string[]): Promise<void> {
@@ -124,7 +131,9 @@ export class PendingCommands {
     const byKey = new Map<string, CommandJob[]>();
     for (const job of jobs) {
       const key = this.keys.pending(job.apiKeyId, job.command.ticketId);
-      byKey.set(key, [...(byKey.get(key) ?? []), job]);
+      const members = byKey.get(key);
+      if (members) members.push(job);
+      else byKey.set(key, [job]);
     }
     return byKey;
   }

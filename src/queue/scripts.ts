@@ -14,6 +14,8 @@ const NAMES = [
   'recordImportTraffic',
   'peekLane',
   'countRequest',
+  'notePending',
+  'forgetPending',
 ] as const;
 export type ScriptName = (typeof NAMES)[number];
 
