@@ -4,10 +4,14 @@ import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { idBytes } from '../../src/apply/ledger.js';
 import { fingerprint } from '../../src/commands/command.js';
 import { newCommandId } from '../../src/commands/commandId.js';
+import { purgeLedger } from '../../src/db/retention.js';
+import { serviceTables } from '../../src/db/tables.js';
 import { GENERATIONS, type Generation } from '../../src/demo/itflowDatabase.js';
 import { runImport } from '../../src/import/run.js';
+import { redisKeys } from '../../src/queue/keys.js';
 import { laneName, laneOf } from '../../src/queue/lanes.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, repliesOf, seedWorld, type World } from '../helpers/itflow.js';
@@ -77,6 +81,27 @@ describe.each(GENERATIONS)('external ids (ITFlow %s)', (generation: Generation) 
     expect(await h.query('SELECT ticket_id, external_id FROM rq_read_replies WHERE reply_id = ?', [insertId])).toEqual([
       { ticket_id: ticket, external_id: body.external_id },
     ]);
+  });
+
+  it('outlives the ledger: after the retention purge (eight days on) and with Redis’s claim gone, the same command answers with its reply', async () => {
+    const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
+    const body = { ticket_id: ticket, ticket_reply: 'Backup job 88 failed again', external_id: `rmm-88-${generation}` };
+    const first = await post(body);
+    expect(first.status).toBe(201);
+    const { insert_id: insertId, command_id: commandId } = first.body.data[0];
+
+    // Eight days later: the hourly purge (7 days' retention) has taken the ledger row, and
+    // Redis's claim (a day at most) has expired.
+    await purgeLedger(h.db, serviceTables(h.config), h.config.COMMAND_RETENTION_DAYS, { now: Date.now() + 8 * 86_400_000 });
+    expect(await h.query('SELECT 1 FROM rq_commands WHERE command_id = ?', [idBytes(commandId)])).toEqual([]);
+    await redis.del(redisKeys(h.config.QUEUE_PREFIX).externalId(keyId, body.external_id));
+
+    const again = await post(body, {});
+    expect(again.status).toBe(201);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(again.body.data).toEqual([{ insert_id: insertId, command_id: commandId }]);
+    expect(await post({ ...body, ticket_reply: 'Something else' }, {})).toMatchObject({ status: 422 });
+    expect(await repliesOf(h.db, ticket)).toHaveLength(1);
   });
 
   it('the same external id with a different request is 422, and nothing is written', async () => {
