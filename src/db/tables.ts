@@ -19,24 +19,13 @@ export interface ServiceTables {
   webhooks: string;
   webhookDeliveries: string;
   /** The same tables' bare names, for information_schema and messages. */
-  names: {
-    commands: string;
-    migrations: string;
-    externalIds: string;
-    keySettings: string;
-    projectionReplies: string;
-    projectionTickets: string;
-    projectionState: string;
-    webhooks: string;
-    webhookDeliveries: string;
-  };
+  names: TableNames;
 }
 
-export function serviceTables(config: Pick<Config, 'DATABASE_URL' | 'TABLE_PREFIX' | 'SERVICE_SCHEMA'>): ServiceTables {
-  const schema = config.SERVICE_SCHEMA ?? databaseName(config.DATABASE_URL);
-  const prefix = config.TABLE_PREFIX;
+/** The service's tables' bare names under a prefix. */
+function tableNames(prefix: string) {
   // At most 12 characters after a prefix of up to 48: MySQL's identifiers end at 64.
-  const names = {
+  return {
     commands: `${prefix}commands`,
     migrations: `${prefix}migrations`,
     externalIds: `${prefix}external_ids`,
@@ -47,6 +36,13 @@ export function serviceTables(config: Pick<Config, 'DATABASE_URL' | 'TABLE_PREFI
     webhooks: `${prefix}webhooks`,
     webhookDeliveries: `${prefix}hook_outbox`,
   };
+}
+
+type TableNames = ReturnType<typeof tableNames>;
+
+export function serviceTables(config: Pick<Config, 'DATABASE_URL' | 'TABLE_PREFIX' | 'SERVICE_SCHEMA'>): ServiceTables {
+  const schema = config.SERVICE_SCHEMA ?? databaseName(config.DATABASE_URL);
+  const names = tableNames(config.TABLE_PREFIX);
   const qualified = (table: string) => `${quoteIdentifier(schema)}.${quoteIdentifier(table)}`;
   return {
     schema,
