@@ -119,6 +119,21 @@ const flag = z
   })
   .transform((v) => ['true', 'yes', 'on', '1'].includes(v));
 
+/** host:port,host:port,… (at least one). */
+const hostPortList = z
+  .string()
+  .trim()
+  .transform((v) => v.split(',').map((part) => part.trim()).filter((part) => part !== ''))
+  .refine((parts) => parts.length > 0 && parts.every((part) => /^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/.test(part) && Number(part.slice(part.lastIndexOf(':') + 1)) <= 65535), {
+    message: 'must be a comma-separated list of host:port (e.g. 10.0.0.5:26379,10.0.0.6:26379)',
+  })
+  .transform((parts) =>
+    parts.map((part) => {
+      const colon = part.lastIndexOf(':');
+      return { host: part.slice(0, colon).replace(/^\[(.*)\]$/, '$1'), port: Number(part.slice(colon + 1)) };
+    }),
+  );
+
 const identifier = z
   .string()
   .trim()
@@ -127,6 +142,14 @@ const identifier = z
 export const configSchema = z.object({
   DATABASE_URL: urlWithScheme(['mysql:', 'mariadb:']).default('mysql://root@127.0.0.1:3306/itflow'),
   REDIS_URL: urlWithScheme(['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
+  /**
+   * Sentinel mode: the sentinels to ask where the primary is (host:port,host:port,…), and the
+   * name they know it by. REDIS_URL then gives only the data nodes' credentials, db and TLS.
+   */
+  REDIS_SENTINELS: hostPortList.optional(),
+  REDIS_SENTINEL_NAME: z.string().trim().min(1, 'must not be empty').optional(),
+  /** Password of the sentinels themselves, when they have one (requirepass in sentinel.conf). */
+  REDIS_SENTINEL_PASSWORD: z.string().min(1, 'must not be empty').optional(),
   HOST: z.string().trim().min(1, 'must not be empty').default('127.0.0.1'),
   PORT: intFrom(0, 65535).default(8080),
   /** A worker-only process serves /healthz and /readyz here when set (unset: no HTTP at all). */
@@ -285,7 +308,7 @@ export type Config = z.infer<typeof configSchema> & {
 export class ConfigError extends Error {}
 
 /** Settings whose value is never repeated in an error message. */
-const SECRET_SETTINGS = new Set(['WEBHOOK_SECRET_KEY']);
+const SECRET_SETTINGS = new Set(['WEBHOOK_SECRET_KEY', 'REDIS_SENTINEL_PASSWORD']);
 
 /** Reads and validates the configuration; throws ConfigError with one line per bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -295,13 +318,29 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (value !== undefined && value !== '') input[key] = value;
   }
   const parsed = configSchema.safeParse(input);
-  if (parsed.success) return parsed.data;
+  if (parsed.success) {
+    const together = settingsTogether(parsed.data);
+    if (together.length === 0) return parsed.data;
+    throw new ConfigError(together.map((line) => `Invalid configuration: ${line}`).join('\n'));
+  }
   const lines = parsed.error.issues.map((issue) => {
     const name = String(issue.path[0] ?? 'configuration');
     const shown = name in input && !SECRET_SETTINGS.has(name) ? ` (got '${hidePassword(input[name] as string)}')` : '';
     return `Invalid configuration: ${name} ${issue.message}${shown}`;
   });
   throw new ConfigError(lines.join('\n'));
+}
+
+/** Settings that are valid one by one but not together. */
+function settingsTogether(config: z.infer<typeof configSchema>): string[] {
+  const problems: string[] = [];
+  if (config.REDIS_SENTINELS !== undefined && config.REDIS_SENTINEL_NAME === undefined) {
+    problems.push('REDIS_SENTINEL_NAME must name the primary the sentinels watch (sentinel.conf\'s `sentinel monitor <name> …`) when REDIS_SENTINELS is set');
+  }
+  if (config.REDIS_SENTINELS === undefined && config.REDIS_SENTINEL_NAME !== undefined) {
+    problems.push('REDIS_SENTINEL_NAME is set but REDIS_SENTINELS is not: list the sentinels (host:port,…) too');
+  }
+  return problems;
 }
 
 /** Any `//user:password@` in a value shown back to the operator, even one that is not a valid URL. */

@@ -34,7 +34,7 @@ import { announceCompletions, countCommandEvents, forgetPending, logCommandEvent
 import { ParkedCommands } from './queue/parked.js';
 import { PendingCommands } from './queue/pending.js';
 import { CommandQueue } from './queue/producer.js';
-import { createRedis, RedisDatabaseRefused, redisReady, watchRedis } from './queue/redis.js';
+import { createRedis, describeRedis, RedisDatabaseRefused, redisReady, watchRedis } from './queue/redis.js';
 import { ListPlanner } from './read/planner.js';
 import { followProjection } from './read/projection/follower.js';
 import { supervisedAs } from './supervision.js';
@@ -111,13 +111,13 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
     const people = new People(lookups, cacheMs);
     const settings = new ItflowSettingsReader(lookups, schema, config.ITFLOW_BASE_URL, cacheMs);
 
-    const redis = createRedis(config.REDIS_URL, 'command', 'replyqueue');
+    const redis = createRedis(config, 'command', 'replyqueue');
     closers.push(() => redis.quit());
     await redisReady(redis).catch((error: Error) => {
       throw new StartupError(
         error instanceof RedisDatabaseRefused
           ? error.message
-          : `Cannot reach Redis at ${redactConnectionUrl(config.REDIS_URL)}: ${error.message}`,
+          : `Cannot reach Redis at ${describeRedis(config)}: ${error.message}`,
       );
     });
     await prepareLanes(redis, config.QUEUE_PREFIX, config.QUEUE_PARTITIONS);
@@ -157,7 +157,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
       });
       closers.push(() => applyPool.end());
       pools.apply = applyPool;
-      const blocking = createRedis(config.REDIS_URL, 'blocking', 'replyqueue-worker');
+      const blocking = createRedis(config, 'blocking', 'replyqueue-worker');
       closers.push(() => blocking.quit());
       const parked = new ParkedCommands(redis, config.QUEUE_PREFIX);
       const deps: ApplyDeps = {
@@ -277,7 +277,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
     if (roles.intake) {
       const queue = new CommandQueue(redis, config.QUEUE_PREFIX, config.QUEUE_PARTITIONS, config.COMMAND_RETENTION_DAYS * 86_400);
       closers.push(() => queue.close());
-      const subscriber = createRedis(config.REDIS_URL, 'blocking', 'replyqueue-waiter');
+      const subscriber = createRedis(config, 'blocking', 'replyqueue-waiter');
       closers.push(() => subscriber.quit());
       const accept = {
         tickets,

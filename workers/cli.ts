@@ -173,7 +173,7 @@ program
 async function withRedis<T>(use: (redis: Redis, settings: Config) => Promise<T>): Promise<T> {
   const { createRedis, RedisDatabaseRefused, redisReady } = await import('../src/queue/redis.js');
   const settings = config();
-  const redis = createRedis(settings.REDIS_URL, 'blocking', 'replyqueue-cli');
+  const redis = createRedis(settings, 'blocking', 'replyqueue-cli');
   try {
     await redisReady(redis).catch((error: Error) =>
       fail(error instanceof RedisDatabaseRefused ? error.message : `Cannot reach Redis: ${error.message}`),

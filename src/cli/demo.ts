@@ -20,7 +20,7 @@ export async function prepareDemo(
   const created = await createItflowDatabase(config.DATABASE_URL, database, '2.6.7', { reset });
   if (reset) {
     // Queued commands and idempotency keys belong to the database that was just dropped.
-    const redis = createRedis(config.REDIS_URL, 'blocking', 'replyqueue-demo');
+    const redis = createRedis(config, 'blocking', 'replyqueue-demo');
     try {
       await redisReady(redis);
       await deleteKeysUnder(redis, config.QUEUE_PREFIX);

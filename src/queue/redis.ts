@@ -1,6 +1,17 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
+import { type Config, redactConnectionUrl } from '../config.js';
 import { NETWORK_ERROR_CODES } from '../errors.js';
+
+/** Where the service's Redis is: one server (REDIS_URL), or a primary found through sentinels. */
+export type RedisSettings = Pick<Config, 'REDIS_URL' | 'REDIS_SENTINELS' | 'REDIS_SENTINEL_NAME' | 'REDIS_SENTINEL_PASSWORD'>;
+
+/** The Redis a connection goes to, for log lines and error messages (no password). */
+export function describeRedis(settings: RedisSettings): string {
+  if (settings.REDIS_SENTINELS === undefined) return redactConnectionUrl(settings.REDIS_URL);
+  const sentinels = settings.REDIS_SENTINELS.map(({ host, port }) => `${host}:${port}`).join(',');
+  return `the primary '${settings.REDIS_SENTINEL_NAME}' of the sentinels ${sentinels}`;
+}
 
 /**
  * Redis connections by use:
@@ -8,8 +19,9 @@ import { NETWORK_ERROR_CODES } from '../errors.js';
  *   offline queue) so a client gets 503 + Retry-After at once instead of a hung request.
  * - `blocking`: BullMQ workers and subscribers, which must wait out an outage and resume.
  */
-export function createRedis(url: string, use: 'command' | 'blocking', name: string): Redis {
+export function createRedis(settings: RedisSettings, use: 'command' | 'blocking', name: string): Redis {
   const options: RedisOptions = {
+    ...sentinelOptions(settings),
     connectionName: name,
     connectTimeout: 5_000,
     lazyConnect: false,
@@ -18,10 +30,31 @@ export function createRedis(url: string, use: 'command' | 'blocking', name: stri
       ? { enableOfflineQueue: false, maxRetriesPerRequest: 1 }
       : { enableOfflineQueue: true, maxRetriesPerRequest: null }),
   };
-  const redis = new Redis(url, options);
+  const redis = new Redis(settings.REDIS_URL, options);
   // Errors surface on the calls that hit them; an unhandled 'error' event would crash the process.
   redis.on('error', () => {});
   return redis;
+}
+
+/**
+ * In Sentinel mode ioredis asks the sentinels for the primary on every (re)connection, checks the
+ * server it reaches says it is a primary, and with failoverDetector also listens for the
+ * sentinels' +switch-master to move at once rather than when the old primary's socket fails.
+ * REDIS_URL's host and port are then unused; its user, password, db and rediss: still apply.
+ */
+function sentinelOptions(settings: RedisSettings): Partial<RedisOptions> {
+  if (settings.REDIS_SENTINELS === undefined) return {};
+  return {
+    sentinels: settings.REDIS_SENTINELS,
+    name: settings.REDIS_SENTINEL_NAME as string,
+    ...(settings.REDIS_SENTINEL_PASSWORD === undefined ? {} : { sentinelPassword: settings.REDIS_SENTINEL_PASSWORD }),
+    role: 'master',
+    failoverDetector: true,
+    sentinelRetryStrategy: (times) => Math.min(times * 200, 2_000),
+    // A write that reaches a primary just demoted to a replica: reconnect (to the new primary)
+    // and send it again there.
+    reconnectOnError: (error) => (/^READONLY\b/.test(error.message) ? 2 : false),
+  };
 }
 
 /**

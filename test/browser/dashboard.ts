@@ -115,7 +115,7 @@ async function prepare(dir: string): Promise<{ intake: RunningService; deadIds: 
   console.log(`Database ${DATABASE}, queue prefix ${PREFIX}, service on ${BASE_URL}`);
   await createItflowDatabase(MYSQL_URL, DATABASE, '2.6.7', { reset: true });
   await seedDemoData(config.DATABASE_URL);
-  const redis = createRedis(config.REDIS_URL, 'blocking', 'dashboard-check');
+  const redis = createRedis(config, 'blocking', 'dashboard-check');
   await deleteKeysUnder(redis, PREFIX);
   redis.disconnect();
   const db = await mysql.createConnection({ uri: config.DATABASE_URL });
@@ -370,7 +370,7 @@ async function main(): Promise<void> {
     } else {
       await intake?.close();
       await dropDatabase(MYSQL_URL, DATABASE);
-      const redis = createRedis(config.REDIS_URL, 'blocking', 'dashboard-check');
+      const redis = createRedis(config, 'blocking', 'dashboard-check');
       await deleteKeysUnder(redis, PREFIX);
       redis.disconnect();
     }

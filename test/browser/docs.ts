@@ -47,7 +47,7 @@ async function startDemo(): Promise<{ url: string; stop: () => Promise<void> }> 
     async stop() {
       await service.close();
       await dropDatabase(MYSQL_URL, DATABASE);
-      const redis = createRedis(config.REDIS_URL, 'blocking', 'docs-browser-check');
+      const redis = createRedis(config, 'blocking', 'docs-browser-check');
       try {
         await deleteKeysUnder(redis, config.QUEUE_PREFIX);
       } finally {
