@@ -123,10 +123,23 @@ const flag = z
 const hostPortList = z
   .string()
   .trim()
-  .transform((v) => v.split(',').map((part) => part.trim()).filter((part) => part !== ''))
-  .refine((parts) => parts.length > 0 && parts.every((part) => /^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/.test(part) && Number(part.slice(part.lastIndexOf(':') + 1)) <= 65535), {
-    message: 'must be a comma-separated list of host:port (e.g. 10.0.0.5:26379,10.0.0.6:26379)',
-  })
+  .transform((v) =>
+    v
+      .split(',')
+      .map((part) => part.trim())
+      .filter((part) => part !== ''),
+  )
+  .refine(
+    (parts) =>
+      parts.length > 0 &&
+      parts.every(
+        (part) =>
+          /^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/.test(part) && Number(part.slice(part.lastIndexOf(':') + 1)) <= 65535,
+      ),
+    {
+      message: 'must be a comma-separated list of host:port (e.g. 10.0.0.5:26379,10.0.0.6:26379)',
+    },
+  )
   .transform((parts) =>
     parts.map((part) => {
       const colon = part.lastIndexOf(':');
@@ -335,7 +348,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 function settingsTogether(config: z.infer<typeof configSchema>): string[] {
   const problems: string[] = [];
   if (config.REDIS_SENTINELS !== undefined && config.REDIS_SENTINEL_NAME === undefined) {
-    problems.push('REDIS_SENTINEL_NAME must name the primary the sentinels watch (sentinel.conf\'s `sentinel monitor <name> …`) when REDIS_SENTINELS is set');
+    problems.push(
+      "REDIS_SENTINEL_NAME must name the primary the sentinels watch (sentinel.conf's `sentinel monitor <name> …`) when REDIS_SENTINELS is set",
+    );
   }
   if (config.REDIS_SENTINELS === undefined && config.REDIS_SENTINEL_NAME !== undefined) {
     problems.push('REDIS_SENTINEL_NAME is set but REDIS_SENTINELS is not: list the sentinels (host:port,…) too');
