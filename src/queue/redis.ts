@@ -1,7 +1,8 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { type Config, redactConnectionUrl } from '../config.js';
 import { NETWORK_ERROR_CODES } from '../errors.js';
+import { TurnWriteRedis } from './turnWrites.js';
 
 /** Where the service's Redis is: one server (REDIS_URL), or a primary found through sentinels. */
 export type RedisSettings = Pick<Config, 'REDIS_URL' | 'REDIS_SENTINELS' | 'REDIS_SENTINEL_NAME' | 'REDIS_SENTINEL_PASSWORD'>;
@@ -30,7 +31,7 @@ export function createRedis(settings: RedisSettings, use: 'command' | 'blocking'
       ? { enableOfflineQueue: false, maxRetriesPerRequest: 1 }
       : { enableOfflineQueue: true, maxRetriesPerRequest: null }),
   };
-  const redis = new Redis(settings.REDIS_URL, options);
+  const redis = new TurnWriteRedis(settings.REDIS_URL, options);
   // Errors surface on the calls that hit them; an unhandled 'error' event would crash the process.
   redis.on('error', () => {});
   return redis;
