@@ -57,6 +57,8 @@ export function backoffDelay(attempt: number, baseMs: number, maxMs: number): nu
 export class CommandConsumer {
   private readonly workers: Worker[];
   private readonly appliedAhead: AppliedAhead;
+  /** Lanes whose worker found nothing waiting when it last looked (BullMQ's 'drained'). */
+  private readonly idleLanes = new Set<string>();
 
   constructor(
     blockingRedis: Redis,
@@ -83,6 +85,7 @@ export class CommandConsumer {
         }),
     );
     for (const worker of this.workers) {
+      worker.on('drained', () => this.idleLanes.add(worker.name));
       // Redis being away reaches every lane's worker at each reconnection attempt; it is said once
       // by the connection's watcher (redis.ts), so only other errors are warnings here.
       worker.on('error', (error) =>
@@ -98,13 +101,18 @@ export class CommandConsumer {
     const ahead = isChunk(job.data) ? undefined : this.appliedAhead.outcomeOf(String(job.id));
     if (ahead) return ahead;
     const commands = this.commandsOf(job);
+    // A job that reached a lane found idle had nothing ahead of it, and what came in behind it
+    // came in the moment it took to fetch it: looking behind it costs a round trip to Redis in
+    // the one case where latency is all there is (a client waiting, a quiet lane) and rarely finds
+    // anything. A lane with a backlog delivers its next job without going idle, and that one looks.
+    const fromIdleLane = this.idleLanes.delete(job.queueName);
     // One slice in flight per job: a slice retried after an error is never overtaken by the
     // job's later commands, so order holds within the lane.
     const outcomes: Outcome[] = [];
     let parked = 0;
     for (let start = 0; start < commands.length; start += this.options.sliceSize) {
       const slice = commands.slice(start, start + this.options.sliceSize);
-      const run = isChunk(job.data) ? [] : await this.waitingBehind(job);
+      const run = isChunk(job.data) || fromIdleLane ? [] : await this.waitingBehind(job);
       // Giving up on this slice leaves it and every later slice of the job unapplied.
       const results = await this.applyWithRetries(job, token, signal, slice, run, commands.length - start);
       for (const result of results) {
