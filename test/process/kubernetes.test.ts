@@ -255,7 +255,8 @@ describe('deploy/kubernetes', () => {
           .map((d) => d.metadata.name),
       ).toEqual([pdb.metadata.name]);
     }
-    expect(named('PodDisruptionBudget', intake.metadata.name).spec.minAvailable).toBeLessThan(intake.spec.replicas);
+    const intakeHpa = named('HorizontalPodAutoscaler', intake.metadata.name);
+    expect(named('PodDisruptionBudget', intake.metadata.name).spec.minAvailable).toBeLessThan(intakeHpa.spec.minReplicas);
 
     const scalers = manifests
       .filter((m) => ['HorizontalPodAutoscaler', 'ScaledObject'].includes(m.object.kind))
@@ -268,6 +269,8 @@ describe('deploy/kubernetes', () => {
     // KEDA makes the worker's HPA itself: one autoscaler per Deployment among what is applied.
     const targets = applied.filter((m) => scalers.includes(m.object)).map((m) => m.object.spec.scaleTargetRef.name);
     expect(targets.sort()).toEqual([intake.metadata.name, worker.metadata.name]);
+    // The autoscalers own the replica counts: a Deployment's own would reset them at every apply.
+    for (const d of deployments) expect(d.spec.replicas, d.metadata.name).toBeUndefined();
   });
 
   it('the intake scales on CPU, so every container has a CPU request, and every container has requests and limits', () => {
