@@ -81,6 +81,8 @@ export function workRow(row: BenchRow): Array<Record<string, string>> {
       scenario: row.scenario,
       system: row.system,
       'SQL statements': fmt(work.sqlStatements, 2),
+      'commands / COMMIT': fmt(work.commandsPerCommit, 1),
+      'row lock waits': fmt(work.rowLockWaits, 3),
       'Redis commands': fmt(work.redisCommands, 2),
       'CPU µs: system': fmt(work.cpuUs.system),
       MariaDB: fmt(work.cpuUs.mariadb),

@@ -24,6 +24,7 @@ import {
 } from './measure.js';
 import { readScenario } from './read.js';
 import { type BenchRow, fmt, type ResultSection, tableRow, workRow, writeResults } from './results.js';
+import { type ScalingRun, scalingScenario, scalingTable } from './scaling.js';
 import { SERVICE_TOPOLOGIES, startBenchService, type Topology, waitForLedger } from './service.js';
 import {
   BENCH_KEY,
@@ -62,8 +63,11 @@ import { WorkMeter } from './work.js';
  * - itflow: ITFlow's own synchronous reply endpoint (api/v1/ticket_replies/create.php) on a real
  *   ITFlow install (--itflow DIR), answered by ITFlow's PHP and by the service on the same
  *   tickets, spread and hot, at c=8 and c=32 (see bench/itflowPath.ts).
+ * - scaling: one intake process and 1, 2 and 4 worker processes (--scaling-workers), each count
+ *   under live load and draining a filled queue, with the work per command (statements, commands
+ *   per COMMIT, row lock waits, Redis commands, CPU) behind docs/scaling.md (see bench/scaling.ts).
  */
-const ALL_SCENARIOS = 'pipeline,phases,bulk,historical,import,steady,hot,read,itflow';
+const ALL_SCENARIOS = 'pipeline,phases,bulk,historical,import,steady,hot,read,itflow,scaling';
 const program = new Command('bench')
   .option('--scenarios <list>', ALL_SCENARIOS, ALL_SCENARIOS)
   .option('--bulk-total <n>', 'replies sent through bulk.php', '200000')
@@ -93,6 +97,15 @@ const program = new Command('bench')
   .option('--itflow-connections <list>', 'HTTP client connections of the itflow scenario, comma separated', '8,32')
   .option('--itflow-port <n>', "the service's port in the itflow scenario (its worker's: the next one)", '18271')
   .option('--keep', "keep the itflow scenario's scratch ITFlow database and copy")
+  .option('--scaling-workers <list>', 'worker process counts of the scaling scenario, comma separated', '1,2,4')
+  .option('--scaling-connections <n>', 'HTTP client connections of the scaling scenario', '32')
+  .option(
+    '--port <n>',
+    "the service's port (a separate worker's health port is the next one, the scaling scenario's the next ones)",
+    '18181',
+  )
+  .option('--database <name>', 'the bench database (created afresh, dropped by nothing)', 'itflow_bench')
+  .option('--prefix <prefix>', "the service's QUEUE_PREFIX in the bench", 'rqbench')
   .option('--out <dir>', 'where the JSON and Markdown results go', 'bench/results')
   .parse();
 const opts = program.opts<{
@@ -120,11 +133,16 @@ const opts = program.opts<{
   itflowConnections: string;
   itflowPort: string;
   keep?: boolean;
+  scalingWorkers: string;
+  scalingConnections: string;
+  port: string;
+  database: string;
+  prefix: string;
   out: string;
 }>();
 
-const DATABASE = 'itflow_bench';
-const PREFIX = 'rqbench';
+const DATABASE = opts.database;
+const PREFIX = opts.prefix;
 const tickets = Number(opts.tickets);
 const hotTickets = Number(opts.hotTickets);
 const directConnections = Number(opts.directConnections);
@@ -138,7 +156,7 @@ if (tuning.length > 0) console.log(`Service tuning: ${tuning.join(' ')}`);
 
 const rows: BenchRow[] = [];
 const scenarios = new Set(opts.scenarios.split(','));
-const writes = ['pipeline', 'phases', 'bulk', 'historical', 'import', 'steady', 'hot'].some((s) => scenarios.has(s));
+const writes = ['pipeline', 'phases', 'bulk', 'historical', 'import', 'steady', 'hot', 'scaling'].some((s) => scenarios.has(s));
 /** The best applied/s each topology reached in this run, for the steady scenario's half-rate. */
 const best = new Map<Topology, { single: number; bulk: number }>(topologies.map((t) => [t, { single: 0, bulk: 0 }]));
 const ceiling = { spread: Number.NaN, hot: Number.NaN };
@@ -151,7 +169,7 @@ if (writes) {
   ctx = {
     databaseUrl,
     prefix: PREFIX,
-    serviceEnv: benchServiceEnv(DATABASE, PREFIX, '18181'),
+    serviceEnv: benchServiceEnv(DATABASE, PREFIX, opts.port),
     bare: bareSetup(databaseUrl),
     seconds: Number(opts.seconds),
     meter: await WorkMeter.open(databaseUrl, BENCH_REDIS),
@@ -391,6 +409,31 @@ if (ctx && scenarios.has('steady')) {
   }
 }
 
+let scaling: ScalingRun[] | null = null;
+if (ctx && scenarios.has('scaling')) {
+  scaling = await scalingScenario(ctx, {
+    workers: opts.scalingWorkers.split(',').map(Number),
+    connections: Number(opts.scalingConnections),
+    tickets,
+    seconds: Number(opts.seconds),
+    port: Number(opts.port),
+    log: (line) => console.log(line),
+  });
+  for (const run of scaling) {
+    const label = `${run.workers} worker process${run.workers === 1 ? '' : 'es'}`;
+    rows.push(
+      singleRow(`scaling, live: c=${opts.scalingConnections}, 1 intake + ${label}`, label, { ...run.live }, ceiling.spread),
+      {
+        scenario: `scaling, drain of ${fmt(run.drain.commands)} queued commands by ${label}`,
+        system: label,
+        appliedPerSecond: run.drain.appliedPerSecond,
+        ceilingPerSecond: ceiling.spread,
+        work: run.drain.work,
+      },
+    );
+  }
+}
+
 let itflow: ItflowPathResult | null = null;
 if (scenarios.has('itflow')) {
   if (!opts.itflow) console.log('itflow: skipped (give --itflow DIR, an ITFlow ≥ 2.4.7 checkout).');
@@ -421,6 +464,16 @@ const sections: ResultSection[] = itflow
       },
     ]
   : [];
+if (scaling) {
+  sections.push({
+    heading:
+      `Scaling: 1 intake process and N worker processes, ${fmt(tickets)} tickets; live = single commands at ` +
+      `c=${opts.scalingConnections} for ${opts.seconds} s (after a 2 s warm-up), drain = a queue the intake filled for ` +
+      `${opts.seconds} s, applied by the workers from the moment all are ready; work per command measured over the drain ` +
+      `(server-wide counters); ceiling = this run's direct SQL over ${fmt(tickets)} tickets (${fmt(ceiling.spread)}/s)`,
+    table: scalingTable(scaling, ceiling.spread),
+  });
+}
 
 if (ctx || itflow) {
   if (rows.length > 0) {

@@ -11,6 +11,12 @@ import mysql from 'mysql2/promise';
 export interface WorkSnapshot {
   /** MariaDB's `Questions`: statements sent by clients. */
   sqlStatements: number;
+  /** MariaDB's `Com_commit`: transactions committed with COMMIT (the worker's batches, and a few of other clients'). */
+  commits: number;
+  /** InnoDB's row lock waits (`Innodb_row_lock_waits`), the time spent in them (ms) and deadlocks. */
+  rowLockWaits: number;
+  rowLockMs: number;
+  deadlocks: number;
   /** Redis's `total_commands_processed` (commands inside Lua scripts and MULTI count one by one). */
   redisCommands: number;
   cpuMs: { system: number; mariadb: number; redis: number; bench: number };
@@ -18,6 +24,12 @@ export interface WorkSnapshot {
 
 export interface WorkPerCommand {
   sqlStatements: number;
+  /** Commands applied per COMMIT: the batches' size, server-wide (so a little under it). */
+  commandsPerCommit: number;
+  /** Row lock waits and their ms, per command; deadlocks over the whole measurement. */
+  rowLockWaits: number;
+  rowLockMs: number;
+  deadlocks: number;
   redisCommands: number;
   /** CPU microseconds per command applied. */
   cpuUs: WorkSnapshot['cpuMs'];
@@ -85,12 +97,19 @@ export class WorkMeter {
 
   /** The counters now; `systemPids` are the roots of the system under test's processes. */
   async snapshot(systemPids: number[]): Promise<WorkSnapshot> {
-    const [[questions]] = (await this.db.query("SHOW GLOBAL STATUS LIKE 'Questions'")) as unknown as [[{ Value: string }]];
+    const [rows] = (await this.db.query(
+      "SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Com_commit', 'Innodb_row_lock_waits', 'Innodb_row_lock_time', 'Innodb_deadlocks')",
+    )) as unknown as [Array<{ Variable_name: string; Value: string }>];
+    const status = (name: string) => Number(rows.find((row) => row.Variable_name === name)?.Value ?? Number.NaN);
     const stats = await this.redis.info('stats');
     const usage = process.cpuUsage();
     const server = (pid: number | undefined) => (pid === undefined ? Number.NaN : processCpuMs(pid));
     return {
-      sqlStatements: Number(questions.Value),
+      sqlStatements: status('Questions'),
+      commits: status('Com_commit'),
+      rowLockWaits: status('Innodb_row_lock_waits'),
+      rowLockMs: status('Innodb_row_lock_time'),
+      deadlocks: status('Innodb_deadlocks'),
       redisCommands: Number(/total_commands_processed:(\d+)/.exec(stats)?.[1]),
       cpuMs: {
         system: treeCpuMs(systemPids),
@@ -113,6 +132,10 @@ export function workPerCommand(before: WorkSnapshot, after: WorkSnapshot, comman
   const cpuUs = (key: keyof WorkSnapshot['cpuMs']) => per(before.cpuMs[key], after.cpuMs[key]) * 1000;
   return {
     sqlStatements: per(before.sqlStatements, after.sqlStatements),
+    commandsPerCommit: commands / (after.commits - before.commits),
+    rowLockWaits: per(before.rowLockWaits, after.rowLockWaits),
+    rowLockMs: per(before.rowLockMs, after.rowLockMs),
+    deadlocks: after.deadlocks - before.deadlocks,
     redisCommands: per(before.redisCommands, after.redisCommands),
     cpuUs: { system: cpuUs('system'), mariadb: cpuUs('mariadb'), redis: cpuUs('redis'), bench: cpuUs('bench') },
   };

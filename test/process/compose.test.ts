@@ -17,6 +17,7 @@ const read = (file: string) => readFileSync(join(ROOT, file), 'utf8');
 
 interface Service {
   image?: string;
+  container_name?: string;
   pull_policy?: string;
   profiles?: string[];
   restart?: string;
@@ -208,6 +209,23 @@ describe('docker-compose.yml', () => {
       );
     expect(published('intake')).toContain(loadConfig({ ...imageEnv, ...environmentOf('intake') }).PORT);
     expect(published('worker')).toContain(loadConfig({ ...imageEnv, ...environmentOf('worker') }).WORKER_PORT);
+  });
+
+  it('the worker scales (docker compose up --scale worker=3): no container name, and no host port two workers would both claim', () => {
+    const worker = service('worker');
+    expect(worker.container_name).toBeUndefined();
+    const hostPorts = (worker.ports ?? []).map((p) => {
+      if (typeof p !== 'string') return (p as { published?: string | number }).published;
+      // [host_ip:][host_port:]container_port, the host IP possibly in brackets (IPv6).
+      const parts = interpolate(p)
+        .replace(/^\[[^\]]*\]:/, 'ip:')
+        .split(':');
+      return parts.length === 3 ? parts[1] : parts.length === 2 ? parts[0] : '';
+    });
+    expect(hostPorts.length).toBeGreaterThan(0);
+    for (const port of hostPorts) expect(port ?? '', 'a fixed host port: a second worker could not start').toBe('');
+    // Set by the operator for a single worker, the port is fixed again.
+    expect(interpolate(String(worker.ports?.[0]), { WORKER_PUBLISHED_PORT: '8081' })).toBe('127.0.0.1:8081:8081');
   });
 
   it('points at a real ITFlow without editing the file: the bundled MariaDB and demo data are a profile, the settings come from the environment or .env', () => {
