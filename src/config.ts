@@ -156,6 +156,12 @@ export const configSchema = z.object({
   DATABASE_URL: urlWithScheme(['mysql:', 'mariadb:']).default('mysql://root@127.0.0.1:3306/itflow'),
   REDIS_URL: urlWithScheme(['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
   /**
+   * Redis Cluster mode: some of the cluster's nodes (host:port,…; the rest are found from them).
+   * REDIS_URL then gives only the nodes' credentials and TLS; the service's keys are hash-tagged
+   * (docs/operations.md, "Redis Cluster").
+   */
+  REDIS_CLUSTER_NODES: hostPortList.optional(),
+  /**
    * Sentinel mode: the sentinels to ask where the primary is (host:port,host:port,…), and the
    * name they know it by. REDIS_URL then gives only the data nodes' credentials, db and TLS.
    */
@@ -354,6 +360,14 @@ function settingsTogether(config: z.infer<typeof configSchema>): string[] {
   }
   if (config.REDIS_SENTINELS === undefined && config.REDIS_SENTINEL_NAME !== undefined) {
     problems.push('REDIS_SENTINEL_NAME is set but REDIS_SENTINELS is not: list the sentinels (host:port,…) too');
+  }
+  if (config.REDIS_CLUSTER_NODES !== undefined && config.REDIS_SENTINELS !== undefined) {
+    problems.push('REDIS_CLUSTER_NODES and REDIS_SENTINELS are both set: a Redis Cluster fails over by itself, set only one');
+  }
+  if (config.REDIS_CLUSTER_NODES !== undefined && !['', '/', '/0'].includes(new URL(config.REDIS_URL).pathname)) {
+    problems.push(
+      'REDIS_URL names a database, but a Redis Cluster has database 0 only: leave the path off REDIS_URL when REDIS_CLUSTER_NODES is set',
+    );
   }
   return problems;
 }

@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis';
 import type { Pool } from 'mysql2/promise';
 import type { Logger } from 'pino';
 import { type ApplyDeps, applyBatch, applySessionSql } from './apply/applyBatch.js';
@@ -21,6 +20,7 @@ import { watchProjectionLag } from './metrics/projectionLag.js';
 import { watchQueueDepth } from './metrics/queueDepth.js';
 import { ServiceMetrics } from './metrics/registry.js';
 import { Batcher } from './queue/batcher.js';
+import { keyLayoutOf } from './queue/cluster.js';
 import { CompletionWaiter } from './queue/completion.js';
 import { CommandConsumer } from './queue/consumer.js';
 import { ParkedDrainer } from './queue/drainParked.js';
@@ -34,7 +34,7 @@ import { announceCompletions, countCommandEvents, forgetPending, logCommandEvent
 import { ParkedCommands } from './queue/parked.js';
 import { PendingCommands } from './queue/pending.js';
 import { CommandQueue } from './queue/producer.js';
-import { createRedis, describeRedis, RedisDatabaseRefused, redisReady, watchRedis } from './queue/redis.js';
+import { createRedis, describeRedis, type RedisClient, RedisDatabaseRefused, redisReady, watchRedis } from './queue/redis.js';
 import { ListPlanner } from './read/planner.js';
 import { followProjection } from './read/projection/follower.js';
 import { supervisedAs } from './supervision.js';
@@ -159,7 +159,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
       pools.apply = applyPool;
       const blocking = createRedis(config, 'blocking', 'replyqueue-worker');
       closers.push(() => blocking.quit());
-      const parked = new ParkedCommands(redis, config.QUEUE_PREFIX);
+      const parked = new ParkedCommands(redis, config.QUEUE_PREFIX, config.QUEUE_PARTITIONS);
       const deps: ApplyDeps = {
         pool: applyPool,
         tables,
@@ -386,7 +386,7 @@ export async function detect(config: Config, pool: Pool): Promise<ItflowSchema> 
  */
 const LANE_CHECK_MS = 2_000;
 
-function keepLanesPrepared(redis: Redis, config: Config, logger: Logger): () => Promise<void> {
+function keepLanesPrepared(redis: RedisClient, config: Config, logger: Logger): () => Promise<void> {
   const prepare = (why: string) =>
     prepareLanes(redis, config.QUEUE_PREFIX, config.QUEUE_PARTITIONS).then(
       () =>
@@ -394,7 +394,7 @@ function keepLanesPrepared(redis: Redis, config: Config, logger: Logger): () => 
       (error: Error) => logger.error({ err: error.message }, 'could not prepare the queue lanes'),
     );
   redis.on('ready', () => void prepare('reconnected'));
-  const lanesKey = redisKeys(config.QUEUE_PREFIX).lanes;
+  const lanesKey = redisKeys(config.QUEUE_PREFIX, keyLayoutOf(redis)).lanes;
   const timer = setInterval(() => {
     if (redis.status !== 'ready') return;
     redis.exists(lanesKey).then(

@@ -4,12 +4,12 @@
 // which keeps a long import's memory small.
 import { existsSync } from 'node:fs';
 import { Command } from 'commander';
-import type { Redis } from 'ioredis';
 import type { Pool } from 'mysql2/promise';
 import { DEMO_DATABASE } from '../src/cli/demoDatabase.js';
 import { type Config, ConfigError, loadConfig } from '../src/config.js';
 import type { ServiceTables } from '../src/db/tables.js';
 import type { DeadLetters } from '../src/queue/deadLetters.js';
+import type { RedisClient } from '../src/queue/redis.js';
 
 function config() {
   try {
@@ -170,7 +170,7 @@ program
   });
 
 /** Runs `use` with a connection to the queue's Redis (stopping with a clear line if it does not answer). */
-async function withRedis<T>(use: (redis: Redis, settings: Config) => Promise<T>): Promise<T> {
+async function withRedis<T>(use: (redis: RedisClient, settings: Config) => Promise<T>): Promise<T> {
   const { createRedis, RedisDatabaseRefused, redisReady } = await import('../src/queue/redis.js');
   const settings = config();
   const redis = createRedis(settings, 'blocking', 'replyqueue-cli');
@@ -262,9 +262,10 @@ const deadLetters = program.command('dead-letters').description('commands that e
 async function withDeadLetters<T>(use: (letters: DeadLetters) => Promise<T>): Promise<T> {
   const { DeadLetters } = await import('../src/queue/deadLetters.js');
   const { redisKeys } = await import('../src/queue/keys.js');
+  const { keyLayoutOf } = await import('../src/queue/cluster.js');
   return withRedis(async (redis, { QUEUE_PREFIX, QUEUE_PARTITIONS }) => {
     // A mistyped prefix is told, not read as "no dead letters" (nor made into a queue).
-    if ((await redis.exists(redisKeys(QUEUE_PREFIX).lanes)) === 0) {
+    if ((await redis.exists(redisKeys(QUEUE_PREFIX, keyLayoutOf(redis)).lanes)) === 0) {
       process.stderr.write(
         `No service has used the prefix '${QUEUE_PREFIX}' on this Redis yet: check QUEUE_PREFIX (and REDIS_URL).\n`,
       );

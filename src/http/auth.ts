@@ -1,17 +1,18 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
 import type { Pool } from 'mysql2/promise';
 import type { Logger } from 'pino';
 import { Unauthorized } from '../errors.js';
 import type { KeyResolver, Principal } from '../itflow/apiKeys.js';
 import type { ItflowClock } from '../itflow/clock.js';
+import { keyLayoutOf } from '../queue/cluster.js';
 import { redisKeys } from '../queue/keys.js';
+import type { RedisClient } from '../queue/redis.js';
 
 export interface AuthDeps {
   keys: KeyResolver;
   pool: Pool;
   clock: ItflowClock;
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
   failureLogsPerMinute: number;
   logger: Logger;
@@ -99,7 +100,7 @@ async function authenticate(deps: AuthDeps, request: FastifyRequest, secret: str
 async function logFailedAttempt(deps: AuthDeps, request: FastifyRequest): Promise<void> {
   if (deps.failureLogsPerMinute === 0) return;
   const minute = Math.floor(Date.now() / 60_000);
-  const counter = redisKeys(deps.prefix).authFailures(request.ip, minute);
+  const counter = redisKeys(deps.prefix, keyLayoutOf(deps.redis)).authFailures(request.ip, minute);
   const [[, count]] = (await deps.redis.multi().incr(counter).expire(counter, 120).exec()) as [[unknown, number]];
   if (count > deps.failureLogsPerMinute) return;
   const path = request.url.split('?')[0] ?? '';

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queue/redis.js';
 import { runScriptPipelined } from '../queue/scripts.js';
 import { perTurn } from '../turnBatch.js';
 
@@ -16,7 +16,7 @@ type Callback = (error: Error | null, counted?: Counted) => void;
  * one pipeline: one write and one read, where the plugin's store makes a round trip per limit
  * per request.
  */
-export function coalescingStore(redis: Redis, nameSpace: string) {
+export function coalescingStore(redis: RedisClient, nameSpace: string) {
   const count = perTurn<{ key: string; windowMs: number }, Counted | Error>(async (batch) => {
     const answers = await runScriptPipelined(
       redis,

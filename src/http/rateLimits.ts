@@ -1,15 +1,16 @@
 import { createHash } from 'node:crypto';
 import rateLimit, { type RateLimitPluginOptions } from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
 import { TooManyRequests } from '../errors.js';
+import { keyLayoutOf } from '../queue/cluster.js';
 import { redisKeys } from '../queue/keys.js';
+import type { RedisClient } from '../queue/redis.js';
 import { isApi, keyBeforeBody, keyInBody } from './auth.js';
 import { coalescingStore } from './rateLimitStore.js';
 
 export interface RateLimitDeps {
   /** The intake's command connection (no offline queue: it fails fast while Redis is away). */
-  redis: Redis;
+  redis: RedisClient;
   /** The service's QUEUE_PREFIX: counters live under it, like every other key the service writes. */
   prefix: string;
   /** Requests per presented API key per minute; 0: no limit. */
@@ -39,7 +40,7 @@ const WINDOW_MS = 60_000;
  * of the limit with the least remaining, or of the one that refused it; a 429 adds Retry-After.
  */
 export function registerRateLimits(app: FastifyInstance, deps: RateLimitDeps): void {
-  const namespace = redisKeys(deps.prefix).rateLimits;
+  const namespace = redisKeys(deps.prefix, keyLayoutOf(deps.redis)).rateLimits;
   const quotas = new WeakMap<FastifyRequest, Quota>();
   const enforce = enforcer(quotas);
   if (deps.perIpPerMinute > 0 || deps.perKeyPerMinute > 0) {
@@ -105,7 +106,7 @@ function keyDigest(secret: string): string {
  */
 function counter(
   app: FastifyInstance,
-  redis: Redis,
+  redis: RedisClient,
   options: Pick<RateLimitPluginOptions, 'nameSpace' | 'max' | 'keyGenerator'>,
 ): (request: FastifyRequest) => ReturnType<Check> {
   let check: Check | undefined;

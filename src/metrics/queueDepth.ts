@@ -1,7 +1,8 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { type Piped, pipelined } from '../queue/cluster.js';
 import { laneQueues } from '../queue/lanes.js';
 import { ParkedCommands } from '../queue/parked.js';
+import type { RedisClient } from '../queue/redis.js';
 import type { ServiceMetrics } from './registry.js';
 
 /** BullMQ's job states, summed into the states an operator reads. */
@@ -19,7 +20,7 @@ const STATES = {
  * one job however many commands it carries. While Redis is away the series are left out
  * rather than reported as zero.
  */
-export function watchQueueDepth(metrics: ServiceMetrics, redis: Redis, prefix: string, lanes: number): () => Promise<void> {
+export function watchQueueDepth(metrics: ServiceMetrics, redis: RedisClient, prefix: string, lanes: number): () => Promise<void> {
   const queues = laneQueues(redis, prefix, lanes);
   const types = Object.values(STATES).flat();
   metrics.scrapedGauge(
@@ -52,7 +53,7 @@ export function watchQueueDepth(metrics: ServiceMetrics, redis: Redis, prefix: s
     // Every process reads the same Redis: the service's value is any one of them.
     'max',
   );
-  const parked = new ParkedCommands(redis, prefix);
+  const parked = new ParkedCommands(redis, prefix, lanes);
   metrics.scrapedGauge(
     'replyqueue_parked_commands',
     'Commands waiting behind a ticket row another session holds locked (tickets: how many such tickets).',
@@ -75,23 +76,33 @@ export function watchQueueDepth(metrics: ServiceMetrics, redis: Redis, prefix: s
 /**
  * Each lane's oldest job not finished, by the time it was queued: the older of the job being
  * applied (BullMQ moves it from the tail of the wait list to the active list) and the one at the
- * tail of the wait list, the next to be taken. Two pipelined round trips whatever the lane count:
- * the ids, then their `timestamp` fields; no job data is read, however many commands a chunk carries.
+ * tail of the wait list, the next to be taken. Two pipelined round trips whatever the lane count
+ * (on a cluster, each a pipeline per node, sent at once): the ids, then their `timestamp` fields;
+ * no job data is read, however many commands a chunk carries.
  */
-async function oldestPerLane(redis: Redis, queues: Queue[], now: number): Promise<Map<string, number>> {
-  const heads = redis.pipeline();
-  for (const queue of queues) heads.lindex(queue.toKey('active'), -1).lindex(queue.toKey('wait'), -1);
-  const ids = answers(await heads.exec());
-  const stamps = redis.pipeline();
+async function oldestPerLane(redis: RedisClient, queues: Queue[], now: number): Promise<Map<string, number>> {
+  const ids = answers(
+    await pipelined(
+      redis,
+      queues.flatMap((queue) =>
+        ['active', 'wait'].map((list): Piped => {
+          const key = queue.toKey(list);
+          return { key, queue: (pipeline) => pipeline.lindex(key, -1) };
+        }),
+      ),
+    ),
+  );
+  const stamps: Piped[] = [];
   const asked: string[] = [];
   for (const [i, queue] of queues.entries()) {
     for (const id of [ids[2 * i], ids[2 * i + 1]]) {
       if (typeof id !== 'string') continue;
-      stamps.hget(queue.toKey(id), 'timestamp');
+      const key = queue.toKey(id);
+      stamps.push({ key, queue: (pipeline) => pipeline.hget(key, 'timestamp') });
       asked.push(queue.name);
     }
   }
-  const times = asked.length > 0 ? answers(await stamps.exec()) : [];
+  const times = answers(await pipelined(redis, stamps));
   const ages = new Map<string, number>(queues.map((queue) => [queue.name, 0]));
   for (const [i, lane] of asked.entries()) {
     const queuedAt = Number(times[i]);
@@ -101,8 +112,7 @@ async function oldestPerLane(redis: Redis, queues: Queue[], now: number): Promis
 }
 
 /** A pipeline's replies, or the first error it met. */
-function answers(results: Array<[Error | null, unknown]> | null): unknown[] {
-  if (!results) throw new Error('pipeline not run');
+function answers(results: Array<[Error | null, unknown]>): unknown[] {
   return results.map(([error, value]) => {
     if (error) throw error;
     return value;

@@ -1,11 +1,13 @@
 // How an intake waiting on `Prefer: wait` learns a command finished: the worker publishes the
 // outcomes on one Redis channel, only for commands whose client is (or may be) waiting, one
 // message for all such commands of a batch. A missed message (Redis restarting) only means the
-// client gets 202 and asks commands.php.
-import type { Redis } from 'ioredis';
+// client gets 202 and asks commands.php. On a Redis Cluster a PUBLISH reaches the subscribers of
+// every node, so an intake hears the notices whichever node its subscription went to.
 import { z } from 'zod';
 import type { Outcome } from '../apply/ledger.js';
+import { keyLayoutOf } from './cluster.js';
 import { redisKeys } from './keys.js';
+import type { RedisClient } from './redis.js';
 
 const noticesSchema = z.array(
   z.object({
@@ -19,9 +21,9 @@ const noticesSchema = z.array(
 
 export type Notice = { commandId: string; outcome: Outcome };
 
-export async function publishCompletions(redis: Redis, prefix: string, notices: Notice[]): Promise<void> {
+export async function publishCompletions(redis: RedisClient, prefix: string, notices: Notice[]): Promise<void> {
   if (notices.length === 0) return;
-  await redis.publish(redisKeys(prefix).completions, JSON.stringify(notices));
+  await redis.publish(redisKeys(prefix, keyLayoutOf(redis)).completions, JSON.stringify(notices));
 }
 
 type Listener = (outcome: Outcome) => void;
@@ -35,8 +37,8 @@ export class CompletionWaiter {
   private readonly listeners = new Map<string, Set<Listener>>();
   private readonly ready: Promise<unknown>;
 
-  constructor(subscriber: Redis, prefix: string) {
-    this.ready = subscriber.subscribe(redisKeys(prefix).completions);
+  constructor(subscriber: RedisClient, prefix: string) {
+    this.ready = subscriber.subscribe(redisKeys(prefix, keyLayoutOf(subscriber)).completions);
     subscriber.on('message', (_channel, message) => {
       const notices = noticesSchema.safeParse(safeJson(message));
       if (!notices.success) return;

@@ -1,5 +1,4 @@
 import { type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ApplyResult } from '../apply/applyBatch.js';
 import { classify } from '../apply/classify.js';
@@ -7,12 +6,13 @@ import type { Outcome } from '../apply/ledger.js';
 import type { MysqlAvailability } from '../db/availability.js';
 import type { Batcher } from './batcher.js';
 import { chunkJobSchema, isChunk } from './chunks.js';
+import { keyLayoutOf } from './cluster.js';
 import type { CommandEvents } from './events.js';
 import { type CommandJob, commandJobSchema, type RetryProgress } from './jobs.js';
 import { laneNames } from './lanes.js';
 import { AppliedAhead, type Lookahead, peekLane } from './lookahead.js';
 import type { ParkedCommands } from './parked.js';
-import { isRedisConnectionError } from './redis.js';
+import { isRedisConnectionError, type RedisClient } from './redis.js';
 
 export interface ConsumerOptions {
   prefix: string;
@@ -61,9 +61,9 @@ export class CommandConsumer {
   private readonly idleLanes = new Set<string>();
 
   constructor(
-    blockingRedis: Redis,
+    blockingRedis: RedisClient,
     /** For reading the lanes' waiting jobs (blockingRedis is the Workers'). */
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly batcher: Batcher,
     private readonly parked: ParkedCommands,
     private readonly availability: MysqlAvailability,
@@ -72,7 +72,7 @@ export class CommandConsumer {
   ) {
     // Each lane has at most one run delivered after its job: twice that for all lanes is ample.
     this.appliedAhead = new AppliedAhead(Math.max(10_000, 2 * options.lanes * options.lookahead));
-    this.workers = laneNames(options.lanes).map(
+    this.workers = laneNames(options.lanes, keyLayoutOf(blockingRedis)).map(
       (name) =>
         new Worker(name, (job, token, signal) => this.process(job, token, signal), {
           connection: blockingRedis,

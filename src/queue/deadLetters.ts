@@ -1,8 +1,8 @@
 import type { Job, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { type ChunkJob, commandsIn, isChunk } from './chunks.js';
 import { type CommandJob, retryProgressSchema } from './jobs.js';
 import { jobHolding, laneQueues } from './lanes.js';
+import type { RedisClient } from './redis.js';
 
 /**
  * Commands that exhausted their attempts against a failing database (or whose job could not be
@@ -35,7 +35,7 @@ export class DeadLetters {
   private readonly lanes: Queue[];
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     lanes: number,
   ) {

@@ -7,6 +7,7 @@
 // Redis cannot see (a claim lost with a Redis restart).
 import type { RowDataPacket } from 'mysql2/promise';
 import { idText } from '../apply/ledger.js';
+import { keyLayoutOf } from './cluster.js';
 import { type Claim, IdempotencyClaims } from './idempotency.js';
 import { redisKeys } from './keys.js';
 
@@ -19,7 +20,7 @@ export interface BoundExternalId {
 
 export class ExternalIdClaims extends IdempotencyClaims {
   protected override redisKey(apiKeyId: number, externalId: string): string {
-    return redisKeys(this.prefix).externalId(apiKeyId, externalId);
+    return redisKeys(this.prefix, keyLayoutOf(this.redis)).externalId(apiKeyId, externalId);
   }
 
   protected override compare(

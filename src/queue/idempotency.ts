@@ -1,9 +1,10 @@
-import type { Redis } from 'ioredis';
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { idText } from '../apply/ledger.js';
 import type { ServiceTables } from '../db/tables.js';
 import { IdempotencyMismatch } from '../errors.js';
+import { keyLayoutOf, type Piped, pipelined } from './cluster.js';
 import { redisKeys } from './keys.js';
+import type { RedisClient } from './redis.js';
 import { runScript } from './scripts.js';
 
 export type Claim = { kind: 'new' } | { kind: 'existing'; commandId: string; claimedAt: number; fingerprint: string };
@@ -22,7 +23,7 @@ const CLAIM_TTL_SECONDS_MAX = 86_400;
  */
 export class IdempotencyClaims {
   constructor(
-    private readonly redis: Redis,
+    protected readonly redis: RedisClient,
     protected readonly pool: Pool,
     protected readonly tables: ServiceTables,
     protected readonly prefix: string,
@@ -30,7 +31,7 @@ export class IdempotencyClaims {
   ) {}
 
   protected redisKey(apiKeyId: number, idempotencyKey: string): string {
-    return redisKeys(this.prefix).idempotency(apiKeyId, idempotencyKey);
+    return redisKeys(this.prefix, keyLayoutOf(this.redis)).idempotency(apiKeyId, idempotencyKey);
   }
 
   /** Claims the key for `commandId`, or returns the command that already holds it. */
@@ -76,7 +77,7 @@ export class IdempotencyClaims {
   /**
    * claim() for a bulk request's items, in three round trips whatever their number: the SET NXs
    * in one pipeline, the ledger check of the fresh claims in one query, the GETs of the keys
-   * held by others in one pipeline.
+   * held by others in one pipeline (on a cluster, the pipelines one per node, sent at once).
    */
   async claimMany(
     apiKeyId: number,
@@ -85,10 +86,13 @@ export class IdempotencyClaims {
     if (entries.length === 0) return [];
     const ttl = Math.min(this.retentionSeconds, CLAIM_TTL_SECONDS_MAX);
     const keys = entries.map((e) => this.redisKey(apiKeyId, e.idempotencyKey));
-    const setting = this.redis.pipeline();
-    for (const [i, e] of entries.entries())
-      setting.set(keys[i] as string, `${e.commandId} ${e.fingerprint} ${Date.now()}`, 'EX', ttl, 'NX');
-    const set = (await setting.exec()) ?? [];
+    const set = await pipelined(
+      this.redis,
+      entries.map((e, i): Piped => {
+        const key = keys[i] as string;
+        return { key, queue: (pipeline) => pipeline.set(key, `${e.commandId} ${e.fingerprint} ${Date.now()}`, 'EX', ttl, 'NX') };
+      }),
+    );
     const fresh = entries.filter((_, i) => set[i]?.[1] === 'OK');
     const finished = await this.inLedgerMany(
       apiKeyId,
@@ -101,13 +105,17 @@ export class IdempotencyClaims {
     // ledger knows takes the ledger's command, and Redis is told; a key someone else already
     // held is read (the reads go first in the pipeline, so answer n is read n).
     const reads = entries.flatMap((_, i) => (set[i]?.[1] === 'OK' ? [] : [i]));
-    const pipeline = this.redis.pipeline();
-    for (const i of reads) pipeline.get(keys[i] as string);
+    const commands: Piped[] = reads.map((i) => {
+      const key = keys[i] as string;
+      return { key, queue: (pipeline) => pipeline.get(key) };
+    });
     entries.forEach((e, i) => {
       const holder = finished.get(e.idempotencyKey);
-      if (holder) pipeline.set(keys[i] as string, `${holder.commandId} ${holder.fingerprint} 0`, 'EX', ttl);
+      const key = keys[i] as string;
+      if (holder)
+        commands.push({ key, queue: (pipeline) => pipeline.set(key, `${holder.commandId} ${holder.fingerprint} 0`, 'EX', ttl) });
     });
-    const answers = pipeline.length > 0 ? ((await pipeline.exec()) ?? []) : [];
+    const answers = await pipelined(this.redis, commands);
     const heldBy = new Map(reads.map((i, n) => [i, String(answers[n]?.[1] ?? '')]));
     return entries.map((e, i): BatchClaim => {
       const holder = finished.get(e.idempotencyKey);

@@ -5,8 +5,9 @@
 // and the furthest line received. How many lines have been applied is the ledger's to say
 // (src/read/importProgress.ts). Records live in Redis, shared by every intake process, for
 // KEEP_MS after an import's latest request.
-import type { Redis } from 'ioredis';
+import { keyLayoutOf } from './cluster.js';
 import { redisKeys } from './keys.js';
+import type { RedisClient } from './redis.js';
 import { runScript } from './scripts.js';
 
 const KEEP_MS = 7 * 86_400_000;
@@ -47,10 +48,11 @@ export class ImportTraffic {
   private readonly keys: ReturnType<typeof redisKeys>;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     prefix: string,
   ) {
-    this.keys = redisKeys(prefix);
+    // On a cluster an import's record and the index share the hash tag `{imports}` (keys.ts).
+    this.keys = redisKeys(prefix, keyLayoutOf(redis));
   }
 
   async record(

@@ -13,21 +13,33 @@
 // tickets. A crashed worker's job stays "active" until BullMQ notices the stall and puts it
 // back at the head of its lane, so a crash delays a lane but never reorders it.
 import { type Job, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { type ChunkJob, chunkIdOf } from './chunks.js';
+import { keyLayoutOf, type Piped, pipelined } from './cluster.js';
 import type { CommandJob } from './jobs.js';
-import { redisKeys } from './keys.js';
+import { type KeyLayout, redisKeys } from './keys.js';
+import type { RedisClient } from './redis.js';
 
 export function laneOf(ticketId: number, lanes: number): number {
   return ticketId % lanes;
 }
 
-export function laneName(lane: number): string {
-  return `replies-${String(lane).padStart(3, '0')}`;
+/**
+ * A lane's queue name. On a Redis Cluster the name is its own hash tag (`{replies-007}`): every
+ * key BullMQ makes for the lane lands in one slot, as its scripts need, and the lanes spread over
+ * the shards by their names' slots.
+ */
+export function laneName(lane: number, layout: KeyLayout): string {
+  const name = `replies-${String(lane).padStart(3, '0')}`;
+  return layout === 'cluster' ? `{${name}}` : name;
 }
 
-export function laneNames(lanes: number): string[] {
-  return Array.from({ length: lanes }, (_, lane) => laneName(lane));
+export function laneNames(lanes: number, layout: KeyLayout): string[] {
+  return Array.from({ length: lanes }, (_, lane) => laneName(lane, layout));
+}
+
+/** The name of the lane a ticket's commands go through. */
+export function laneOfTicket(ticketId: number, lanes: number, layout: KeyLayout): string {
+  return laneName(laneOf(ticketId, lanes), layout);
 }
 
 /**
@@ -37,8 +49,8 @@ export function laneNames(lanes: number): string[] {
  * what only looks (the CLI's `queues`, dead letters) leaves Redis as it found it, and never
  * makes a queue under a mistyped prefix.
  */
-export function laneQueues(redis: Redis, prefix: string, lanes: number, { readOnly = false } = {}): Queue[] {
-  return laneNames(lanes).map((name) =>
+export function laneQueues(redis: RedisClient, prefix: string, lanes: number, { readOnly = false } = {}): Queue[] {
+  return laneNames(lanes, keyLayoutOf(redis)).map((name) =>
     new Queue(name, { connection: redis, prefix, skipMetasUpdate: readOnly }).on('error', () => {}),
   );
 }
@@ -49,15 +61,22 @@ export function laneQueues(redis: Redis, prefix: string, lanes: number, { readOn
  * every lane for both ids.
  */
 export async function jobHolding(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   queues: Queue[],
   commandId: string,
 ): Promise<{ lane: Queue; job: Job<CommandJob | ChunkJob> } | null> {
   const jobIds = [commandId, chunkIdOf(commandId)];
-  const pipeline = redis.pipeline();
-  for (const jobId of jobIds) for (const queue of queues) pipeline.exists(redisKeys(prefix).laneJob(queue.name, jobId));
-  const answers = (await pipeline.exec()) ?? [];
+  const keys = redisKeys(prefix, keyLayoutOf(redis));
+  const answers = await pipelined(
+    redis,
+    jobIds.flatMap((jobId) =>
+      queues.map((queue): Piped => {
+        const key = keys.laneJob(queue.name, jobId);
+        return { key, queue: (pipeline) => pipeline.exists(key) };
+      }),
+    ),
+  );
   for (const [j, jobId] of jobIds.entries()) {
     const lane = queues.find((_, q) => {
       const [error, exists] = answers[j * queues.length + q] ?? [];
@@ -77,8 +96,8 @@ export class LaneCountMismatch extends Error {}
  * run at start-up and after every reconnect, since a Redis restart without persistence
  * forgets queue settings.
  */
-export async function prepareLanes(redis: Redis, prefix: string, lanes: number): Promise<void> {
-  const key = redisKeys(prefix).lanes;
+export async function prepareLanes(redis: RedisClient, prefix: string, lanes: number): Promise<void> {
+  const key = redisKeys(prefix, keyLayoutOf(redis)).lanes;
   await redis.set(key, String(lanes), 'NX');
   const recorded = Number(await redis.get(key));
   if (recorded !== lanes) {

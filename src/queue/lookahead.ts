@@ -6,11 +6,12 @@
 // in lane order. They stay in BullMQ: when the lane later delivers them, this process knows
 // their outcomes from its memo (no MySQL round trip, no second 'finished' event), and another
 // process finds them in the ledger, as it finds any command delivered twice.
-import type { Redis } from 'ioredis';
 import type { Outcome } from '../apply/ledger.js';
 import { isChunk } from './chunks.js';
+import { keyLayoutOf } from './cluster.js';
 import { type CommandJob, commandJobSchema } from './jobs.js';
 import { redisKeys } from './keys.js';
+import type { RedisClient } from './redis.js';
 import { runScript } from './scripts.js';
 
 /** A waiting command read from its lane, with the tries it will have had once applied now. */
@@ -23,9 +24,9 @@ export interface Lookahead {
  * Up to `count` single commands waiting next in `lane`, next first, in one round trip. Stops at
  * the first job that is a chunk or cannot be read: the lane applies it, and what follows, in turn.
  */
-export async function peekLane(redis: Redis, prefix: string, lane: string, count: number): Promise<Lookahead[]> {
+export async function peekLane(redis: RedisClient, prefix: string, lane: string, count: number): Promise<Lookahead[]> {
   if (count < 1) return [];
-  const keys = redisKeys(prefix);
+  const keys = redisKeys(prefix, keyLayoutOf(redis));
   const flat = (await runScript(redis, 'peekLane', [keys.laneWait(lane)], [keys.laneJobPrefix(lane), count])) as string[];
   const run: Lookahead[] = [];
   for (let i = 0; i + 2 < flat.length; i += 3) {

@@ -1,11 +1,11 @@
 // The subscribers to a worker's command events: the log lines, the metrics, and the completion
 // notices an intake waiting on `Prefer: wait` listens for.
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ServiceMetrics } from '../metrics/registry.js';
 import { type Notice, publishCompletions } from './completion.js';
 import type { CommandEvents } from './events.js';
 import type { PendingCommands } from './pending.js';
+import type { RedisClient } from './redis.js';
 
 export function logCommandEvents(events: CommandEvents, logger: Logger): void {
   events.on('finished', ({ commands, outcomes, applyMs }) => {
@@ -54,7 +54,7 @@ export function countCommandEvents(events: CommandEvents, metrics: ServiceMetric
 }
 
 /** Publishes the outcomes of commands whose client is (or may be) waiting, one message per apply. */
-export function announceCompletions(events: CommandEvents, publisher: Redis, prefix: string): void {
+export function announceCompletions(events: CommandEvents, publisher: RedisClient, prefix: string): void {
   events.on('finished', ({ commands, outcomes }) => {
     const notices: Notice[] = [];
     for (const [i, outcome] of outcomes.entries()) {

@@ -5,13 +5,14 @@
 // getJobCounts script per lane (all in flight at once), the head job of each non-empty lane,
 // and — below KINDS_LIMIT jobs — the ids of the jobs not yet applied.
 import type { Job, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { type ChunkJob, commandsIn } from './chunks.js';
+import { keyLayoutOf, type Piped, pipelined } from './cluster.js';
 import type { CommandJob } from './jobs.js';
 import { redisKeys } from './keys.js';
 import { laneQueues } from './lanes.js';
 import { ParkedCommands } from './parked.js';
 import { CHUNK_NAME } from './producer.js';
+import type { RedisClient } from './redis.js';
 
 const STATES = ['waiting', 'active', 'delayed', 'prioritized', 'failed'] as const;
 type State = (typeof STATES)[number];
@@ -58,15 +59,15 @@ export interface QueuesView {
 }
 
 export async function readQueues(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   lanes: number,
   { top = 10, now = Date.now() }: { top?: number | 'all'; now?: number } = {},
 ): Promise<QueuesView> {
   const queues = laneQueues(redis, prefix, lanes, { readOnly: true });
   try {
-    const recorded = await redis.get(redisKeys(prefix).lanes);
-    const parked = await new ParkedCommands(redis, prefix).counts();
+    const recorded = await redis.get(redisKeys(prefix, keyLayoutOf(redis)).lanes);
+    const parked = await new ParkedCommands(redis, prefix, lanes).counts();
     const views = await Promise.all(queues.map((queue) => readLane(queue)));
     const totals = Object.fromEntries(STATES.map((s) => [s, views.reduce((sum, v) => sum + v.view[s], 0)])) as Record<
       State,
@@ -141,19 +142,23 @@ function firstCommandOf(job: Job<CommandJob | ChunkJob>): { commandId: string; a
  * Single-command jobs vs chunks among the jobs not yet applied. A chunk's id ends in 000 (see
  * chunks.ts); so does one single command id in 4096, so only those jobs' names are read.
  */
-async function countKinds(redis: Redis, prefix: string, queues: Queue[]): Promise<{ single: number; chunks: number }> {
+async function countKinds(redis: RedisClient, prefix: string, queues: Queue[]): Promise<{ single: number; chunks: number }> {
   const ids = await Promise.all(
     queues.map(async (queue) => ({
       lane: queue.name,
       ids: await queue.getRanges(['waiting', 'active', 'delayed', 'prioritized'], 0, -1),
     })),
   );
+  const keys = redisKeys(prefix, keyLayoutOf(redis));
   const candidates = ids.flatMap(({ lane, ids }) =>
-    ids.filter((id) => id.endsWith('000')).map((id) => redisKeys(prefix).laneJob(lane, id)),
+    ids
+      .filter((id) => id.endsWith('000'))
+      .map((id): Piped => {
+        const key = keys.laneJob(lane, id);
+        return { key, queue: (pipeline) => pipeline.hget(key, 'name') };
+      }),
   );
-  const pipeline = redis.pipeline();
-  for (const key of candidates) pipeline.hget(key, 'name');
-  const names = candidates.length > 0 ? ((await pipeline.exec()) ?? []) : [];
+  const names = await pipelined(redis, candidates);
   const chunks = names.filter(([error, name]) => !error && name === CHUNK_NAME).length;
   const jobs = ids.reduce((sum, lane) => sum + lane.ids.length, 0);
   return { single: jobs - chunks, chunks };

@@ -10,12 +10,17 @@
 // behind a locked ticket row) and the ledger does not know yet (src/read/pendingReplies.ts), and
 // drops the leftovers it meets; the set also expires a week after its latest note, so one never
 // read again does not stay.
-import type { Redis } from 'ioredis';
+//
+// A ticket's set lives in its lane's hash slot on a Redis Cluster (keys.ts), beside the lane's job
+// hashes and parked commands that a read checks in one transaction; a note or a forget for many
+// tickets is then one script call per slot.
 import { perTurn } from '../turnBatch.js';
 import { chunkIdOf, isChunk } from './chunks.js';
+import { bySlot, keyLayoutOf } from './cluster.js';
 import { type CommandJob, commandJobSchema } from './jobs.js';
-import { redisKeys } from './keys.js';
-import { laneName, laneOf } from './lanes.js';
+import { type KeyLayout, redisKeys } from './keys.js';
+import { laneOfTicket } from './lanes.js';
+import type { RedisClient } from './redis.js';
 import { runScript } from './scripts.js';
 
 /** How long a (key, ticket) set outlives its latest note. */
@@ -33,14 +38,21 @@ export interface PendingScan {
 }
 
 export class PendingCommands {
+  private readonly layout: KeyLayout;
   private readonly keys: ReturnType<typeof redisKeys>;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     prefix: string,
     private readonly lanes: number,
   ) {
-    this.keys = redisKeys(prefix);
+    this.layout = keyLayoutOf(redis);
+    this.keys = redisKeys(prefix, this.layout);
+  }
+
+  /** One key's pending set for one ticket. */
+  private setOf(apiKeyId: number, ticketId: number): string {
+    return this.keys.pending(laneOfTicket(ticketId, this.lanes, this.layout), apiKeyId, ticketId);
   }
 
   /**
@@ -58,35 +70,39 @@ export class PendingCommands {
     return lists.map(() => undefined);
   });
 
-  /** Notes accepted commands: one script call whatever their number. */
+  /** Notes accepted commands: one script call whatever their number (on a cluster, one per slot). */
   async note(jobs: CommandJob[]): Promise<void> {
-    if (jobs.length === 0) return;
-    const groups = [...this.byTicket(jobs)];
-    await runScript(
-      this.redis,
-      'notePending',
-      groups.map(([key]) => key),
-      [
-        PENDING_TTL_MS,
-        ...groups.flatMap(([, members]) => [members.length, ...members.flatMap((job) => [job.acceptedAt, job.commandId])]),
-      ],
+    await Promise.all(
+      bySlot(this.redis, [...this.byTicket(jobs)], ([key]) => key).map((groups) =>
+        runScript(
+          this.redis,
+          'notePending',
+          groups.map(([key]) => key),
+          [
+            PENDING_TTL_MS,
+            ...groups.flatMap(([, members]) => [members.length, ...members.flatMap((job) => [job.acceptedAt, job.commandId])]),
+          ],
+        ),
+      ),
     );
   }
 
-  /** Forgets commands that finished (their outcome is in the ledger): one script call. */
+  /** Forgets commands that finished (their outcome is in the ledger): one script call (on a cluster, one per slot). */
   async forget(jobs: CommandJob[]): Promise<void> {
-    if (jobs.length === 0) return;
-    const groups = [...this.byTicket(jobs)];
-    await runScript(
-      this.redis,
-      'forgetPending',
-      groups.map(([key]) => key),
-      groups.flatMap(([, members]) => [members.length, ...members.map((job) => job.commandId)]),
+    await Promise.all(
+      bySlot(this.redis, [...this.byTicket(jobs)], ([key]) => key).map((groups) =>
+        runScript(
+          this.redis,
+          'forgetPending',
+          groups.map(([key]) => key),
+          groups.flatMap(([, members]) => [members.length, ...members.map((job) => job.commandId)]),
+        ),
+      ),
     );
   }
 
   async forgetIds(apiKeyId: number, ticketId: number, commandIds: string[]): Promise<void> {
-    if (commandIds.length > 0) await this.redis.zrem(this.keys.pending(apiKeyId, ticketId), ...commandIds);
+    if (commandIds.length > 0) await this.redis.zrem(this.setOf(apiKeyId, ticketId), ...commandIds);
   }
 
   /**
@@ -94,15 +110,15 @@ export class PendingCommands {
    * one atomic read: the ids, then their jobs (alone or in a chunk) and the ticket's parked ones.
    */
   async scan(apiKeyId: number, ticketId: number, most: number, now = Date.now()): Promise<PendingScan> {
-    const noted = await this.redis.zrevrange(this.keys.pending(apiKeyId, ticketId), 0, most - 1, 'WITHSCORES');
+    const noted = await this.redis.zrevrange(this.setOf(apiKeyId, ticketId), 0, most - 1, 'WITHSCORES');
     const ids: Array<{ commandId: string; acceptedAt: number }> = [];
     for (let i = 0; i + 1 < noted.length; i += 2) ids.push({ commandId: noted[i] as string, acceptedAt: Number(noted[i + 1]) });
     if (ids.length === 0) return { unfinished: [], gone: [], unheld: [] };
-    const lane = laneName(laneOf(ticketId, this.lanes));
+    const lane = laneOfTicket(ticketId, this.lanes, this.layout);
     const jobIds = [...new Set(ids.flatMap(({ commandId }) => [commandId, chunkIdOf(commandId)]))];
     const reading = this.redis.multi();
     for (const jobId of jobIds) reading.hmget(this.keys.laneJob(lane, jobId), 'data', 'finishedOn');
-    reading.lrange(this.keys.parkedCommands(ticketId), 0, -1);
+    reading.lrange(this.keys.parkedCommands(lane, ticketId), 0, -1);
     const answers = (await reading.exec()) ?? [];
     const failed = answers.find(([error]) => error)?.[0];
     if (failed) throw failed;
@@ -130,7 +146,7 @@ export class PendingCommands {
   private byTicket(jobs: CommandJob[]): Map<string, CommandJob[]> {
     const byKey = new Map<string, CommandJob[]>();
     for (const job of jobs) {
-      const key = this.keys.pending(job.apiKeyId, job.command.ticketId);
+      const key = this.setOf(job.apiKeyId, job.command.ticketId);
       const members = byKey.get(key);
       if (members) members.push(job);
       else byKey.set(key, [job]);

@@ -1,11 +1,12 @@
 import type { JobsOptions, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { type ChunkJob, chunkIdOf, commandsIn } from './chunks.js';
+import { keyLayoutOf, type Piped, pipelined } from './cluster.js';
 import { type CommandJob, type RetryProgress, retryProgressSchema } from './jobs.js';
 import { redisKeys } from './keys.js';
 import { jobHolding, laneOf, laneQueues } from './lanes.js';
 import { ParkedCommands } from './parked.js';
 import { PendingCommands } from './pending.js';
+import type { RedisClient } from './redis.js';
 
 export const JOB_NAME = 'command';
 export const CHUNK_NAME = 'chunk';
@@ -28,13 +29,13 @@ export class CommandQueue {
   private readonly pending: PendingCommands;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly lanes: number,
     deadLetterRetentionSeconds: number,
   ) {
     this.queues = laneQueues(redis, prefix, lanes);
-    this.parked = new ParkedCommands(redis, prefix);
+    this.parked = new ParkedCommands(redis, prefix, lanes);
     this.pending = new PendingCommands(redis, prefix, lanes);
     this.jobOptions = {
       // Finished commands live in the MySQL ledger; only dead letters are kept in Redis.
@@ -113,18 +114,22 @@ export class CommandQueue {
 
   /**
    * For each of `commands` (command id and ticket), whether its job — alone or its chunk — is
-   * still in Redis, or it is parked. One pipeline and one hash read; the ticket names the lane.
+   * still in Redis, or it is parked. One pipeline and one hash read (on a cluster, one of each per
+   * node); the ticket names the lane.
    */
   async stillQueued(commands: Array<{ commandId: string; ticketId: number }>): Promise<boolean[]> {
     if (commands.length === 0) return [];
-    const parked = await this.parked.holding(commands.map((c) => c.commandId));
-    const pipeline = this.redis.pipeline();
-    for (const { commandId, ticketId } of commands) {
-      const lane = this.laneFor(ticketId).name;
-      const keys = redisKeys(this.prefix);
-      pipeline.exists(keys.laneJob(lane, commandId), keys.laneJob(lane, chunkIdOf(commandId)));
-    }
-    const answers = (await pipeline.exec()) ?? [];
+    const parked = await this.parked.holding(commands);
+    const keys = redisKeys(this.prefix, keyLayoutOf(this.redis));
+    const answers = await pipelined(
+      this.redis,
+      commands.map(({ commandId, ticketId }): Piped => {
+        const lane = this.laneFor(ticketId).name;
+        // A job and its chunk are in one lane, so in one slot.
+        const [job, chunk] = [keys.laneJob(lane, commandId), keys.laneJob(lane, chunkIdOf(commandId))];
+        return { key: job, queue: (pipeline) => pipeline.exists(job, chunk) };
+      }),
+    );
     return answers.map(([error, count], i) => parked[i] === true || (!error && Number(count) > 0));
   }
 

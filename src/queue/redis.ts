@@ -1,14 +1,24 @@
-import type { Redis, RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { type Config, redactConnectionUrl } from '../config.js';
 import { NETWORK_ERROR_CODES } from '../errors.js';
 import { TurnWriteRedis } from './turnWrites.js';
 
-/** Where the service's Redis is: one server (REDIS_URL), or a primary found through sentinels. */
-export type RedisSettings = Pick<Config, 'REDIS_URL' | 'REDIS_SENTINELS' | 'REDIS_SENTINEL_NAME' | 'REDIS_SENTINEL_PASSWORD'>;
+/**
+ * Where the service's Redis is: one server (REDIS_URL), a primary found through sentinels, or a
+ * Redis Cluster.
+ */
+export type RedisSettings = Pick<
+  Config,
+  'REDIS_URL' | 'REDIS_SENTINELS' | 'REDIS_SENTINEL_NAME' | 'REDIS_SENTINEL_PASSWORD' | 'REDIS_CLUSTER_NODES'
+>;
+
+/** A connection of the service: to one server (standalone or through sentinels), or to a Redis Cluster. */
+export type RedisClient = Redis | Cluster;
 
 /** The Redis a connection goes to, for log lines and error messages (no password). */
 export function describeRedis(settings: RedisSettings): string {
+  if (settings.REDIS_CLUSTER_NODES !== undefined) return describeCluster(settings.REDIS_CLUSTER_NODES);
   if (settings.REDIS_SENTINELS === undefined) return redactConnectionUrl(settings.REDIS_URL);
   const sentinels = settings.REDIS_SENTINELS.map(({ host, port }) => `${host}:${port}`).join(',');
   return `the primary '${settings.REDIS_SENTINEL_NAME}' of the sentinels ${sentinels}`;
@@ -20,7 +30,9 @@ export function describeRedis(settings: RedisSettings): string {
  *   offline queue) so a client gets 503 + Retry-After at once instead of a hung request.
  * - `blocking`: BullMQ workers and subscribers, which must wait out an outage and resume.
  */
-export function createRedis(settings: RedisSettings, use: 'command' | 'blocking', name: string): Redis {
+export function createRedis(settings: RedisSettings, use: 'command' | 'blocking', name: string): RedisClient {
+  if (settings.REDIS_CLUSTER_NODES !== undefined)
+    return createCluster(settings.REDIS_URL, settings.REDIS_CLUSTER_NODES, use, name);
   const options: RedisOptions = {
     ...sentinelOptions(settings),
     connectionName: name,
@@ -73,7 +85,7 @@ export function isRedisConnectionError(error: unknown): boolean {
  * Says once when the connection to Redis is lost and once when it is back (the process's
  * other connections follow the same server, so one connection speaks for them all).
  */
-export function watchRedis(redis: Redis, logger: Logger): void {
+export function watchRedis(redis: RedisClient, logger: Logger): void {
   let lostAt: number | null = null;
   redis.on('close', () => {
     if (lostAt !== null) return;
@@ -94,9 +106,10 @@ export class RedisDatabaseRefused extends Error {}
  * Resolves once the connection is ready and on the database REDIS_URL names (or rejects after
  * timeoutMs, or with RedisDatabaseRefused).
  */
-export async function redisReady(redis: Redis, timeoutMs = 10_000): Promise<void> {
+export async function redisReady(redis: RedisClient, timeoutMs = 10_000): Promise<void> {
   if (redis.status !== 'ready') await connected(redis, timeoutMs);
-  await onNamedDatabase(redis);
+  // A cluster has database 0 only (the configuration refuses another).
+  if (redis instanceof Redis) await onNamedDatabase(redis);
 }
 
 /**
@@ -123,7 +136,7 @@ async function onNamedDatabase(redis: Redis): Promise<void> {
   }
 }
 
-async function connected(redis: Redis, timeoutMs: number): Promise<void> {
+async function connected(redis: RedisClient, timeoutMs: number): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       cleanup();
@@ -141,14 +154,61 @@ async function connected(redis: Redis, timeoutMs: number): Promise<void> {
   });
 }
 
-/** Deletes every key under `prefix:` (a test's queue, or the demo's on --reset). */
-export async function deleteKeysUnder(redis: Redis, prefix: string): Promise<number> {
-  let cursor = '0';
+/**
+ * Deletes every key under `prefix:` (a test's queue, or the demo's on --reset); in a cluster, on
+ * every primary, one key per DEL (a DEL of several keys must keep to one slot).
+ */
+export async function deleteKeysUnder(redis: RedisClient, prefix: string): Promise<number> {
   let deleted = 0;
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) deleted += await redis.del(...keys);
-  } while (cursor !== '0');
+  for (const server of primaries(redis)) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await server.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length === 0) continue;
+      if (server === redis) deleted += await server.del(...keys);
+      else deleted += (await Promise.all(keys.map((key) => server.del(key)))).reduce((sum, n) => sum + n, 0);
+    } while (cursor !== '0');
+  }
   return deleted;
+}
+
+// --- Redis Cluster (REDIS_CLUSTER_NODES) ---
+
+function describeCluster(nodes: Array<{ host: string; port: number }>): string {
+  return `the Redis Cluster of ${nodes.map(({ host, port }) => `${host}:${port}`).join(',')}`;
+}
+
+/**
+ * A Redis Cluster connection: ioredis finds every node from the ones listed, follows MOVED/ASK
+ * redirections and failovers, and sends each command to the primary of its key's slot. REDIS_URL's
+ * user, password and rediss: apply to every node; its host and port are unused.
+ */
+function createCluster(
+  url: string,
+  nodes: Array<{ host: string; port: number }>,
+  use: 'command' | 'blocking',
+  name: string,
+): Cluster {
+  const parsed = new URL(url);
+  const cluster = new Cluster(nodes, {
+    lazyConnect: false,
+    clusterRetryStrategy: (times) => Math.min(times * 200, 2_000),
+    enableOfflineQueue: use !== 'command',
+    redisOptions: {
+      connectionName: name,
+      connectTimeout: 5_000,
+      ...(parsed.username === '' ? {} : { username: decodeURIComponent(parsed.username) }),
+      ...(parsed.password === '' ? {} : { password: decodeURIComponent(parsed.password) }),
+      ...(parsed.protocol === 'rediss:' ? { tls: {} } : {}),
+      maxRetriesPerRequest: use === 'command' ? 1 : null,
+    },
+  });
+  cluster.on('error', () => {});
+  return cluster;
+}
+
+/** The servers that hold keys: every primary of a cluster, or the one server. */
+export function primaries(redis: RedisClient): Redis[] {
+  return redis instanceof Cluster ? redis.nodes('master') : [redis];
 }

@@ -1,9 +1,12 @@
 // The service's Lua scripts, one file each under ./lua/ with a header naming its KEYS and ARGV
 // (as BullMQ keeps its own). Each is defined on a connection once (ioredis defineCommand: EVALSHA,
 // falling back to EVAL when Redis has not seen the script, e.g. after a restart) and run by name;
-// every key a script touches is passed in KEYS, never built inside it.
+// every key a script touches is passed in KEYS, never built inside it (peekLane's job hashes, named
+// by the list it reads, share their lane's hash tag). On a Redis Cluster all of one call's keys
+// must share a hash slot: the callers group them so (src/queue/cluster.ts).
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import { pipelined } from './cluster.js';
+import type { RedisClient } from './redis.js';
 
 const NAMES = [
   'idempotencyTakeOver',
@@ -27,10 +30,10 @@ function scripts(): Map<ScriptName, string> {
   return loaded;
 }
 
-const defined = new WeakSet<Redis>();
+const defined = new WeakSet<RedisClient>();
 
 /** Defines every script on `redis`, taking its number of keys as the first argument of each call. */
-function define(redis: Redis): void {
+function define(redis: RedisClient): void {
   if (defined.has(redis)) return;
   for (const [name, lua] of scripts()) redis.defineCommand(name, { lua });
   defined.add(redis);
@@ -39,23 +42,26 @@ function define(redis: Redis): void {
 type Runner = (...keysThenArgs: Array<string | number>) => Promise<unknown>;
 
 /** Runs a script on `redis` with its keys and arguments. */
-export function runScript(redis: Redis, name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {
+export function runScript(redis: RedisClient, name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {
   define(redis);
   return (redis as unknown as Record<ScriptName, Runner>)[name](keys.length, ...keys, ...args);
 }
 
 /**
- * Runs many calls of one script in a single pipeline (one write, one read); each call's answer,
- * or its error, in order. Rejects only when the pipeline itself could not be sent.
+ * Runs many calls of one script in a single pipeline (one write, one read; on a cluster one per
+ * node); each call's answer, or its error, in order. Rejects only when a pipeline could not be sent.
  */
 export async function runScriptPipelined(
-  redis: Redis,
+  redis: RedisClient,
   name: ScriptName,
   calls: Array<{ keys: string[]; args: Array<string | number> }>,
 ): Promise<Array<[Error | null, unknown]>> {
   define(redis);
-  const pipeline = redis.pipeline();
-  const queue = pipeline as unknown as Record<ScriptName, (...keysThenArgs: Array<string | number>) => unknown>;
-  for (const { keys, args } of calls) queue[name](keys.length, ...keys, ...args);
-  return (await pipeline.exec()) ?? [];
+  return pipelined(
+    redis,
+    calls.map(({ keys, args }) => ({
+      key: keys[0] as string,
+      queue: (pipeline) => (pipeline as unknown as Record<ScriptName, Runner>)[name](keys.length, ...keys, ...args),
+    })),
+  );
 }

@@ -29,7 +29,10 @@ describe('accepted commands and the worker (ITFlow 2.6.7)', () => {
   });
 
   const laneOfTicket = (ticket: number) =>
-    new Queue(laneName(laneOf(ticket, h.config.QUEUE_PARTITIONS)), { connection: redis, prefix: h.config.QUEUE_PREFIX });
+    new Queue(laneName(laneOf(ticket, h.config.QUEUE_PARTITIONS), 'standalone'), {
+      connection: redis,
+      prefix: h.config.QUEUE_PREFIX,
+    });
 
   it('answers 202 with a command id and a Location to follow; a worker applies it later', async () => {
     const ticket = await addTicket(h.db, '2.6.7', { clientId: world.clientA });

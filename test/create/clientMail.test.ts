@@ -302,7 +302,7 @@ describe('client mail is queued exactly once (ITFlow 2.6.7)', () => {
     expect(refused.status).toBe(202);
 
     const commandId = first.body.data[0].command_id;
-    const lane = new Queue(laneName(laneOf(emailed, h.config.QUEUE_PARTITIONS)), {
+    const lane = new Queue(laneName(laneOf(emailed, h.config.QUEUE_PARTITIONS), 'standalone'), {
       connection: redis,
       prefix: h.config.QUEUE_PREFIX,
     });

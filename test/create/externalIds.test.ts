@@ -52,7 +52,10 @@ describe.each(GENERATIONS)('external ids (ITFlow %s)', (generation: Generation) 
   const post = (body: object, headers: Record<string, string> = WAIT, path = CREATE, key = world.keys.all) =>
     h.post(path, body, { key, headers });
   const lane = (ticket: number) =>
-    new Queue(laneName(laneOf(ticket, h.config.QUEUE_PARTITIONS)), { connection: redis, prefix: h.config.QUEUE_PREFIX });
+    new Queue(laneName(laneOf(ticket, h.config.QUEUE_PARTITIONS), 'standalone'), {
+      connection: redis,
+      prefix: h.config.QUEUE_PREFIX,
+    });
   const held = (externalId: string) =>
     h.query('SELECT * FROM rq_external_ids WHERE api_key_id = ? AND external_id = ?', [keyId, externalId]);
 
@@ -94,7 +97,7 @@ describe.each(GENERATIONS)('external ids (ITFlow %s)', (generation: Generation) 
     // Redis's claim (a day at most) has expired.
     await purgeLedger(h.db, serviceTables(h.config), h.config.COMMAND_RETENTION_DAYS, { now: Date.now() + 8 * 86_400_000 });
     expect(await h.query('SELECT 1 FROM rq_commands WHERE command_id = ?', [idBytes(commandId)])).toEqual([]);
-    await redis.del(redisKeys(h.config.QUEUE_PREFIX).externalId(keyId, body.external_id));
+    await redis.del(redisKeys(h.config.QUEUE_PREFIX, 'standalone').externalId(keyId, body.external_id));
 
     const again = await post(body, {});
     expect(again.status).toBe(201);

@@ -149,7 +149,7 @@ describe.each(GENERATIONS)('idempotency keys (ITFlow %s)', (generation: Generati
       status: 0,
     };
     const redis = new Redis(h.config.REDIS_URL, { maxRetriesPerRequest: null });
-    const lane = new Queue(laneName(laneOf(ticket, h.config.QUEUE_PARTITIONS)), {
+    const lane = new Queue(laneName(laneOf(ticket, h.config.QUEUE_PARTITIONS), 'standalone'), {
       connection: redis,
       prefix: h.config.QUEUE_PREFIX,
     });

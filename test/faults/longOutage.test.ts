@@ -21,7 +21,7 @@ async function deadLetterCount(redisUrl: string, prefix: string, lanes: number):
   const redis = new Redis(redisUrl);
   try {
     let total = 0;
-    for (const lane of laneNames(lanes)) total += await redis.zcard(`${prefix}:${lane}:failed`);
+    for (const lane of laneNames(lanes, 'standalone')) total += await redis.zcard(`${prefix}:${lane}:failed`);
     return total;
   } finally {
     redis.disconnect();

@@ -38,7 +38,7 @@ describe('Redis loses the queue settings (ITFlow 2.6.7)', () => {
 
   const concurrencies = async () => {
     const values = [];
-    for (const lane of laneNames(h.config.QUEUE_PARTITIONS)) {
+    for (const lane of laneNames(h.config.QUEUE_PARTITIONS, 'standalone')) {
       values.push(await redis.hget(`${h.config.QUEUE_PREFIX}:${lane}:meta`, 'concurrency'));
     }
     return values;

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { inject } from 'vitest';
 import { idBytes } from '../../src/apply/ledger.js';
@@ -7,7 +6,7 @@ import { type Config, loadConfig } from '../../src/config.js';
 import { createPool } from '../../src/db/pool.js';
 import { createItflowDatabase, dropDatabase, type Generation, withDatabase } from '../../src/demo/itflowDatabase.js';
 import { createLogger } from '../../src/logger.js';
-import { deleteKeysUnder } from '../../src/queue/redis.js';
+import { createRedis, deleteKeysUnder, type RedisSettings, redisReady } from '../../src/queue/redis.js';
 import { type Roles, type RunningService, startService } from '../../src/service.js';
 
 export interface Answer {
@@ -73,11 +72,19 @@ export function uniqueName(label: string): string {
   return `rqt_${label}_${randomBytes(4).toString('hex')}`;
 }
 
+/**
+ * TEST_REDIS_CLUSTER_NODES (host:port,…) runs the harness's services on that Redis Cluster instead
+ * of the local Redis (docs/development.md); tests that open Redis connections of their own still
+ * use TEST_REDIS_URL's.
+ */
+const CLUSTER_NODES = process.env.TEST_REDIS_CLUSTER_NODES;
+
 /** Test configuration: this file's database and queue prefix, an ephemeral port, quiet logs. */
 export function testConfig(database: string, prefix: string, env: Record<string, string> = {}): Config {
   return loadConfig({
     DATABASE_URL: withDatabase(inject('mysqlUrl'), database),
     REDIS_URL: inject('redisUrl'),
+    ...(CLUSTER_NODES ? { REDIS_CLUSTER_NODES: CLUSTER_NODES } : {}),
     HOST: '127.0.0.1',
     PORT: '0',
     LOG_LEVEL: 'silent',
@@ -135,6 +142,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
         REDIS_URL: config.REDIS_URL,
         QUEUE_PREFIX: config.QUEUE_PREFIX,
         QUEUE_PARTITIONS: String(config.QUEUE_PARTITIONS),
+        ...(CLUSTER_NODES ? { REDIS_CLUSTER_NODES: CLUSTER_NODES } : {}),
         AUTH_CACHE_SECONDS: '0',
         WORKER_LOCK_SECONDS: String(config.WORKER_LOCK_SECONDS),
         PORT: '0',
@@ -153,17 +161,18 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
       await service.close();
       await db.end();
       await dropDatabase(inject('mysqlUrl'), name);
-      await deleteQueueKeys(config.REDIS_URL, config.QUEUE_PREFIX);
+      await deleteQueueKeys(config, config.QUEUE_PREFIX);
     },
   };
 }
 
-/** Removes every Redis key under a test's queue prefix. */
-export async function deleteQueueKeys(redisUrl: string, prefix: string): Promise<void> {
-  const redis = new Redis(redisUrl);
+/** Removes every Redis key under a test's queue prefix (on a cluster, from every primary). */
+export async function deleteQueueKeys(redis: string | RedisSettings, prefix: string): Promise<void> {
+  const connection = createRedis(typeof redis === 'string' ? { REDIS_URL: redis } : redis, 'blocking', 'test-cleanup');
   try {
-    await deleteKeysUnder(redis, prefix);
+    await redisReady(connection);
+    await deleteKeysUnder(connection, prefix);
   } finally {
-    redis.disconnect();
+    connection.disconnect();
   }
 }

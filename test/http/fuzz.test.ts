@@ -724,7 +724,7 @@ class QueueProbe {
   /** Jobs waiting or being applied, over every lane. */
   async jobs(): Promise<number> {
     const pipeline = this.redis.pipeline();
-    for (const lane of laneNames(LANES)) {
+    for (const lane of laneNames(LANES, 'standalone')) {
       pipeline.llen(`${this.prefix}:${lane}:wait`);
       pipeline.llen(`${this.prefix}:${lane}:active`);
     }
@@ -735,7 +735,7 @@ class QueueProbe {
   /** The commands a job holds (one, or a chunk's), or null when no lane has it. */
   async job(jobId: string): Promise<QueuedCommand[] | null> {
     const pipeline = this.redis.pipeline();
-    for (const lane of laneNames(LANES)) pipeline.hget(`${this.prefix}:${lane}:${jobId}`, 'data');
+    for (const lane of laneNames(LANES, 'standalone')) pipeline.hget(`${this.prefix}:${lane}:${jobId}`, 'data');
     const found = ((await pipeline.exec()) ?? []).map(([, data]) => data).find((data) => typeof data === 'string');
     if (typeof found !== 'string') return null;
     const data = JSON.parse(found);

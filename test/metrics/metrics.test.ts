@@ -87,7 +87,7 @@ describe('GET /metrics (ITFlow 2.6.7)', () => {
     // Nothing queued: every lane is listed, and none has anything waiting.
     const lanes = fresh.samples.filter((s) => s.name === 'replyqueue_lane_oldest_waiting_seconds');
     expect(lanes.map((s) => s.labels.lane).sort()).toEqual(
-      Array.from({ length: h.config.QUEUE_PARTITIONS }, (_, lane) => laneName(lane)),
+      Array.from({ length: h.config.QUEUE_PARTITIONS }, (_, lane) => laneName(lane, 'standalone')),
     );
     expect(lanes.every((s) => s.value === 0)).toBe(true);
   });
@@ -132,7 +132,9 @@ describe('GET /metrics (ITFlow 2.6.7)', () => {
     const scrapedFrom = Date.now();
     const before = await scrape(h.url);
     const age = (ticket: number) =>
-      before.value('replyqueue_lane_oldest_waiting_seconds', { lane: laneName(laneOf(ticket, h.config.QUEUE_PARTITIONS)) });
+      before.value('replyqueue_lane_oldest_waiting_seconds', {
+        lane: laneName(laneOf(ticket, h.config.QUEUE_PARTITIONS), 'standalone'),
+      });
     expect(before.types.get('replyqueue_lane_oldest_waiting_seconds')).toBe('gauge');
     for (const ticket of [open, closedLater]) {
       expect(age(ticket)).toBeGreaterThanOrEqual(1.2);
@@ -141,7 +143,7 @@ describe('GET /metrics (ITFlow 2.6.7)', () => {
     // The lane of `open` holds its oldest command, sent before closedLater's.
     expect(age(open)).toBeGreaterThanOrEqual(age(closedLater) as number);
     expect(age(open)).toBeGreaterThan((scrapedFrom - firstSentAt) / 1000 - 1);
-    const busyLanes = new Set([open, closedLater].map((t) => laneName(laneOf(t, h.config.QUEUE_PARTITIONS))));
+    const busyLanes = new Set([open, closedLater].map((t) => laneName(laneOf(t, h.config.QUEUE_PARTITIONS), 'standalone')));
     for (const sample of before.samples.filter((s) => s.name === 'replyqueue_lane_oldest_waiting_seconds')) {
       if (!busyLanes.has(sample.labels.lane as string)) expect(sample.value, sample.labels.lane).toBe(0);
     }

@@ -60,7 +60,7 @@ describe('cli queues', () => {
       await addTicket(h.db, '2.6.7', { clientId: world.clientA }),
       await addTicket(h.db, '2.6.7', { clientId: world.clientB }),
     ] as [number, number, number];
-    const laneOfTicket = (ticket: number) => laneName(laneOf(ticket, lanes()));
+    const laneOfTicket = (ticket: number) => laneName(laneOf(ticket, lanes()), 'standalone');
     expect(new Set([t1, t2, t3].map(laneOfTicket)).size).toBe(3);
 
     const create = (ticket: number, reply: string) =>
@@ -91,7 +91,9 @@ describe('cli queues', () => {
     expect(bulk.status).toBe(202);
 
     // A dead letter in a lane of its own.
-    const spare = Array.from({ length: lanes() }, (_, i) => laneName(i)).find((l) => ![t1, t2, t3].map(laneOfTicket).includes(l));
+    const spare = Array.from({ length: lanes() }, (_, i) => laneName(i, 'standalone')).find(
+      (l) => ![t1, t2, t3].map(laneOfTicket).includes(l),
+    );
     await addDeadLetter(spare as string);
 
     await new Promise((resolve) => setTimeout(resolve, 1100));

@@ -37,7 +37,10 @@ describe.each(GENERATIONS)('read.php include_pending (ITFlow %s)', (generation: 
   });
 
   const lane = (ticket: number) =>
-    new Queue(laneName(laneOf(ticket, h.config.QUEUE_PARTITIONS)), { connection: redis, prefix: h.config.QUEUE_PREFIX });
+    new Queue(laneName(laneOf(ticket, h.config.QUEUE_PARTITIONS), 'standalone'), {
+      connection: redis,
+      prefix: h.config.QUEUE_PREFIX,
+    });
   const read = (query: string, key = world.keys.all) => h.get(`${READ}?${query}`, { key });
   /** Runs `use` with the ticket's lane paused, so what is accepted stays queued. */
   async function whilePaused<T>(ticket: number, use: (queue: Queue) => Promise<T>): Promise<T> {
@@ -187,7 +190,11 @@ describe.each(GENERATIONS)('read.php include_pending (ITFlow %s)', (generation: 
       { ticket_id: ticket, ticket_reply: 'Applied long ago' },
       { key: world.keys.all, headers: { Prefer: 'wait=10' } },
     );
-    const key = redisKeys(h.config.QUEUE_PREFIX).pending(keyId, ticket);
+    const key = redisKeys(h.config.QUEUE_PREFIX, 'standalone').pending(
+      laneName(laneOf(ticket, h.config.QUEUE_PARTITIONS), 'standalone'),
+      keyId,
+      ticket,
+    );
     const lost = newCommandId();
     const onItsWay = newCommandId();
     // A note for the applied command (as if its worker died after committing), one for a command that
@@ -204,7 +211,11 @@ describe.each(GENERATIONS)('read.php include_pending (ITFlow %s)', (generation: 
 
   it('the worker clears a command’s note once it is applied', async () => {
     const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
-    const key = redisKeys(h.config.QUEUE_PREFIX).pending(keyId, ticket);
+    const key = redisKeys(h.config.QUEUE_PREFIX, 'standalone').pending(
+      laneName(laneOf(ticket, h.config.QUEUE_PARTITIONS), 'standalone'),
+      keyId,
+      ticket,
+    );
     await whilePaused(ticket, async (queue) => {
       const answer = await h.post(CREATE, { ticket_id: ticket, ticket_reply: 'Cleared' }, { key: world.keys.all });
       expect(answer.status).toBe(202);

@@ -8,6 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ttlMemo } from '../../cache.js';
 import { Forbidden, Invalid, NotFound } from '../../errors.js';
 import type { Principal } from '../../itflow/apiKeys.js';
+import { keyLayoutOf } from '../../queue/cluster.js';
 import { DeadLetters } from '../../queue/deadLetters.js';
 import { ImportTraffic } from '../../queue/imports.js';
 import { laneJobs } from '../../queue/inspect.js';
@@ -125,10 +126,8 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
 
       api.get<{ Params: { lane: string } }>('/lanes/:lane', async (request) => {
         const queue = queues.get(request.params.lane);
-        if (!queue)
-          throw new NotFound(
-            `No lane ${request.params.lane}: lanes are ${laneNames(lanes).at(0)} to ${laneNames(lanes).at(-1)}.`,
-          );
+        const names = laneNames(lanes, keyLayoutOf(redis));
+        if (!queue) throw new NotFound(`No lane ${request.params.lane}: lanes are ${names.at(0)} to ${names.at(-1)}.`);
         return { lane: queue.name, perState: LANE_JOBS_PER_STATE, jobs: await laneJobs(queue, LANE_JOBS_PER_STATE) };
       });
 

@@ -1,13 +1,13 @@
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 import type { Pool } from 'mysql2/promise';
 import { answersWithin } from '../../db/pool.js';
 import { beforeDeadline } from '../../deadline.js';
 import type { ItflowSchema } from '../../itflow/schema.js';
+import type { RedisClient } from '../../queue/redis.js';
 
 export interface HealthDeps {
   pool: Pool;
-  redis: Redis;
+  redis: RedisClient;
   schema: ItflowSchema;
 }
 
