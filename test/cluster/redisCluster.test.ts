@@ -26,6 +26,8 @@ const NOWHERE = 'redis://127.0.0.1:17099';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 let cluster: LocalCluster;
+/** Each generation's queue prefix, to check nothing of it is left once its harness closed. */
+const prefixes: string[] = [];
 beforeAll(async () => {
   cluster = await startRedisCluster({ firstPort: FIRST_PORT, primaries: 3, replicasEach: 1 });
 }, 60_000);
@@ -40,6 +42,7 @@ describe.each(['2.4.4', '2.6.7'] as Generation[])('on a Redis Cluster (ITFlow %s
   let redis: RedisClient;
   beforeAll(async () => {
     h = await startHarness({ generation, env: { REDIS_CLUSTER_NODES: cluster.nodes, REDIS_URL: NOWHERE } });
+    prefixes.push(h.config.QUEUE_PREFIX);
     world = await seedWorld(h.db, generation);
     redis = createRedis(h.config, 'blocking', 'cluster-test');
     await redisReady(redis);
@@ -187,8 +190,8 @@ describe.each(['2.4.4', '2.6.7'] as Generation[])('on a Redis Cluster (ITFlow %s
   });
 
   it('rate limits hold on the cluster: past a small per-key limit, 429 with Retry-After', async () => {
-    // An intake of its own with a limit of 3 a minute per key (the per-IP limit on too, so both
-    // counters of a request go to Redis together), and a key no earlier request used.
+    // An intake of its own with a limit of 3 a minute per key (the per-IP limit on too), and a key
+    // no earlier request used.
     const limited = await h.startPeer(
       { intake: true, worker: false },
       { RATE_LIMIT_PER_KEY_PER_MINUTE: '3', RATE_LIMIT_PER_IP_PER_MINUTE: '100000' },
@@ -244,4 +247,13 @@ describe.each(['2.4.4', '2.6.7'] as Generation[])('on a Redis Cluster (ITFlow %s
       console.info(`${lanes()} lanes over ${shards.size} shards of the cluster`);
     });
   }
+});
+
+describe('after the services stopped', () => {
+  it('deleting a queue prefix (the harness’s cleanup, the demo’s --reset) empties it on every primary', async () => {
+    expect(prefixes).toHaveLength(2);
+    for (const port of cluster.ports.slice(0, 3)) {
+      for (const prefix of prefixes) expect(await cluster.cli(port, '--scan', '--pattern', `${prefix}:*`)).toBe('');
+    }
+  });
 });
