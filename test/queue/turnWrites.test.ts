@@ -5,10 +5,9 @@
 import { once } from 'node:events';
 import { connect, createServer, type Server } from 'node:net';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { createRedis, deleteKeysUnder, redisReady } from '../../src/queue/redis.js';
+import { createRedis, deleteKeysUnder, type RedisClient, redisReady } from '../../src/queue/redis.js';
 import { uniqueName } from '../helpers/harness.js';
 
 describe('Redis writes of one turn', () => {
@@ -16,7 +15,7 @@ describe('Redis writes of one turn', () => {
   const target = new URL(inject('redisUrl'));
   let server: Server;
   let chunks = 0;
-  let redis: Redis;
+  let redis: RedisClient;
 
   beforeAll(async () => {
     server = createServer((client) => {
