@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { classify, isTransient } from '../apply/classify.js';
 import { Invalid, NotFound, PayloadTooLarge, ServiceError, Unavailable, UnsupportedMediaType } from '../errors.js';
+import { isRedisConnectionError } from '../queue/redis.js';
 import { fail } from './envelope.js';
 import { REQUEST_ID_HEADER } from './requestId.js';
 
@@ -56,6 +57,7 @@ function isDependencyDown(error: unknown): boolean {
   if (/Stream isn't writeable|Connection is closed|enableOfflineQueue|ECONNREFUSED|Reached the max retries/.test(message)) {
     return true;
   }
+  if (isRedisConnectionError(error)) return true;
   return isTransient(error);
 }
 

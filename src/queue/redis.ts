@@ -72,13 +72,17 @@ function sentinelOptions(settings: RedisSettings): Partial<RedisOptions> {
 
 /**
  * Whether an error only says that Redis is away or still starting (refused, reset or closed
- * connection, nothing sent while it is down, loading its data). watchRedis tells that once per
- * outage, so the many places that meet it — every lane's worker, every poll — log it at debug.
+ * connection, nothing sent while it is down, loading its data; on a cluster also a shard without
+ * its primary until a replica takes over). watchRedis tells that once per outage, so the many
+ * places that meet it — every lane's worker, every poll — log it at debug.
  */
 export function isRedisConnectionError(error: unknown): boolean {
   const e = error as { code?: string; message?: string } | null;
   if (e?.code !== undefined && NETWORK_ERROR_CODES.has(e.code)) return true;
-  return /Connection is closed|Stream isn't writeable|Reached the max retries per request|^LOADING\b/.test(e?.message ?? '');
+  return (
+    /Connection is closed|Stream isn't writeable|Reached the max retries per request|^LOADING\b/.test(e?.message ?? '') ||
+    CLUSTER_UNAVAILABLE.test(e?.message ?? '')
+  );
 }
 
 /**
@@ -174,6 +178,14 @@ export async function deleteKeysUnder(redis: RedisClient, prefix: string): Promi
 }
 
 // --- Redis Cluster (REDIS_CLUSTER_NODES) ---
+
+/**
+ * A cluster's ways of saying a slot has no primary right now (a shard's primary died and no
+ * replica has taken over yet) or that ioredis cannot reach the cluster: outages, like a refused
+ * connection to one server.
+ */
+const CLUSTER_UNAVAILABLE =
+  /CLUSTERDOWN|^TRYAGAIN\b|^MASTERDOWN\b|Too many Cluster redirections|Failed to refresh slots cache|Cluster isn't ready|None of startup nodes is available/;
 
 function describeCluster(nodes: Array<{ host: string; port: number }>): string {
   return `the Redis Cluster of ${nodes.map(({ host, port }) => `${host}:${port}`).join(',')}`;

@@ -246,13 +246,51 @@ describe.each(['2.4.4', '2.6.7'] as Generation[])('on a Redis Cluster (ITFlow %s
       expect(shards.size).toBeGreaterThan(1);
       console.info(`${lanes()} lanes over ${shards.size} shards of the cluster`);
     });
+
+    it('a primary killed: its replica takes over, and every lane takes and applies commands again (clients retry 503s with their keys)', async () => {
+      const tickets = await ticketsInLanes(lanes());
+      const victim = FIRST_PORT;
+      expect(await cluster.primaryPorts()).toContain(victim);
+      const killedAt = Date.now();
+      await cluster.kill(victim);
+      const statuses = new Map<number, number>();
+      const sent = await Promise.all(
+        tickets.map(async (ticketId): Promise<Sent> => {
+          const body = { ticket_id: ticketId, ticket_reply: `t${ticketId} #1` };
+          for (;;) {
+            const answer = await h.post(CREATE, body, {
+              key: world.keys.all,
+              headers: { 'Idempotency-Key': `failover-${ticketId}` },
+            });
+            statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
+            if (answer.status === 202) return { commandId: answer.body.data[0].command_id, ticketId, body: body.ticket_reply };
+            if (answer.status !== 503 || Date.now() - killedAt > 30_000)
+              throw new Error(`${answer.status} ${JSON.stringify(answer.body)}`);
+            await sleep(200);
+          }
+        }),
+      );
+      const acceptedAfter = Date.now() - killedAt;
+      await waitForLedger(
+        h,
+        sent.map((s) => s.commandId),
+        30_000,
+      );
+      await expectExactlyOnce(h, sent);
+      const primaries = await cluster.primaryPorts();
+      expect(primaries).toHaveLength(3);
+      expect(primaries).not.toContain(victim);
+      console.info(
+        `primary ${victim} killed: every lane accepting again after ${acceptedAfter} ms, applying after ${Date.now() - killedAt} ms; answers ${JSON.stringify(Object.fromEntries(statuses))}`,
+      );
+    }, 60_000);
   }
 });
 
 describe('after the services stopped', () => {
   it('deleting a queue prefix (the harness’s cleanup, the demo’s --reset) empties it on every primary', async () => {
     expect(prefixes).toHaveLength(2);
-    for (const port of cluster.ports.slice(0, 3)) {
+    for (const port of await cluster.primaryPorts()) {
       for (const prefix of prefixes) expect(await cluster.cli(port, '--scan', '--pattern', `${prefix}:*`)).toBe('');
     }
   });

@@ -16,6 +16,10 @@ export interface LocalCluster {
   ports: number[];
   /** `redis-cli -p <port> <args…>`'s answer on one node. */
   cli(port: number, ...args: string[]): Promise<string>;
+  /** SIGKILLs one node's process. */
+  kill(port: number): Promise<void>;
+  /** The ports of the nodes that are primaries now, as a live node sees them. */
+  primaryPorts(): Promise<number[]>;
   stop(): Promise<void>;
 }
 
@@ -52,6 +56,8 @@ export async function startRedisCluster({
           ...['--port', String(port), '--bind', '127.0.0.1', '--dir', dir],
           ...['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000'],
           ...['--save', '', '--appendonly', 'no', '--logfile', join(dir, `redis-${port}.log`)],
+          // A replica's first copy starts at once (not after Redis's default 5 s wait for others).
+          ...['--repl-diskless-sync-delay', '0'],
         ],
         { stdio: 'ignore' },
       );
@@ -59,8 +65,7 @@ export async function startRedisCluster({
     }
     for (const port of ports)
       await until(async () => (await cli(port, 'PING').catch(() => '')) === 'PONG', `node ${port} to answer`);
-    // Without --cluster-replicas the first `primaries` addresses become primaries; the others are
-    // made replicas of them with --cluster-replicas.
+    // redis-cli makes the first `primaries` addresses the primaries, the others their replicas.
     await run('redis-cli', [
       '--cluster',
       'create',
@@ -75,7 +80,36 @@ export async function startRedisCluster({
         `node ${port} to be in a cluster`,
       );
     }
-    return { nodes: ports.map((port) => `127.0.0.1:${port}`).join(','), ports, cli, stop };
+    // A replica that has not copied its primary yet would not take over from it.
+    for (const port of ports.slice(primaries)) {
+      await until(
+        async () => (await cli(port, 'INFO', 'replication')).includes('master_link_status:up'),
+        `replica ${port} to copy its primary`,
+      );
+    }
+    const alive = (port: number) => {
+      const server = servers[ports.indexOf(port)];
+      return server !== undefined && server.exitCode === null && server.signalCode === null;
+    };
+    return {
+      nodes: ports.map((port) => `127.0.0.1:${port}`).join(','),
+      ports,
+      cli,
+      async kill(port) {
+        const server = servers[ports.indexOf(port)];
+        if (!server || !alive(port)) return;
+        server.kill('SIGKILL');
+        await once(server, 'exit');
+      },
+      async primaryPorts() {
+        const nodes = await cli(ports.find(alive) as number, 'CLUSTER', 'NODES');
+        return nodes
+          .split('\n')
+          .filter((line) => / (myself,)?master /.test(line) && !line.includes('fail'))
+          .map((line) => Number(/:(\d+)@/.exec(line)?.[1]));
+      },
+      stop,
+    };
   } catch (error) {
     await stop();
     throw error;
