@@ -277,6 +277,13 @@ describe.each(['2.4.4', '2.6.7'] as Generation[])('on a Redis Cluster (ITFlow %s
         30_000,
       );
       await expectExactlyOnce(h, sent);
+      // Completion notices reach a waiting client again (the intake's subscription follows the cluster).
+      const waited = await h.post(
+        CREATE,
+        { ticket_id: tickets[0], ticket_reply: 'Waited for after the failover' },
+        { key: world.keys.all, headers: { Prefer: 'wait=10' } },
+      );
+      expect(waited.status).toBe(201);
       const primaries = await cluster.primaryPorts();
       expect(primaries).toHaveLength(3);
       expect(primaries).not.toContain(victim);
