@@ -170,8 +170,9 @@ export async function deleteKeysUnder(redis: RedisClient, prefix: string): Promi
       const [next, keys] = await server.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
       cursor = next;
       if (keys.length === 0) continue;
-      if (server === redis) deleted += await server.del(...keys);
-      else deleted += (await Promise.all(keys.map((key) => server.del(key)))).reduce((sum, n) => sum + n, 0);
+      if (redis instanceof Cluster)
+        deleted += (await Promise.all(keys.map((key) => server.del(key)))).reduce((sum, n) => sum + n, 0);
+      else deleted += await server.del(...keys);
     } while (cursor !== '0');
   }
   return deleted;
