@@ -46,6 +46,46 @@ export function createRedis(settings: RedisSettings, use: 'command' | 'blocking'
   const redis = new TurnWriteRedis(settings.REDIS_URL, options);
   // Errors surface on the calls that hit them; an unhandled 'error' event would crash the process.
   redis.on('error', () => {});
+  return settings.REDIS_SENTINELS === undefined ? redis : reconnectWhenEndedUnasked(redis);
+}
+
+/** How soon a connection that ended without being closed is connected again (ms). */
+const REVIVE_AFTER_MS = 200;
+
+/**
+ * ioredis (6.0) can end a Sentinel-mode connection for good in a failover: when its failover
+ * detector hears +switch-master while the connection is already reconnecting (the old primary
+ * died) and asking the sentinels where the primary is, that attempt is abandoned with
+ * "Connection is closed." and the connection goes to status 'end' — no more retries, every
+ * command refused from then on (ioredis issue #1683). The fault test met it in one failover out
+ * of three. So a connection that ends without its owner having closed it (quit, disconnect) is
+ * connected again, and so is every duplicate of it (BullMQ duplicates a worker's connection).
+ */
+function reconnectWhenEndedUnasked(redis: Redis): Redis {
+  let closedByOwner = false;
+  const { quit, disconnect, connect, duplicate } = redis;
+  Object.assign(redis, {
+    quit: (...args: unknown[]) => {
+      closedByOwner = true;
+      return (quit as (...a: unknown[]) => unknown).apply(redis, args);
+    },
+    disconnect: (reconnect = false) => {
+      if (!reconnect) closedByOwner = true;
+      disconnect.call(redis, reconnect);
+    },
+    // Connecting again (BullMQ does, after disconnecting a blocked connection) undoes a close.
+    connect: (...args: Parameters<Redis['connect']>) => {
+      closedByOwner = false;
+      return connect.apply(redis, args);
+    },
+    duplicate: (...args: Parameters<Redis['duplicate']>) => reconnectWhenEndedUnasked(duplicate.apply(redis, args)),
+  });
+  redis.on('end', () => {
+    if (closedByOwner) return;
+    setTimeout(() => {
+      if (!closedByOwner && redis.status === 'end') connect.call(redis).catch(() => {});
+    }, REVIVE_AFTER_MS).unref();
+  });
   return redis;
 }
 
