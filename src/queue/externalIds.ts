@@ -19,6 +19,8 @@ export interface BoundExternalId {
 }
 
 export class ExternalIdClaims extends IdempotencyClaims {
+  protected override readonly keyName = 'external_id';
+
   protected override redisKey(apiKeyId: number, externalId: string): string {
     return redisKeys(this.prefix, keyLayoutOf(this.redis)).externalId(apiKeyId, externalId);
   }

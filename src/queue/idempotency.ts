@@ -1,7 +1,7 @@
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { idText } from '../apply/ledger.js';
 import type { ServiceTables } from '../db/tables.js';
-import { IdempotencyMismatch } from '../errors.js';
+import { Conflict, IdempotencyMismatch } from '../errors.js';
 import { keyLayoutOf, type Piped, pipelined } from './cluster.js';
 import { redisKeys } from './keys.js';
 import type { RedisClient } from './redis.js';
@@ -29,6 +29,9 @@ export class IdempotencyClaims {
     protected readonly prefix: string,
     private readonly retentionSeconds: number,
   ) {}
+
+  /** What the client calls the key, in messages. */
+  protected readonly keyName: string = 'idempotency key';
 
   protected redisKey(apiKeyId: number, idempotencyKey: string): string {
     return redisKeys(this.prefix, keyLayoutOf(this.redis)).idempotency(apiKeyId, idempotencyKey);
@@ -94,6 +97,9 @@ export class IdempotencyClaims {
       }),
     );
     const fresh = entries.filter((_, i) => set[i]?.[1] === 'OK');
+    // A SET that failed (Redis lost mid-request, a failover) says nothing about its key: the
+    // request fails (503) rather than take the key for someone else's.
+    await this.failOnError(apiKeyId, fresh, set);
     const finished = await this.inLedgerMany(
       apiKeyId,
       fresh.map((e) => e.idempotencyKey),
@@ -116,6 +122,12 @@ export class IdempotencyClaims {
         commands.push({ key, queue: (pipeline) => pipeline.set(key, `${holder.commandId} ${holder.fingerprint} 0`, 'EX', ttl) });
     });
     const answers = await pipelined(this.redis, commands);
+    await this.failOnError(apiKeyId, fresh, answers);
+    // A key held a moment ago and gone now (it expired, or a failover's new primary never had it).
+    if (reads.some((_, n) => answers[n]?.[1] === null)) {
+      await this.releaseAll(apiKeyId, fresh);
+      throw new Conflict(`A request with this ${this.keyName} is still being accepted. Retry in a moment.`, 1);
+    }
     const heldBy = new Map(reads.map((i, n) => [i, String(answers[n]?.[1] ?? '')]));
     return entries.map((e, i): BatchClaim => {
       const holder = finished.get(e.idempotencyKey);
@@ -130,6 +142,22 @@ export class IdempotencyClaims {
         return { kind: 'mismatch', error: error as IdempotencyMismatch };
       }
     });
+  }
+
+  /** Throws the first error among a pipeline's answers, after giving back the keys this request claimed. */
+  private async failOnError(
+    apiKeyId: number,
+    claimed: Array<{ idempotencyKey: string; commandId: string }>,
+    answers: Array<[Error | null, unknown]>,
+  ): Promise<void> {
+    const failed = answers.find(([error]) => error !== null);
+    if (!failed) return;
+    await this.releaseAll(apiKeyId, claimed);
+    throw failed[0];
+  }
+
+  private async releaseAll(apiKeyId: number, claimed: Array<{ idempotencyKey: string; commandId: string }>): Promise<void> {
+    await Promise.all(claimed.map((e) => this.release(apiKeyId, e.idempotencyKey, e.commandId).catch(() => {})));
   }
 
   /** Gives the key back when the command could not be queued, so a retry may use it. */
