@@ -44,6 +44,9 @@ export function ttlMemo<K extends string | number, V>(
     ttlAutopurge: false,
     allowStale: staleWhileRefreshing,
     noDeleteOnStaleGet: staleWhileRefreshing,
+    // getMany sets keys that a single look-up may be loading at that moment; lru-cache would
+    // abort that fetch ("replaced") and fail its caller. Its own answer is as good: it gets it.
+    ignoreFetchAbort: true,
     fetchMethod: async (key) => ({ value: await one(key) }),
   });
   return {
