@@ -169,6 +169,14 @@ export const configSchema = z.object({
   REDIS_SENTINEL_NAME: z.string().trim().min(1, 'must not be empty').optional(),
   /** Password of the sentinels themselves, when they have one (requirepass in sentinel.conf). */
   REDIS_SENTINEL_PASSWORD: z.string().min(1, 'must not be empty').optional(),
+  /**
+   * Redis replicas that must hold an accepted command before the intake acknowledges it
+   * (202/201): a Redis WAIT after the enqueue. Fewer within REDIS_MIN_REPLICAS_TIMEOUT_MS: 503,
+   * and the client retries with its idempotency key. 0: off — Redis replicates asynchronously,
+   * so a primary lost just after a 202 may take that command with it (docs/operations.md).
+   */
+  REDIS_MIN_REPLICAS_ACK: intFrom(0, 16).default(0),
+  REDIS_MIN_REPLICAS_TIMEOUT_MS: intFrom(10, 60_000).default(1000),
   HOST: z.string().trim().min(1, 'must not be empty').default('127.0.0.1'),
   PORT: intFrom(0, 65535).default(8080),
   /** A worker-only process serves /healthz and /readyz here when set (unset: no HTTP at all). */
@@ -367,6 +375,11 @@ function settingsTogether(config: z.infer<typeof configSchema>): string[] {
   if (config.REDIS_CLUSTER_NODES !== undefined && !['', '/', '/0'].includes(new URL(config.REDIS_URL).pathname)) {
     problems.push(
       'REDIS_URL names a database, but a Redis Cluster has database 0 only: leave the path off REDIS_URL when REDIS_CLUSTER_NODES is set',
+    );
+  }
+  if (config.REDIS_CLUSTER_NODES !== undefined && config.REDIS_MIN_REPLICAS_ACK > 0) {
+    problems.push(
+      "REDIS_MIN_REPLICAS_ACK works with one primary (REDIS_URL or REDIS_SENTINELS), not yet with REDIS_CLUSTER_NODES: a command's writes spread over shards that one WAIT cannot speak for. Leave it at 0",
     );
   }
   return problems;

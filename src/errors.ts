@@ -99,6 +99,21 @@ export class Unavailable extends ServiceError {
 }
 
 /**
+ * 503: the command was queued, but Redis could not confirm it on REDIS_MIN_REPLICAS_ACK replicas
+ * in time, so it is not acknowledged. It may still be applied: a retry with the same idempotency
+ * key answers as that command, never a second one.
+ */
+export class NotReplicated extends Unavailable {
+  constructor() {
+    super(
+      'The command was not acknowledged: Redis could not confirm it on enough replicas in time. ' +
+        'Retry with the same idempotency key; it will be applied once.',
+      2,
+    );
+  }
+}
+
+/**
  * A MySQL error worth retrying: deadlock, lock wait timeout, lost or refused connection.
  * Raised by the worker's classifier, never shown to a client as such.
  */

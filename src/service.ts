@@ -35,6 +35,7 @@ import { ParkedCommands } from './queue/parked.js';
 import { PendingCommands } from './queue/pending.js';
 import { CommandQueue } from './queue/producer.js';
 import { createRedis, describeRedis, type RedisClient, RedisDatabaseRefused, redisReady, watchRedis } from './queue/redis.js';
+import { ReplicaAcks, watchReplicas } from './queue/replication.js';
 import { ListPlanner } from './read/planner.js';
 import { followProjection } from './read/projection/follower.js';
 import { supervisedAs } from './supervision.js';
@@ -279,6 +280,15 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
       closers.push(() => queue.close());
       const subscriber = createRedis(config, 'blocking', 'replyqueue-waiter');
       closers.push(() => subscriber.quit());
+      // WAIT blocks the connection it runs on: it gets one of its own (src/queue/replication.ts).
+      const waits = config.REDIS_MIN_REPLICAS_ACK > 0 ? createRedis(config, 'command', 'replyqueue-replicas') : redis;
+      if (waits !== redis) closers.push(() => waits.quit());
+      const replicas = new ReplicaAcks(redis, waits, config.QUEUE_PREFIX, {
+        replicas: config.REDIS_MIN_REPLICAS_ACK,
+        timeoutMs: config.REDIS_MIN_REPLICAS_TIMEOUT_MS,
+        onRefused: (requests) => metrics.commandsNotReplicated(requests),
+      });
+      watchReplicas(metrics, redis, config.REDIS_MIN_REPLICAS_ACK);
       const accept = {
         tickets,
         queue,
@@ -289,6 +299,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
         tables,
         accepted: metrics.acceptedVia('create'),
         clientMail: async () => whyNoClientMail(schema, await settings.get()),
+        replicas,
       };
       const app = buildServer(
         {
@@ -322,7 +333,7 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
             onListing: (source, reason) => metrics.listingServed(source, reason),
             onRepair: (changes) => metrics.projectionRepaired(changes),
           },
-          health: { pool: lookupPool, redis, schema },
+          health: { pool: lookupPool, redis, schema, replicasRequired: config.REDIS_MIN_REPLICAS_ACK },
           metrics,
           preferWaitMaxSeconds: config.PREFER_WAIT_MAX_SECONDS,
           docsApiKey: config.docsApiKey,

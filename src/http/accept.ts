@@ -9,7 +9,7 @@ import { type Command, fingerprint } from '../commands/command.js';
 import { newCommandId } from '../commands/commandId.js';
 import { emailNotAvailable } from '../commands/createReply.js';
 import type { ServiceTables } from '../db/tables.js';
-import { Conflict, ExternalIdMismatch, Invalid } from '../errors.js';
+import { Conflict, ExternalIdMismatch, Invalid, NotReplicated } from '../errors.js';
 import type { Principal } from '../itflow/apiKeys.js';
 import { refuseIfClosed, refuseIfResolved, requireActiveStatus, requireTicketInScope } from '../itflow/ticketRules.js';
 import type { TicketDirectory, TicketStatus, TicketSummary } from '../itflow/tickets.js';
@@ -19,6 +19,7 @@ import type { ExternalIdClaims } from '../queue/externalIds.js';
 import type { IdempotencyClaims } from '../queue/idempotency.js';
 import type { CommandJob } from '../queue/jobs.js';
 import type { CommandQueue } from '../queue/producer.js';
+import type { ReplicaAcks, WritesBegan } from '../queue/replication.js';
 import { commandStatus } from '../read/commandStatus.js';
 import { fail, ok } from './envelope.js';
 
@@ -37,6 +38,8 @@ export interface AcceptDeps {
   accepted: AcceptedCounter;
   /** Why ITFlow would not email a client from this install right now, or null when it would. */
   clientMail: () => Promise<string | null>;
+  /** Confirms a queued command is on enough Redis replicas before it is acknowledged (REDIS_MIN_REPLICAS_ACK). */
+  replicas: ReplicaAcks;
 }
 
 /** An HTTP answer as data; the route sends it. */
@@ -103,7 +106,9 @@ export const CLAIM_IN_FLIGHT_MS = 3_000;
 /**
  * Accepts one command: the idempotency check first (a retry of a finished command gets that
  * command's answer even if, say, it closed the ticket since), then the ticket checks, then the
- * queue. Anything refused gives the idempotency key back.
+ * queue. Anything refused gives the idempotency key back — except a command queued but not
+ * confirmed on enough Redis replicas: it may still be applied, so its key stays with it and a
+ * retry answers as it.
  */
 export async function accept(
   deps: AcceptDeps,
@@ -113,10 +118,11 @@ export async function accept(
   log: FastifyBaseLogger,
 ): Promise<HttpAnswer> {
   const key = job.idempotencyKey;
+  const began = deps.replicas.begin();
   if (key !== null) {
     const claim = await deps.claims.claim(principal.keyId, key, job.fingerprint, job.commandId);
     if (claim.kind === 'existing') {
-      const replayed = await replay(deps, principal, claim.commandId, waitSeconds);
+      const replayed = await replay(deps, principal, claim.commandId, waitSeconds, began);
       if (replayed !== null) return replayed;
       if (Date.now() - claim.claimedAt < CLAIM_IN_FLIGHT_MS) {
         throw new Conflict('A request with this idempotency key is still being accepted. Retry in a moment.', 1);
@@ -128,7 +134,7 @@ export async function accept(
   const externalId = job.command.externalId;
   try {
     if (externalId !== undefined) {
-      const holder = await claimExternalId(deps, principal, job, waitSeconds);
+      const holder = await claimExternalId(deps, principal, job, waitSeconds, began);
       if (holder !== null) {
         // Answered as the command holding the external id: this one is never queued.
         if (key !== null) await deps.claims.release(principal.keyId, key, job.commandId).catch(() => {});
@@ -136,9 +142,10 @@ export async function accept(
       }
     }
     await checkAgainstTicket(deps, principal, job.command);
-    const outcome = await enqueue(deps, job, waitSeconds, log);
+    const outcome = await enqueue(deps, job, waitSeconds, log, began);
     return outcome ? outcomeAnswer(job.commandId, outcome, waitSeconds) : queuedAnswer(job.commandId);
   } catch (error) {
+    if (error instanceof NotReplicated) throw error;
     if ((key !== null || externalId !== undefined) && !(await deps.queue.find(job.commandId).catch(() => null))) {
       if (key !== null) await deps.claims.release(principal.keyId, key, job.commandId).catch(() => {});
       if (externalId !== undefined) await deps.externalIds.release(principal.keyId, externalId, job.commandId).catch(() => {});
@@ -159,6 +166,7 @@ async function claimExternalId(
   principal: Principal,
   job: CommandJob,
   waitSeconds: number,
+  began: WritesBegan,
 ): Promise<HttpAnswer | null> {
   const externalId = job.command.externalId as string;
   const claim = await deps.externalIds.claim(principal.keyId, externalId, job.fingerprint, job.commandId);
@@ -166,7 +174,7 @@ async function claimExternalId(
   const status = await commandStatus(deps.pool, deps.tables, deps.queue, claim.commandId, principal.keyId);
   if (status && status.status !== 'failed') {
     if (claim.fingerprint !== job.fingerprint) throw new ExternalIdMismatch(externalId, claim.commandId);
-    const replayed = await replay(deps, principal, claim.commandId, waitSeconds);
+    const replayed = await replay(deps, principal, claim.commandId, waitSeconds, began);
     if (replayed !== null) return replayed;
   }
   if (!status) {
@@ -196,8 +204,9 @@ async function replay(
   principal: Principal,
   commandId: string,
   waitSeconds: number,
+  began: WritesBegan,
 ): Promise<HttpAnswer | null> {
-  const answer = await answerFor(deps, principal, commandId, waitSeconds);
+  const answer = await answerFor(deps, principal, commandId, waitSeconds, began);
   if (answer !== null) answer.headers['Idempotent-Replayed'] = 'true';
   return answer;
 }
@@ -207,6 +216,7 @@ async function answerFor(
   principal: Principal,
   commandId: string,
   waitSeconds: number,
+  began: WritesBegan,
 ): Promise<HttpAnswer | null> {
   const finished = (status: Awaited<ReturnType<typeof commandStatus>>): Outcome | null =>
     status?.status === 'applied'
@@ -218,6 +228,9 @@ async function answerFor(
   if (!found) return null;
   const outcome = finished(found);
   if (outcome) return outcomeAnswer(commandId, outcome, waitSeconds);
+  // Still in Redis: the first request may have been refused for want of replicas, and this one
+  // is acknowledged only once the command is on them.
+  await deps.replicas.confirm(began);
   if (waitSeconds > 0) {
     const waiting = await deps.waiter.expect(commandId, waitSeconds * 1000);
     // It may have finished between the look-up and the wait.
@@ -230,29 +243,27 @@ async function answerFor(
 }
 
 /**
- * Queues one job and, when the client asked to wait, waits up to waitSeconds for its outcome.
- * The waiter is registered before the job is queued so a fast worker cannot finish unseen.
+ * Queues one job, confirms it reached enough Redis replicas (NotReplicated if not) and, when the
+ * client asked to wait, then waits up to waitSeconds for its outcome. The waiter is registered
+ * before the job is queued so a fast worker cannot finish unseen.
  */
 export async function enqueue(
   deps: AcceptDeps,
   job: CommandJob,
   waitSeconds: number,
   log: FastifyBaseLogger,
+  began: WritesBegan,
 ): Promise<Outcome | null> {
-  if (waitSeconds <= 0) {
-    await deps.queue.add(job);
-    queued(deps, job, log);
-    return null;
-  }
-  const waiting = await deps.waiter.expect(job.commandId, waitSeconds * 1000);
+  const waiting = waitSeconds > 0 ? await deps.waiter.expect(job.commandId, waitSeconds * 1000) : null;
   try {
     await deps.queue.add(job);
+    queued(deps, job, log);
+    await deps.replicas.confirm(began);
   } catch (error) {
-    waiting.cancel();
+    waiting?.cancel();
     throw error;
   }
-  queued(deps, job, log);
-  return waiting.result;
+  return waiting ? waiting.result : null;
 }
 
 /** Counts a command the queue took and says so in the request's log (which carries its reqId). */

@@ -67,6 +67,7 @@ export async function acceptBulk(
   }
 
   const chunks = chunked(deps, principal, chronological(candidates), origin, waitSeconds > 0);
+  const began = deps.replicas.begin();
   const { replayed: replayedKeys, repeats } = await claimKeys(deps, principal, candidates, results, refuse);
   const replayed = replayedKeys + (await claimExternalIds(deps, principal, candidates, results, refuse, repeats));
   const queued = candidates.filter((c) => c.job && results[c.index] === undefined);
@@ -90,6 +91,15 @@ export async function acceptBulk(
     }
   }
   deps.accepted.inc(queued.length - notAdded.size);
+  // Nothing is acknowledged before the commands queued, now or by an earlier request of which
+  // this is a retry, are on enough Redis replicas: else the whole request answers 503, and its
+  // retry with the same idempotency keys answers as these commands.
+  if (results.some((result) => result !== undefined && 'status' in result && result.status === 'queued')) {
+    await deps.replicas.confirm(began).catch((error: unknown) => {
+      waiting?.cancel();
+      throw error;
+    });
+  }
 
   let allFinished = true;
   if (waiting) {

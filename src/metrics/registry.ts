@@ -72,6 +72,12 @@ export class ServiceMetrics {
     registers: [this.registry],
   });
 
+  private readonly notReplicated = new Counter({
+    name: 'replyqueue_commands_not_replicated_total',
+    help: 'Requests answered 503 because Redis could not confirm their command on REDIS_MIN_REPLICAS_ACK replicas in time.',
+    registers: [this.registry],
+  });
+
   private readonly repeated = new Counter({
     name: 'replyqueue_commands_already_finished_total',
     help: 'Deliveries of commands the ledger had already finished (re-delivery, replay, idempotency twin): nothing written.',
@@ -147,6 +153,11 @@ export class ServiceMetrics {
 
   commandsRetried(error: Error, count: number): void {
     this.retried.inc({ reason: error instanceof TransientDbError ? error.code : 'other' }, count);
+  }
+
+  /** Requests refused because their command was not confirmed on enough Redis replicas. */
+  commandsNotReplicated(count: number): void {
+    this.notReplicated.inc(count);
   }
 
   commandsParked(count: number): void {

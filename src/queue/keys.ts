@@ -54,6 +54,8 @@ export function redisKeys(prefix: string, layout: KeyLayout) {
     importTraffic: (apiKeyId: number, importId: string) => `${ofImports}:import:${apiKeyId}:${importId}`,
     /** Imports by their latest request (ms): a sorted set of "<api key id>:<import id>". */
     imports: `${ofImports}:imports`,
+    /** Written just before a WAIT, so the WAIT covers every write the primary has taken (src/queue/replication.ts). */
+    replicationMark: `${own}:replication-mark`,
     /** A BullMQ job's hash in a lane. */
     laneJob: (lane: string, jobId: string) => `${prefix}:${lane}:${jobId}`,
     /** A lane's list of waiting job ids (BullMQ's; pushed on the left, taken from the right). */
