@@ -119,7 +119,17 @@ const flag = z
   })
   .transform((v) => ['true', 'yes', 'on', '1'].includes(v));
 
-/** host:port,host:port,… (at least one). */
+const HOST_PORT_LIST = 'must be a comma-separated list of host:port (e.g. 10.0.0.5:26379,10.0.0.6:26379)';
+
+/** Why one entry of a host:port list is not one, or null when it is. */
+function hostPortProblem(part: string): string | null {
+  if (!/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/.test(part)) {
+    return /^[^\s:[\]]+$/.test(part) ? `'${part}' has no port` : `'${part}' is not one`;
+  }
+  return Number(part.slice(part.lastIndexOf(':') + 1)) > 65535 ? `'${part}' has a port above 65535` : null;
+}
+
+/** host:port,host:port,… (at least one); an IPv6 address in brackets. */
 const hostPortList = z
   .string()
   .trim()
@@ -129,17 +139,10 @@ const hostPortList = z
       .map((part) => part.trim())
       .filter((part) => part !== ''),
   )
-  .refine(
-    (parts) =>
-      parts.length > 0 &&
-      parts.every(
-        (part) =>
-          /^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/.test(part) && Number(part.slice(part.lastIndexOf(':') + 1)) <= 65535,
-      ),
-    {
-      message: 'must be a comma-separated list of host:port (e.g. 10.0.0.5:26379,10.0.0.6:26379)',
-    },
-  )
+  .superRefine((parts, ctx) => {
+    const problem = parts.length === 0 ? 'none is given' : parts.map(hostPortProblem).find((p) => p !== null);
+    if (problem) ctx.addIssue({ code: 'custom', message: `${HOST_PORT_LIST}; ${problem}` });
+  })
   .transform((parts) =>
     parts.map((part) => {
       const colon = part.lastIndexOf(':');
@@ -380,6 +383,11 @@ function settingsTogether(config: z.infer<typeof configSchema>): string[] {
   if (config.REDIS_CLUSTER_NODES !== undefined && config.REDIS_MIN_REPLICAS_ACK > 0) {
     problems.push(
       "REDIS_MIN_REPLICAS_ACK works with one primary (REDIS_URL or REDIS_SENTINELS), not yet with REDIS_CLUSTER_NODES: a command's writes spread over shards that one WAIT cannot speak for. Leave it at 0",
+    );
+  }
+  if (config.REDIS_SENTINELS === undefined && config.REDIS_SENTINEL_PASSWORD !== undefined) {
+    problems.push(
+      "REDIS_SENTINEL_PASSWORD is set but REDIS_SENTINELS is not: it is the sentinels' own password (the data nodes' goes in REDIS_URL)",
     );
   }
   return problems;

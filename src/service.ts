@@ -35,7 +35,7 @@ import { ParkedCommands } from './queue/parked.js';
 import { PendingCommands } from './queue/pending.js';
 import { CommandQueue } from './queue/producer.js';
 import { createRedis, describeRedis, type RedisClient, RedisDatabaseRefused, redisReady, watchRedis } from './queue/redis.js';
-import { ReplicaAcks, watchReplicas } from './queue/replication.js';
+import { onlineReplicas, ReplicaAcks, watchReplicas } from './queue/replication.js';
 import { ListPlanner } from './read/planner.js';
 import { followProjection } from './read/projection/follower.js';
 import { supervisedAs } from './supervision.js';
@@ -289,6 +289,13 @@ export async function startService(config: Config, roles: Roles, logger: Logger)
         onRefused: (requests) => metrics.commandsNotReplicated(requests),
       });
       watchReplicas(metrics, redis, config.REDIS_MIN_REPLICAS_ACK);
+      const online = config.REDIS_MIN_REPLICAS_ACK > 0 ? await onlineReplicas(redis) : null;
+      if (online !== null && online < config.REDIS_MIN_REPLICAS_ACK) {
+        logger.warn(
+          { online, required: config.REDIS_MIN_REPLICAS_ACK },
+          'Redis has fewer replicas online than REDIS_MIN_REPLICAS_ACK: commands are answered 503 until enough are',
+        );
+      }
       const accept = {
         tickets,
         queue,

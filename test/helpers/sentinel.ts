@@ -177,7 +177,7 @@ async function answering(port: number): Promise<void> {
 }
 
 /** Resolves once the replica on `port` has finished its sync with its primary. */
-async function synced(port: number): Promise<void> {
+export async function synced(port: number): Promise<void> {
   let info = '';
   await until(async () => {
     const redis = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
