@@ -325,6 +325,14 @@ const readiness = z.object({
   mysql: z.enum(['ok', 'unreachable']),
   redis: z.enum(['ok', 'unreachable']),
   itflow: z.object({ keyModel: z.string(), databaseVersion: z.string().nullable(), sla: z.boolean() }),
+  redisReplicas: z
+    .object({ online: z.int().nullable(), required: z.int() })
+    .optional()
+    .meta({
+      description:
+        'With REDIS_MIN_REPLICAS_ACK set, on an intake: the Redis replicas online now, and how many must hold a command before it is ' +
+        'acknowledged. Too few do not make the intake unready: commands are answered 503 until enough are back.',
+    }),
 });
 
 // Headers, parameters and failure answers the operations share.
@@ -370,7 +378,10 @@ const FAILURE_TEXT: Record<string, string> = {
   '415': 'The body is not JSON: send Content-Type: application/json (uncompressed, UTF-8).',
   '422': 'The idempotency key, or the external_id, was already used (by this key) for a different request. Nothing was written.',
   '429': 'Too many requests with this API key, or from this IP address, this minute: retry after Retry-After seconds.',
-  '503': 'MySQL or Redis does not answer: nothing was done; retry after Retry-After seconds.',
+  '503':
+    'MySQL or Redis does not answer: nothing was done; retry after Retry-After seconds. With REDIS_MIN_REPLICAS_ACK set, also: the ' +
+    'command was queued but Redis could not confirm it on enough replicas in time (`The command was not acknowledged: …`); it may ' +
+    'still be applied, so retry with the same idempotency key, which answers as that command.',
 };
 
 const FAILURE_HEADERS: Record<string, Json> = {
@@ -666,7 +677,9 @@ export function buildOpenApiDocument(limits: DocumentLimits): Json {
               '413': `More than ${limits.bulkMaxItems} commands (NDJSON: \`…; this one has more.\`, as reading stops there), or a body over BULK_BODY_LIMIT_BYTES.`,
             }),
             '503': answer(
-              'Redis does not answer: nothing was queued; retry after Retry-After seconds.',
+              'Redis does not answer: nothing was queued; retry after Retry-After seconds. With REDIS_MIN_REPLICAS_ACK set, also: ' +
+                'the items were queued but Redis could not confirm them on enough replicas in time (a Failure); retry with the same ' +
+                'idempotency keys, which answer as those commands.',
               { anyOf: [ref('BulkAnswer'), ref('Failure')] },
               examples.BULK_UNAVAILABLE,
               { ...API_HEADERS, ...RETRY_AFTER },
