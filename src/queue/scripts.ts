@@ -1,9 +1,10 @@
 // The service's Lua scripts, one file each under ./lua/ with a header naming its KEYS and ARGV
-// (as BullMQ keeps its own). Each is defined on a connection once (ioredis defineCommand: EVALSHA,
-// falling back to EVAL when Redis has not seen the script, e.g. after a restart) and run by name;
-// every key a script touches is passed in KEYS, never built inside it (peekLane's job hashes, named
-// by the list it reads, share their lane's hash tag). On a Redis Cluster all of one call's keys
-// must share a hash slot: the callers group them so (src/queue/cluster.ts).
+// (as BullMQ keeps its own). Each is defined on a connection once (ioredis defineCommand: the whole
+// script, EVAL, on a socket's first use, EVALSHA after, EVAL again on NOSCRIPT) and run by name, so
+// a Redis that never saw a script — restarted, flushed, or a replica a failover just promoted —
+// needs nothing; every key a script touches is passed in KEYS, never built inside it (peekLane's
+// job hashes, named by the list it reads, share their lane's hash tag). On a Redis Cluster all of
+// one call's keys must share a hash slot: the callers group them so (src/queue/cluster.ts).
 import { readFileSync } from 'node:fs';
 import { pipelined } from './cluster.js';
 import type { RedisClient } from './redis.js';

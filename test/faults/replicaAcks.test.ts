@@ -1,5 +1,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NotReplicated } from '../../src/errors.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
@@ -31,10 +34,11 @@ describe('REDIS_MIN_REPLICAS_ACK=1: acknowledged only once a replica holds the c
   let ticket: number;
   const servers: ChildProcess[] = [];
 
+  // A replica writes the primary's snapshot to its directory when it syncs: a temporary one.
+  const dir = mkdtempSync(join(tmpdir(), 'replyqueue-replica-'));
   const startReplica = async () => {
-    servers.push(
-      await startRedisServer(REPLICA, ['--replicaof', '127.0.0.1', String(PRIMARY), '--repl-diskless-sync-delay', '0']),
-    );
+    const args = ['--replicaof', '127.0.0.1', String(PRIMARY), '--repl-diskless-sync-delay', '0', '--dir', dir];
+    servers.push(await startRedisServer(REPLICA, args));
     await synced(REPLICA);
   };
 
@@ -52,6 +56,7 @@ describe('REDIS_MIN_REPLICAS_ACK=1: acknowledged only once a replica holds the c
   afterAll(async () => {
     await h?.close();
     for (const server of servers) server.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
   });
 
   const create = (key: string) =>
