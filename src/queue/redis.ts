@@ -57,8 +57,8 @@ const REVIVE_AFTER_MS = 200;
  * detector hears +switch-master while the connection is already reconnecting (the old primary
  * died) and asking the sentinels where the primary is, that attempt is abandoned with
  * "Connection is closed." and the connection goes to status 'end' — no more retries, every
- * command refused from then on (ioredis issue #1683). The fault test met it in one failover out
- * of three. So a connection that ends without its owner having closed it (quit, disconnect) is
+ * command refused from then on (as in ioredis issue #1683). The fault test met it in three
+ * failovers out of seven. So a connection that ends without its owner having closed it (quit, disconnect) is
  * connected again, and so is every duplicate of it (BullMQ duplicates a worker's connection).
  */
 function reconnectWhenEndedUnasked(redis: Redis): Redis {

@@ -55,6 +55,12 @@ describe('Redis Sentinel and replica settings', () => {
     );
   });
 
+  it('replica acknowledgements are refused on a Redis Cluster, saying why', () => {
+    expect(refused({ REDIS_CLUSTER_NODES: '10.0.0.5:7000', REDIS_MIN_REPLICAS_ACK: '1' })).toBe(
+      "Invalid configuration: REDIS_MIN_REPLICAS_ACK works with one primary (REDIS_URL or REDIS_SENTINELS), not yet with REDIS_CLUSTER_NODES: a command's writes spread over shards that one WAIT cannot speak for. Leave it at 0",
+    );
+  });
+
   it.each([
     ['10.0.0.5', "'10.0.0.5' has no port"],
     ['10.0.0.5:26379,10.0.0.6:99999', "'10.0.0.6:99999' has a port above 65535"],
