@@ -124,7 +124,7 @@ export async function accept(
     if (claim.kind === 'existing') {
       const replayed = await replay(deps, principal, claim.commandId, waitSeconds, began);
       if (replayed !== null) return replayed;
-      if (Date.now() - claim.claimedAt < CLAIM_IN_FLIGHT_MS) {
+      if (claim.ageMs < CLAIM_IN_FLIGHT_MS) {
         throw new Conflict('A request with this idempotency key is still being accepted. Retry in a moment.', 1);
       }
       // The holder never made it into the queue or the ledger: this request takes its place.
@@ -186,7 +186,7 @@ async function claimExternalId(
       answer.headers['Idempotent-Replayed'] = 'true';
       return answer;
     }
-    if (Date.now() - claim.claimedAt < CLAIM_IN_FLIGHT_MS) {
+    if (claim.ageMs < CLAIM_IN_FLIGHT_MS) {
       throw new Conflict('A request with this external_id is still being accepted. Retry in a moment.', 1);
     }
   }

@@ -272,11 +272,11 @@ async function claimKeys(
       return { idempotencyKey: job.idempotencyKey as string, fingerprint: job.fingerprint, commandId: job.commandId };
     }),
   );
-  const holders: Array<{ candidate: Candidate; commandId: string; claimedAt: number }> = [];
+  const holders: Array<{ candidate: Candidate; commandId: string; ageMs: number }> = [];
   claims.forEach((claim, i) => {
     const c = unique[i] as Candidate;
     if (claim.kind === 'mismatch') refuse(c.index, claim.error);
-    if (claim.kind === 'existing') holders.push({ candidate: c, commandId: claim.commandId, claimedAt: claim.claimedAt });
+    if (claim.kind === 'existing') holders.push({ candidate: c, commandId: claim.commandId, ageMs: claim.ageMs });
   });
 
   const finished = await commandStatusMany(
@@ -296,7 +296,7 @@ async function claimKeys(
     if (done || queued) {
       results[h.candidate.index] = { ...(done ?? { command_id: h.commandId, status: 'queued' }), replayed: true } as ItemResult;
       replayed++;
-    } else if (Date.now() - h.claimedAt < CLAIM_IN_FLIGHT_MS) {
+    } else if (h.ageMs < CLAIM_IN_FLIGHT_MS) {
       refuse(
         h.candidate.index,
         new Conflict('A request with this idempotency key is still being accepted. Retry in a moment.', 1),
@@ -399,7 +399,7 @@ async function claimExternalIds(
         replayed++;
       }
       await drop(c);
-    } else if (!done && Date.now() - h.claimedAt < CLAIM_IN_FLIGHT_MS) {
+    } else if (!done && h.ageMs < CLAIM_IN_FLIGHT_MS) {
       refuse(c.index, new Conflict('A request with this external_id is still being accepted. Retry in a moment.', 1));
       await drop(c);
     } else {

@@ -27,7 +27,7 @@ export class ExternalIdClaims extends IdempotencyClaims {
 
   protected override compare(
     _externalId: string,
-    holder: { commandId: string; fingerprint: string; claimedAt: number },
+    holder: { commandId: string; fingerprint: string; ageMs: number },
     _fingerprint: string,
   ): Claim {
     return { kind: 'existing', ...holder };

@@ -7,10 +7,25 @@ import { redisKeys } from './keys.js';
 import type { RedisClient } from './redis.js';
 import { runScript } from './scripts.js';
 
-export type Claim = { kind: 'new' } | { kind: 'existing'; commandId: string; claimedAt: number; fingerprint: string };
+/**
+ * `ageMs`: how long ago the holder claimed the key, by Redis's clock (the claim's time to live
+ * spent), so intakes whose clocks differ agree on it; Infinity for a holder the ledger confirmed.
+ */
+export type Claim = { kind: 'new' } | { kind: 'existing'; commandId: string; ageMs: number; fingerprint: string };
 export type BatchClaim = Claim | { kind: 'mismatch'; error: IdempotencyMismatch };
 
 const CLAIM_TTL_SECONDS_MAX = 86_400;
+
+/**
+ * A claim's age by Redis's clock: every claim is set with the same time to live (`ttlSeconds`),
+ * so what it has spent of it is how long ago it was made or taken over — the same answer on every
+ * intake, whatever their clocks say (the stamp in the value is the claiming intake's clock). A
+ * claim the ledger confirmed (stamp 0) or without a time to live counts as old.
+ */
+function claimAge(stamp: string, remainingMs: unknown, ttlSeconds: number): number {
+  if (stamp === '0' || typeof remainingMs !== 'number' || remainingMs < 0) return Number.POSITIVE_INFINITY;
+  return Math.max(0, ttlSeconds * 1000 - remainingMs);
+}
 
 /**
  * Idempotency keys, per API key. The first request to use a key claims it in Redis (SET NX),
@@ -51,11 +66,19 @@ export class IdempotencyClaims {
       });
       if (!finished) return { kind: 'new' };
       await this.redis.set(key, `${finished.commandId} ${finished.fingerprint} 0`, 'EX', ttl);
-      return this.compare(idempotencyKey, { ...finished, claimedAt: 0 }, fingerprint);
+      return this.compare(idempotencyKey, { ...finished, ageMs: Number.POSITIVE_INFINITY }, fingerprint);
     }
-    const [holder = '', held = '', at = '0'] = ((await this.redis.get(key)) ?? '').split(' ');
+    const [read, ttlLeft] = (await this.redis.pipeline().get(key).pttl(key).exec()) ?? [];
+    const failed = read?.[0] ?? ttlLeft?.[0];
+    if (failed) throw failed;
+    const [value, remainingMs] = [read?.[1], ttlLeft?.[1]];
+    const [holder = '', held = '', at = '0'] = String(value ?? '').split(' ');
     if (holder === '') return this.claim(apiKeyId, idempotencyKey, fingerprint, commandId); // expired in between
-    return this.compare(idempotencyKey, { commandId: holder, fingerprint: held, claimedAt: Number(at) }, fingerprint);
+    return this.compare(
+      idempotencyKey,
+      { commandId: holder, fingerprint: held, ageMs: claimAge(at, remainingMs, ttl) },
+      fingerprint,
+    );
   }
 
   /** Hands a claim whose command was lost (never queued, or dropped with a Redis restart) to a new command. */
@@ -109,11 +132,14 @@ export class IdempotencyClaims {
     });
     // A fresh claim the ledger does not know is new: nothing more to ask. A fresh claim the
     // ledger knows takes the ledger's command, and Redis is told; a key someone else already
-    // held is read (the reads go first in the pipeline, so answer n is read n).
+    // held is read with its time to live (the reads go first in the pipeline, two answers each).
     const reads = entries.flatMap((_, i) => (set[i]?.[1] === 'OK' ? [] : [i]));
-    const commands: Piped[] = reads.map((i) => {
+    const commands: Piped[] = reads.flatMap((i): Piped[] => {
       const key = keys[i] as string;
-      return { key, queue: (pipeline) => pipeline.get(key) };
+      return [
+        { key, queue: (pipeline) => pipeline.get(key) },
+        { key, queue: (pipeline) => pipeline.pttl(key) },
+      ];
     });
     entries.forEach((e, i) => {
       const holder = finished.get(e.idempotencyKey);
@@ -124,20 +150,24 @@ export class IdempotencyClaims {
     const answers = await pipelined(this.redis, commands);
     await this.failOnError(apiKeyId, fresh, answers);
     // A key held a moment ago and gone now (it expired, or a failover's new primary never had it).
-    if (reads.some((_, n) => answers[n]?.[1] === null)) {
+    if (reads.some((_, n) => answers[2 * n]?.[1] === null)) {
       await this.releaseAll(apiKeyId, fresh);
       throw new Conflict(`A request with this ${this.keyName} is still being accepted. Retry in a moment.`, 1);
     }
-    const heldBy = new Map(reads.map((i, n) => [i, String(answers[n]?.[1] ?? '')]));
+    const heldBy = new Map(
+      reads.map((i, n) => [i, { value: String(answers[2 * n]?.[1] ?? ''), remainingMs: answers[2 * n + 1]?.[1] }]),
+    );
     return entries.map((e, i): BatchClaim => {
       const holder = finished.get(e.idempotencyKey);
       if (!holder && !heldBy.has(i)) return { kind: 'new' };
+      const read = heldBy.get(i);
       const [commandId = '', fingerprint = '', at = '0'] = holder
         ? [holder.commandId, holder.fingerprint, '0']
-        : (heldBy.get(i) ?? '').split(' ');
+        : (read?.value ?? '').split(' ');
       if (commandId === e.commandId) return { kind: 'new' };
       try {
-        return this.compare(e.idempotencyKey, { commandId, fingerprint, claimedAt: Number(at) }, e.fingerprint);
+        const ageMs = claimAge(at, read?.remainingMs, ttl);
+        return this.compare(e.idempotencyKey, { commandId, fingerprint, ageMs }, e.fingerprint);
       } catch (error) {
         return { kind: 'mismatch', error: error as IdempotencyMismatch };
       }
@@ -168,13 +198,13 @@ export class IdempotencyClaims {
 
   protected compare(
     idempotencyKey: string,
-    holder: { commandId: string; fingerprint: string; claimedAt: number },
+    holder: { commandId: string; fingerprint: string; ageMs: number },
     fingerprint: string,
   ): Claim {
     if (holder.fingerprint !== fingerprint) {
       throw new IdempotencyMismatch(idempotencyKey, holder.commandId);
     }
-    return { kind: 'existing', commandId: holder.commandId, claimedAt: holder.claimedAt, fingerprint: holder.fingerprint };
+    return { kind: 'existing', commandId: holder.commandId, ageMs: holder.ageMs, fingerprint: holder.fingerprint };
   }
 
   private async inLedger(apiKeyId: number, idempotencyKey: string): Promise<{ commandId: string; fingerprint: string } | null> {

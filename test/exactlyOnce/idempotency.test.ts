@@ -5,6 +5,7 @@ import { idText } from '../../src/apply/ledger.js';
 import { fingerprint } from '../../src/commands/command.js';
 import { newCommandId } from '../../src/commands/commandId.js';
 import { GENERATIONS, type Generation } from '../../src/demo/itflowDatabase.js';
+import { redisKeys } from '../../src/queue/keys.js';
 import { laneName, laneOf } from '../../src/queue/lanes.js';
 import { deleteQueueKeys, type Harness, startHarness } from '../helpers/harness.js';
 import { addKey, addTicket, repliesOf, seedWorld, ticketRow, type World } from '../helpers/itflow.js';
@@ -176,6 +177,36 @@ describe.each(GENERATIONS)('idempotency keys (ITFlow %s)', (generation: Generati
       expect(holders.map((r) => idText(r.command_id))).toEqual([ids[0]]);
     } finally {
       await lane.close();
+      redis.disconnect();
+    }
+  });
+  it("a claim's age is Redis's: a key claimed a moment ago by an intake whose clock runs 10 s behind is still on its way in (409), and taken over once 5 s old by Redis's clock", async () => {
+    const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
+    const body = { ticket_id: ticket, ticket_reply: 'Claimed by a slow clock' };
+    // The fingerprint of this body, as the ledger records it for a first command.
+    const probe = await post(body, { 'Idempotency-Key': `probe-${generation}`, Prefer: 'wait=10' });
+    expect(probe.status).toBe(201);
+    const [row] = await h.query('SELECT api_key_id, fingerprint FROM rq_commands WHERE idempotency_key = ?', [
+      `probe-${generation}`,
+    ]);
+    const claimKey = redisKeys(h.config.QUEUE_PREFIX, 'standalone').idempotency(Number(row?.api_key_id), `skewed-${generation}`);
+    const redis = new Redis(h.config.REDIS_URL);
+    try {
+      // What the other intake wrote: a command not queued yet, stamped by a clock 10 s behind.
+      const elsewhere = newCommandId();
+      const stamp = `${elsewhere} ${(row?.fingerprint as Buffer).toString('hex')} ${Date.now() - 10_000}`;
+      await redis.set(claimKey, stamp, 'EX', 86_400);
+      const meanwhile = await post(body, { 'Idempotency-Key': `skewed-${generation}` });
+      expect(meanwhile.status).toBe(409);
+      expect(meanwhile.headers.get('retry-after')).toBe('1');
+
+      // 5 s of its time to live spent: by Redis's clock the claim is 5 s old and its command never came.
+      await redis.pexpire(claimKey, 86_400_000 - 5_000);
+      const retry = await post(body, { 'Idempotency-Key': `skewed-${generation}`, Prefer: 'wait=10' });
+      expect(retry.status).toBe(201);
+      expect(retry.body.data[0].command_id).not.toBe(elsewhere);
+      expect(await repliesOf(h.db, ticket)).toHaveLength(2); // the probe's and this one
+    } finally {
       redis.disconnect();
     }
   });
