@@ -84,6 +84,13 @@ export async function resetBenchDatabase(url: string): Promise<void> {
   try {
     for (const table of ['ticket_replies', 'logs', 'ticket_history', 'notifications']) await conn.query(`TRUNCATE ${table}`);
     await conn.query('DELETE FROM rq_commands').catch(() => {});
+    // The service's own rows about replies go with them: a read projection still holding the
+    // last scenario's reply ids (TRUNCATE starts the ids again from 1) makes every insert an
+    // update and its follower repair row after row — a cost no real install has. (Each table is
+    // there once the service has migrated; before, there is nothing to empty.)
+    for (const table of ['rq_read_replies', 'rq_read_tickets', 'rq_read_state', 'rq_external_ids', 'rq_hook_outbox']) {
+      await conn.query(`TRUNCATE ${table}`).catch(() => {});
+    }
     await conn.query('UPDATE tickets SET ticket_updated_at = NULL, ticket_first_response_at = NULL');
   } finally {
     await conn.end();
