@@ -2,7 +2,6 @@ import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { type Config, redactConnectionUrl } from '../config.js';
 import { NETWORK_ERROR_CODES } from '../errors.js';
-import { TurnWriteRedis } from './turnWrites.js';
 
 /**
  * Where the service's Redis is: one server (REDIS_URL), a primary found through sentinels, or a
@@ -43,7 +42,7 @@ export function createRedis(settings: RedisSettings, use: 'command' | 'blocking'
       ? { enableOfflineQueue: false, maxRetriesPerRequest: 1 }
       : { enableOfflineQueue: true, maxRetriesPerRequest: null }),
   };
-  const redis = new TurnWriteRedis(settings.REDIS_URL, options);
+  const redis = new Redis(settings.REDIS_URL, options);
   // Errors surface on the calls that hit them; an unhandled 'error' event would crash the process.
   redis.on('error', () => {});
   return settings.REDIS_SENTINELS === undefined ? redis : reconnectWhenEndedUnasked(redis);
