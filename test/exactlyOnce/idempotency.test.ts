@@ -189,12 +189,13 @@ describe.each(GENERATIONS)('idempotency keys (ITFlow %s)', (generation: Generati
     const [row] = await h.query('SELECT api_key_id, fingerprint FROM rq_commands WHERE idempotency_key = ?', [
       `probe-${generation}`,
     ]);
-    const claimKey = redisKeys(h.config.QUEUE_PREFIX, 'standalone').idempotency(Number(row?.api_key_id), `skewed-${generation}`);
+    const probed = row as { api_key_id: number; fingerprint: Buffer };
+    const claimKey = redisKeys(h.config.QUEUE_PREFIX, 'standalone').idempotency(probed.api_key_id, `skewed-${generation}`);
     const redis = new Redis(h.config.REDIS_URL);
     try {
       // What the other intake wrote: a command not queued yet, stamped by a clock 10 s behind.
       const elsewhere = newCommandId();
-      const stamp = `${elsewhere} ${(row?.fingerprint as Buffer).toString('hex')} ${Date.now() - 10_000}`;
+      const stamp = `${elsewhere} ${probed.fingerprint.toString('hex')} ${Date.now() - 10_000}`;
       await redis.set(claimKey, stamp, 'EX', 86_400);
       const meanwhile = await post(body, { 'Idempotency-Key': `skewed-${generation}` });
       expect(meanwhile.status).toBe(409);
