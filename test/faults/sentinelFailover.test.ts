@@ -258,13 +258,13 @@ describe.each([
     expect(result).toMatchObject({ acknowledged: COMMANDS, lost: 0, duplicates: 0, ledgerApplied: COMMANDS });
   });
 
-  it.runIf(generation === '2.6.7')(
-    'with it off: none applied twice, and the acknowledged commands lost are counted',
-    { timeout: 90_000 },
-    async () => {
+  // The figure with the setting off is measured on the newest generation only (a minute of the
+  // suite's time each); for 2.4.4 there is no such test, rather than a skipped one.
+  if (generation === '2.6.7') {
+    it('with it off: none applied twice, and the acknowledged commands lost are counted', { timeout: 90_000 }, async () => {
       const result = await failoverRun(h, world, `off${offset}`, ports(10), 0);
       console.info(`Sentinel failover, REDIS_MIN_REPLICAS_ACK=0 (off), ITFlow ${generation}:`, result);
       expect(result).toMatchObject({ acknowledged: COMMANDS, duplicates: 0 });
-    },
-  );
+    });
+  }
 });
