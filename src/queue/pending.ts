@@ -72,30 +72,33 @@ export class PendingCommands {
 
   /** Notes accepted commands: one script call whatever their number (on a cluster, one per slot). */
   async note(jobs: CommandJob[]): Promise<void> {
-    await Promise.all(
-      bySlot(this.redis, [...this.byTicket(jobs)], ([key]) => key).map((groups) =>
-        runScript(
-          this.redis,
-          'notePending',
-          groups.map(([key]) => key),
-          [
-            PENDING_TTL_MS,
-            ...groups.flatMap(([, members]) => [members.length, ...members.flatMap((job) => [job.acceptedAt, job.commandId])]),
-          ],
-        ),
-      ),
-    );
+    await this.perKeySet('notePending', jobs, (members) => members.flatMap((job) => [job.acceptedAt, job.commandId]), [
+      PENDING_TTL_MS,
+    ]);
   }
 
   /** Forgets commands that finished (their outcome is in the ledger): one script call (on a cluster, one per slot). */
   async forget(jobs: CommandJob[]): Promise<void> {
+    await this.perKeySet('forgetPending', jobs, (members) => members.map((job) => job.commandId));
+  }
+
+  /**
+   * Runs a script over the jobs' sets (one call, or one per slot on a cluster): the sets as its
+   * keys, and as its arguments `first`, then for each set its number of members and theirs.
+   */
+  private async perKeySet(
+    script: 'notePending' | 'forgetPending',
+    jobs: CommandJob[],
+    membersOf: (members: CommandJob[]) => Array<string | number>,
+    first: Array<string | number> = [],
+  ): Promise<void> {
     await Promise.all(
       bySlot(this.redis, [...this.byTicket(jobs)], ([key]) => key).map((groups) =>
         runScript(
           this.redis,
-          'forgetPending',
+          script,
           groups.map(([key]) => key),
-          groups.flatMap(([, members]) => [members.length, ...members.map((job) => job.commandId)]),
+          [...first, ...groups.flatMap(([, members]) => [members.length, ...membersOf(members)])],
         ),
       ),
     );

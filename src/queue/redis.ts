@@ -37,7 +37,7 @@ export function createRedis(settings: RedisSettings, use: 'command' | 'blocking'
     connectionName: name,
     connectTimeout: 5_000,
     lazyConnect: false,
-    retryStrategy: (times) => Math.min(times * 200, 2_000),
+    retryStrategy: reconnectDelay,
     ...(use === 'command'
       ? { enableOfflineQueue: false, maxRetriesPerRequest: 1 }
       : { enableOfflineQueue: true, maxRetriesPerRequest: null }),
@@ -47,6 +47,9 @@ export function createRedis(settings: RedisSettings, use: 'command' | 'blocking'
   redis.on('error', () => {});
   return settings.REDIS_SENTINELS === undefined ? redis : reconnectWhenEndedUnasked(redis);
 }
+
+/** How long before the n-th try to reach Redis again (a server, the sentinels, a cluster): 200 ms more each time, 2 s at most. */
+const reconnectDelay = (times: number) => Math.min(times * 200, 2_000);
 
 /** How soon a connection that ended without being closed is connected again (ms). */
 const REVIVE_AFTER_MS = 200;
@@ -102,7 +105,7 @@ function sentinelOptions(settings: RedisSettings): Partial<RedisOptions> {
     ...(settings.REDIS_SENTINEL_PASSWORD === undefined ? {} : { sentinelPassword: settings.REDIS_SENTINEL_PASSWORD }),
     role: 'master',
     failoverDetector: true,
-    sentinelRetryStrategy: (times) => Math.min(times * 200, 2_000),
+    sentinelRetryStrategy: reconnectDelay,
     // A write that reaches a primary just demoted to a replica: reconnect (to the new primary)
     // and send it again there.
     reconnectOnError: (error) => (/^READONLY\b/.test(error.message) ? 2 : false),
@@ -245,7 +248,7 @@ function createCluster(
   const parsed = new URL(url);
   const cluster = new Cluster(nodes, {
     lazyConnect: false,
-    clusterRetryStrategy: (times) => Math.min(times * 200, 2_000),
+    clusterRetryStrategy: reconnectDelay,
     enableOfflineQueue: use !== 'command',
     redisOptions: {
       connectionName: name,

@@ -63,6 +63,23 @@ async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, what:
   }
 }
 
+/** Waits until the outbox has every delivery of these commands' events recorded as delivered. */
+async function waitUntilDelivered(h: Harness, sent: Array<{ commandId: string }>, timeoutMs: number): Promise<void> {
+  await waitUntil(
+    async () =>
+      [
+        ...(
+          await outboxOf(
+            h,
+            sent.map((s) => s.commandId),
+          )
+        ).values(),
+      ].every((rows) => rows.every((r) => r.state === 'delivered')),
+    timeoutMs,
+    'every delivery recorded as delivered',
+  );
+}
+
 describe.concurrent('webhooks through faults', () => {
   const cleanups: Array<() => Promise<unknown>> = [];
   afterEach(killLeftovers);
@@ -110,19 +127,7 @@ describe.concurrent('webhooks through faults', () => {
     const backAt = Date.now();
     await receiver.waitFor(() => receivedByCommand(receiver).size === sent.length, 20_000, 'every event after the outage');
     const catchUpMs = Date.now() - backAt;
-    await waitUntil(
-      async () =>
-        [
-          ...(
-            await outboxOf(
-              h,
-              sent.map((s) => s.commandId),
-            )
-          ).values(),
-        ].every((rows) => rows.every((r) => r.state === 'delivered')),
-      10_000,
-      'every delivery recorded as delivered',
-    );
+    await waitUntilDelivered(h, sent, 10_000);
 
     const outbox = await outboxOf(
       h,
@@ -228,19 +233,7 @@ describe.concurrent('webhooks through faults', () => {
       30_000,
     );
     await receiver.waitFor(() => receivedByCommand(receiver).size === sent.length, 30_000, 'every event');
-    await waitUntil(
-      async () =>
-        [
-          ...(
-            await outboxOf(
-              h,
-              sent.map((s) => s.commandId),
-            )
-          ).values(),
-        ].every((rows) => rows.every((r) => r.state === 'delivered')),
-      20_000,
-      'every delivery recorded as delivered',
-    );
+    await waitUntilDelivered(h, sent, 20_000);
     await rescuer.waitFor(/worker started/);
     rescuer.child.kill('SIGTERM');
     expect(await rescuer.exited).toBe(0);
