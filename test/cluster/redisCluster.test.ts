@@ -1,6 +1,13 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { idText } from '../../src/apply/ledger.js';
+import { addWebhook } from '../../src/cli/webhooks.js';
+import { serviceTables } from '../../src/db/tables.js';
 import type { Generation } from '../../src/demo/itflowDatabase.js';
+import { runImport } from '../../src/import/run.js';
 import { ImportTraffic } from '../../src/queue/imports.js';
 import { redisKeys } from '../../src/queue/keys.js';
 import { laneName, laneOf } from '../../src/queue/lanes.js';
@@ -11,13 +18,15 @@ import { type Harness, httpRequest, startHarness } from '../helpers/harness.js';
 import { addKey, addTicket, repliesOf, seedWorld, type World } from '../helpers/itflow.js';
 import { BULK, COMMANDS, CREATE, READ } from '../helpers/paths.js';
 import { killLeftovers, spawnEntry } from '../helpers/processes.js';
+import { Receiver, signatureMatches } from '../helpers/receiver.js';
 import { type LocalCluster, startRedisCluster } from '../helpers/redisCluster.js';
 
 // The service on a Redis Cluster (REDIS_CLUSTER_NODES): three primaries, each with a replica, made
 // by this file on ports 17000–17005 (cluster bus 27000–27005). Everything a client does works as
 // on one server, on both ITFlow generations — single and bulk commands, Prefer: wait, idempotency
 // keys, external ids, read-your-writes, rate limits, commands.php, a locked ticket's commands
-// parked and drained in order, the operator's `queues` — and the keys are laid out for the
+// parked and drained in order, completion and import webhooks, the dashboard's and the
+// operator's `queues` — and the keys are laid out for the
 // cluster: every lane's keys in one slot, the lanes over more than one shard. REDIS_URL points
 // where nothing listens: in cluster mode only its credentials count.
 
@@ -101,6 +110,63 @@ describe.each(['2.4.4', '2.6.7'] as Generation[])('on a Redis Cluster (ITFlow %s
     await expectExactlyOnce(h, sent);
     const [record] = await new ImportTraffic(redis, h.config.QUEUE_PREFIX).recent(5);
     expect(record).toMatchObject({ importId: '0123456789abcdef', file: 'history.ndjson', requests: 1, queued: items.length });
+  });
+
+  it('webhooks from a cluster: each applied command and the import that carried them are delivered, signed; the dashboard reads every lane', async () => {
+    const receiver = await new Receiver().start();
+    try {
+      const key = await addKey(h.db, generation, { name: 'Cluster bridge', owner: world.author });
+      const [row] = await h.query('SELECT api_key_id FROM api_keys WHERE api_key_secret = ?', [key]);
+      const hook = await addWebhook(h.db, serviceTables(h.config), h.config, {
+        apiKeyId: Number(row?.api_key_id),
+        url: receiver.url,
+        events: ['command.applied', 'import.finished'],
+      });
+      // An import as the CLI sends it: bulk.php with the import's headers and a key per line.
+      const tickets = await ticketsInLanes(4);
+      const items = tickets.map((ticketId) => ({ ticket_id: ticketId, ticket_reply: `Imported on a cluster, t${ticketId}` }));
+      const file = join(mkdtempSync(join(tmpdir(), 'rq-cluster-import-')), 'cluster.ndjson');
+      writeFileSync(file, `${items.map((item) => JSON.stringify(item)).join('\n')}\n`);
+      const summary = await runImport({
+        file,
+        format: 'ndjson',
+        url: h.url,
+        apiKey: key,
+        batchSize: 100,
+        concurrency: 1,
+        wait: true,
+        dryRun: false,
+        maxPending: 1000,
+        report: () => {},
+        stopped: () => false,
+      });
+      expect(summary).toMatchObject({ read: items.length, queued: items.length, applied: items.length });
+      const applied = await h.query('SELECT command_id FROM rq_commands WHERE api_key_id = ? AND status = ?', [
+        Number(row?.api_key_id),
+        'applied',
+      ]);
+      const commandIds = applied.map((r) => idText(r.command_id));
+      const ofType = (type: string) => receiver.events().filter((event) => event.type === type);
+      await receiver.waitFor(
+        () => ofType('import.finished').length > 0 && new Set(ofType('command.applied').map((e) => e.id)).size === items.length,
+        20_000,
+        'a command.applied for each command and the import.finished',
+      );
+      expect(commandIds).toHaveLength(items.length);
+      expect(new Set(ofType('command.applied').map((event) => event.data.command_id))).toEqual(new Set(commandIds));
+      expect(ofType('import.finished')[0]?.data).toMatchObject({
+        file: 'cluster.ndjson',
+        lines: items.length,
+        applied: items.length,
+      });
+      for (const delivery of receiver.received) expect(signatureMatches(hook.secret, delivery)).toBe(true);
+    } finally {
+      await receiver.stop();
+    }
+    const queues = await h.get('/dashboard/api/queues', { key: world.keys.all });
+    expect(queues.status).toBe(200);
+    expect(queues.body.deepest).toHaveLength(8);
+    expect(queues.body.kinds).toEqual({ single: 0, chunks: 0 });
   });
 
   it('an idempotency key sent twice is one command, and an external_id names its reply', async () => {
