@@ -10,7 +10,7 @@ import { keyLayoutOf } from './cluster.js';
 import type { CommandEvents } from './events.js';
 import { type CommandJob, commandJobSchema, type RetryProgress } from './jobs.js';
 import { laneNames } from './lanes.js';
-import { AppliedAhead, type Lookahead, peekLane } from './lookahead.js';
+import { AppliedAhead, dropApplied, type Lookahead, peekLane } from './lookahead.js';
 import type { ParkedCommands } from './parked.js';
 import { isRedisConnectionError, type RedisClient } from './redis.js';
 
@@ -51,8 +51,9 @@ export function backoffDelay(attempt: number, baseMs: number, maxMs: number): nu
  *
  * A single-command job takes the single commands waiting behind it in its lane along into its
  * batch, on its first try (src/queue/lookahead.ts): a hot ticket gets many commands per
- * transaction instead of one. Those that finish are remembered, and answered from memory when
- * the lane delivers them; the others (locked, failing) are left to their own delivery.
+ * transaction instead of one. Those that finish are taken out of the lane (and remembered, in
+ * case the lane delivers one all the same); the others (locked, failing) are left to their own
+ * delivery.
  */
 export class CommandConsumer {
   private readonly workers: Worker[];
@@ -162,9 +163,9 @@ export class CommandConsumer {
    * (see the class comment) until the attempts run out and the job becomes a dead letter.
    *
    * `run`, the commands waiting behind the job in its lane, goes along on the first try only,
-   * in the same batch: those that finish are remembered and announced; those locked or failing
-   * are left, neither parked nor retried, for their own delivery to deal with (behind a locked
-   * or failed command of their ticket, so none overtakes it).
+   * in the same batch: those that finish are remembered, announced and taken out of the lane;
+   * those locked or failing are left, neither parked nor retried, for their own delivery to deal
+   * with (behind a locked or failed command of their ticket, so none overtakes it).
    */
   private async applyWithRetries(
     job: Job,
@@ -189,7 +190,7 @@ export class CommandConsumer {
           behind.length === 0 ? own.map((s) => this.batcher.submit(s)) : this.batcher.submitRun([...own, ...behind]);
         const settled = await Promise.allSettled(pending);
         const applyMs = Math.round((performance.now() - started) * 10) / 10; // waiting for a batch slot included
-        this.rememberAhead(behind, settled.slice(own.length), applyMs);
+        const dropping = this.dropAhead(job.queueName, this.rememberAhead(behind, settled.slice(own.length), applyMs));
         const results: ApplyResult[] = [];
         for (const answer of settled.slice(0, own.length)) {
           if (answer.status === 'rejected') throw answer.reason;
@@ -209,6 +210,7 @@ export class CommandConsumer {
           outcomes: finished.map((f) => f.outcome),
           applyMs,
         });
+        await dropping;
         return results;
       } catch (error) {
         const verdict = classify(error);
@@ -240,16 +242,33 @@ export class CommandConsumer {
     }
   }
 
-  /** The run's commands that finished: remembered for their delivery, and announced once, now. */
-  private rememberAhead(run: Lookahead[], settled: Array<PromiseSettledResult<ApplyResult>>, applyMs: number): void {
+  /**
+   * The run's commands that finished: remembered for a delivery that may still come, and
+   * announced once, now. Returns their command ids (their job ids), next in the lane first.
+   */
+  private rememberAhead(run: Lookahead[], settled: Array<PromiseSettledResult<ApplyResult>>, applyMs: number): string[] {
     const finished: Array<{ data: CommandJob; outcome: Outcome }> = [];
     for (const [i, answer] of settled.entries()) {
       const data = (run[i] as Lookahead).job;
       if (answer.status === 'fulfilled' && answer.value.status !== 'locked') finished.push({ data, outcome: answer.value });
     }
-    if (finished.length === 0) return;
+    if (finished.length === 0) return [];
     for (const { data, outcome } of finished) this.appliedAhead.remember(data.commandId, outcome);
     this.events.emit('finished', { commands: finished.map((f) => f.data), outcomes: finished.map((f) => f.outcome), applyMs });
+    return finished.map((f) => f.data.commandId);
+  }
+
+  /**
+   * Takes the jobs of commands applied ahead out of their lane (src/queue/lookahead.ts), before
+   * this job finishes and the lane moves on. Not managing it only means the lane delivers them.
+   */
+  private async dropAhead(lane: string, jobIds: string[]): Promise<void> {
+    if (jobIds.length === 0) return;
+    try {
+      await dropApplied(this.redis, this.options.prefix, lane, jobIds);
+    } catch (error) {
+      this.options.logger.debug({ err: (error as Error).message }, 'could not take applied commands out of their lane');
+    }
   }
 
   private async report(job: Job, progress: RetryProgress): Promise<void> {

@@ -3,9 +3,12 @@
 // A lane applies one job at a time, so a hot ticket (an alert storm, a chat bridge) would get one
 // command per transaction. Instead, the worker applying a lane's single-command job reads the
 // single commands waiting right behind it in the lane and applies them in the same transaction,
-// in lane order. They stay in BullMQ: when the lane later delivers them, this process knows
-// their outcomes from its memo (no MySQL round trip, no second 'finished' event), and another
-// process finds them in the ledger, as it finds any command delivered twice.
+// in lane order. Once that transaction has committed, the ones it finished are taken out of the
+// lane (dropApplied), so the lane never delivers them: a hot ticket's commands cost BullMQ one
+// delivery per run rather than one each. One the lane delivers all the same (taking it out
+// failed, or the worker stopped between the commit and taking it out) is answered from this
+// process's memo (no MySQL round trip, no second 'finished' event), or by another process from
+// the ledger, as any command delivered twice.
 import type { Outcome } from '../apply/ledger.js';
 import { isChunk } from './chunks.js';
 import { keyLayoutOf } from './cluster.js';
@@ -38,6 +41,18 @@ export async function peekLane(redis: RedisClient, prefix: string, lane: string,
     run.push({ job: job.data, attempts: Number(flat[i + 2]) + 1 });
   }
   return run;
+}
+
+/**
+ * Takes the jobs of commands applied ahead (and committed) out of `lane`, if they are still
+ * waiting there, so the lane does not deliver them again; one round trip. Resolves with how many
+ * were taken out. One left behind (this failing, another process having taken it) is delivered
+ * as before and answered from the memo or the ledger.
+ */
+export async function dropApplied(redis: RedisClient, prefix: string, lane: string, jobIds: string[]): Promise<number> {
+  if (jobIds.length === 0) return 0;
+  const keys = redisKeys(prefix, keyLayoutOf(redis));
+  return Number(await runScript(redis, 'dropApplied', [keys.laneWait(lane)], [keys.laneJobPrefix(lane), ...jobIds]));
 }
 
 /**

@@ -17,6 +17,7 @@ const NAMES = [
   'settleParked',
   'recordImportTraffic',
   'peekLane',
+  'dropApplied',
   'countRequest',
   'notePending',
   'forgetPending',
