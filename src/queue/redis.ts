@@ -28,8 +28,19 @@ export function describeRedis(settings: RedisSettings): string {
  * - `command`: the intake's producer and look-ups. Fails fast while Redis is away (no
  *   offline queue) so a client gets 503 + Retry-After at once instead of a hung request.
  * - `blocking`: BullMQ workers and subscribers, which must wait out an outage and resume.
+ *
+ * `pipelineTurns`: the connection sends the commands made in one turn of the event loop together,
+ * as one pipeline, while the previous one is answered (ioredis auto-pipelining) — for the
+ * process's main connection, which every request and batch uses. Not for a connection that runs a
+ * command that blocks (WAIT, a blocking pop): everything queued behind it would wait. On a
+ * Redis Cluster it is off (pipelines are already split per node where they are many: cluster.ts).
  */
-export function createRedis(settings: RedisSettings, use: 'command' | 'blocking', name: string): RedisClient {
+export function createRedis(
+  settings: RedisSettings,
+  use: 'command' | 'blocking',
+  name: string,
+  { pipelineTurns = false }: { pipelineTurns?: boolean } = {},
+): RedisClient {
   if (settings.REDIS_CLUSTER_NODES !== undefined)
     return createCluster(settings.REDIS_URL, settings.REDIS_CLUSTER_NODES, use, name);
   const options: RedisOptions = {
@@ -38,6 +49,7 @@ export function createRedis(settings: RedisSettings, use: 'command' | 'blocking'
     connectTimeout: 5_000,
     lazyConnect: false,
     retryStrategy: reconnectDelay,
+    enableAutoPipelining: pipelineTurns,
     ...(use === 'command'
       ? { enableOfflineQueue: false, maxRetriesPerRequest: 1 }
       : { enableOfflineQueue: true, maxRetriesPerRequest: null }),
