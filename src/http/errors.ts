@@ -53,12 +53,9 @@ export function humanBytes(bytes: number): string {
 
 function isDependencyDown(error: unknown): boolean {
   const message = (error as Error)?.message ?? '';
-  // ioredis without an offline queue, or a closed connection, while Redis is away.
-  if (/Stream isn't writeable|Connection is closed|enableOfflineQueue|ECONNREFUSED|Reached the max retries/.test(message)) {
-    return true;
-  }
-  if (isRedisConnectionError(error)) return true;
-  return isTransient(error);
+  // Redis away (a closed connection, a cluster shard without its primary…), a command refused
+  // for want of ioredis's offline queue meanwhile, a refusal told only in the message, MySQL away.
+  return /enableOfflineQueue|ECONNREFUSED/.test(message) || isRedisConnectionError(error) || isTransient(error);
 }
 
 /**

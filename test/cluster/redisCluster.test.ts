@@ -7,7 +7,6 @@ import { idText } from '../../src/apply/ledger.js';
 import { addWebhook } from '../../src/cli/webhooks.js';
 import { serviceTables } from '../../src/db/tables.js';
 import type { Generation } from '../../src/demo/itflowDatabase.js';
-import { runImport } from '../../src/import/run.js';
 import { ImportTraffic } from '../../src/queue/imports.js';
 import { redisKeys } from '../../src/queue/keys.js';
 import { laneName, laneOf } from '../../src/queue/lanes.js';
@@ -15,6 +14,7 @@ import { readQueues } from '../../src/queue/overview.js';
 import { createRedis, primaries, type RedisClient, redisReady } from '../../src/queue/redis.js';
 import { expectExactlyOnce, type Sent, sendRound, waitForLedger } from '../helpers/faults.js';
 import { type Harness, httpRequest, startHarness } from '../helpers/harness.js';
+import { importFile } from '../helpers/imports.js';
 import { addKey, addTicket, repliesOf, seedWorld, type World } from '../helpers/itflow.js';
 import { BULK, COMMANDS, CREATE, READ } from '../helpers/paths.js';
 import { killLeftovers, spawnEntry } from '../helpers/processes.js';
@@ -127,18 +127,11 @@ describe.each(['2.4.4', '2.6.7'] as Generation[])('on a Redis Cluster (ITFlow %s
       const items = tickets.map((ticketId) => ({ ticket_id: ticketId, ticket_reply: `Imported on a cluster, t${ticketId}` }));
       const file = join(mkdtempSync(join(tmpdir(), 'rq-cluster-import-')), 'cluster.ndjson');
       writeFileSync(file, `${items.map((item) => JSON.stringify(item)).join('\n')}\n`);
-      const summary = await runImport({
+      const summary = await importFile({
         file,
         format: 'ndjson',
         url: h.url,
         apiKey: key,
-        batchSize: 100,
-        concurrency: 1,
-        wait: true,
-        dryRun: false,
-        maxPending: 1000,
-        report: () => {},
-        stopped: () => false,
       });
       expect(summary).toMatchObject({ read: items.length, queued: items.length, applied: items.length });
       const applied = await h.query('SELECT command_id FROM rq_commands WHERE api_key_id = ? AND status = ?', [

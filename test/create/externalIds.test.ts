@@ -10,10 +10,10 @@ import { newCommandId } from '../../src/commands/commandId.js';
 import { purgeLedger } from '../../src/db/retention.js';
 import { serviceTables } from '../../src/db/tables.js';
 import { GENERATIONS, type Generation } from '../../src/demo/itflowDatabase.js';
-import { runImport } from '../../src/import/run.js';
 import { redisKeys } from '../../src/queue/keys.js';
 import { laneName, laneOf } from '../../src/queue/lanes.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
+import { importFile } from '../helpers/imports.js';
 import { addTicket, repliesOf, seedWorld, type World } from '../helpers/itflow.js';
 import { BULK, COMMANDS, CREATE, ITFLOW_CREATE, READ } from '../helpers/paths.js';
 import { killLeftovers, spawnEntry } from '../helpers/processes.js';
@@ -409,18 +409,11 @@ describe.each(GENERATIONS)('external ids (ITFlow %s)', (generation: Generation) 
       ]),
     ).toEqual([]);
     const run = (path: string) =>
-      runImport({
+      importFile({
         file: path,
         format: 'csv',
         url: h.url,
         apiKey: world.keys.all,
-        batchSize: 100,
-        concurrency: 1,
-        wait: true,
-        dryRun: false,
-        maxPending: 1000,
-        report: () => {},
-        stopped: () => false,
         externalIdFrom: 'comment_id',
       });
     // The same comments exported again (another file, so other idempotency keys): known by their ids.

@@ -8,13 +8,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { idBytes } from '../../src/apply/ledger.js';
 import { addWebhook, WebhookCliError } from '../../src/cli/webhooks.js';
 import { serviceTables } from '../../src/db/tables.js';
-import { runImport } from '../../src/import/run.js';
 import { checkTarget, specialAddress } from '../../src/webhooks/address.js';
 import { listDeliveries, purgeDeliveries, replayEvent } from '../../src/webhooks/deliveries.js';
 import type { EventType } from '../../src/webhooks/events.js';
 import { postWebhook } from '../../src/webhooks/send.js';
 import { signatureHeader } from '../../src/webhooks/signature.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
+import { importFile } from '../helpers/imports.js';
 import { addKey, addTicket, seedWorld, type World } from '../helpers/itflow.js';
 import { CREATE } from '../helpers/paths.js';
 import { freePort, killLeftovers, spawnEntry } from '../helpers/processes.js';
@@ -384,18 +384,11 @@ describe('completion webhooks', () => {
       { ticket_reply: 'No ticket: refused by bulk.php.' },
     ];
     writeFileSync(file, `${lines.map((line) => JSON.stringify(line)).join('\n')}\n`);
-    const summary = await runImport({
+    const summary = await importFile({
       file,
       format: 'ndjson',
       url: h.url,
       apiKey: key.secret,
-      batchSize: 100,
-      concurrency: 1,
-      wait: true,
-      dryRun: false,
-      maxPending: 1000,
-      report: () => {},
-      stopped: () => false,
     });
     expect(summary).toMatchObject({ read: 4, queued: 3, applied: 2, rejected: 2 });
     await r.waitFor(() => r.received.length >= 1, 15_000, 'import.finished');
