@@ -120,16 +120,18 @@ export async function accept(
   const key = job.idempotencyKey;
   const began = deps.replicas.begin();
   if (key !== null) {
-    const claim = await deps.claims.claim(principal.keyId, key, job.fingerprint, job.commandId);
-    if (claim.kind === 'existing') {
+    const inFlight = new Conflict('A request with this idempotency key is still being accepted. Retry in a moment.', 1);
+    const held = await whileBeingAccepted(waitSeconds, inFlight, async () => {
+      const claim = await deps.claims.claim(principal.keyId, key, job.fingerprint, job.commandId);
+      if (claim.kind === 'new') return { settled: null };
       const replayed = await replay(deps, principal, claim.commandId, waitSeconds, began);
-      if (replayed !== null) return replayed;
-      if (claim.ageMs < CLAIM_IN_FLIGHT_MS) {
-        throw new Conflict('A request with this idempotency key is still being accepted. Retry in a moment.', 1);
-      }
+      if (replayed !== null) return { settled: replayed };
+      if (claim.ageMs < CLAIM_IN_FLIGHT_MS) return undefined;
       // The holder never made it into the queue or the ledger: this request takes its place.
       await deps.claims.takeOver(principal.keyId, key, job.fingerprint, claim.commandId, job.commandId);
-    }
+      return { settled: null };
+    });
+    if (held !== null) return held;
   }
   const externalId = job.command.externalId;
   try {
@@ -154,6 +156,30 @@ export async function accept(
   }
 }
 
+/** How often a request that may wait looks again at a duplicate still being accepted. */
+const IN_FLIGHT_POLL_MS = 20;
+
+/**
+ * Runs `look` until it settles (returns `{ settled }`): undefined means the holder of the key or
+ * external id is still being accepted (claimed, not yet queued — usually a few milliseconds). A
+ * request that may wait (`Prefer: wait=N`) looks again while its wait lasts, so a retry sent
+ * hard on the heels of the first gets the first's answer rather than a 409; one that may not
+ * wait, or whose wait ran out, gets `inFlight` (409, Retry-After: 1).
+ */
+async function whileBeingAccepted<T>(
+  waitSeconds: number,
+  inFlight: Conflict,
+  look: () => Promise<{ settled: T } | undefined>,
+): Promise<T> {
+  const until = Date.now() + waitSeconds * 1000;
+  for (;;) {
+    const seen = await look();
+    if (seen !== undefined) return seen.settled;
+    if (Date.now() + IN_FLIGHT_POLL_MS > until) throw inFlight;
+    await new Promise((resolve) => setTimeout(resolve, IN_FLIGHT_POLL_MS));
+  }
+}
+
 /**
  * An external id is the integration's own name for a reply, kept for good: a command carrying one
  * that an applied or still unfinished command holds answers as that command (its insert_id, or
@@ -169,29 +195,30 @@ async function claimExternalId(
   began: WritesBegan,
 ): Promise<HttpAnswer | null> {
   const externalId = job.command.externalId as string;
-  const claim = await deps.externalIds.claim(principal.keyId, externalId, job.fingerprint, job.commandId);
-  if (claim.kind === 'new') return null;
-  const status = await commandStatus(deps.pool, deps.tables, deps.queue, claim.commandId, principal.keyId);
-  if (status && status.status !== 'failed') {
-    if (claim.fingerprint !== job.fingerprint) throw new ExternalIdMismatch(externalId, claim.commandId);
-    const replayed = await replay(deps, principal, claim.commandId, waitSeconds, began);
-    if (replayed !== null) return replayed;
-  }
-  if (!status) {
-    // Its holder is past the ledger's retention (or was lost): the external-id table remembers what it made.
-    const bound = (await deps.externalIds.bound(principal.keyId, [externalId])).get(externalId);
-    if (bound) {
-      if (bound.fingerprint !== job.fingerprint) throw new ExternalIdMismatch(externalId, bound.commandId);
-      const answer = outcomeAnswer(bound.commandId, { status: 'applied', insertId: bound.insertId }, waitSeconds);
-      answer.headers['Idempotent-Replayed'] = 'true';
-      return answer;
+  const inFlight = new Conflict('A request with this external_id is still being accepted. Retry in a moment.', 1);
+  return whileBeingAccepted(waitSeconds, inFlight, async () => {
+    const claim = await deps.externalIds.claim(principal.keyId, externalId, job.fingerprint, job.commandId);
+    if (claim.kind === 'new') return { settled: null };
+    const status = await commandStatus(deps.pool, deps.tables, deps.queue, claim.commandId, principal.keyId);
+    if (status && status.status !== 'failed') {
+      if (claim.fingerprint !== job.fingerprint) throw new ExternalIdMismatch(externalId, claim.commandId);
+      const replayed = await replay(deps, principal, claim.commandId, waitSeconds, began);
+      if (replayed !== null) return { settled: replayed };
     }
-    if (claim.ageMs < CLAIM_IN_FLIGHT_MS) {
-      throw new Conflict('A request with this external_id is still being accepted. Retry in a moment.', 1);
+    if (!status) {
+      // Its holder is past the ledger's retention (or was lost): the external-id table remembers what it made.
+      const bound = (await deps.externalIds.bound(principal.keyId, [externalId])).get(externalId);
+      if (bound) {
+        if (bound.fingerprint !== job.fingerprint) throw new ExternalIdMismatch(externalId, bound.commandId);
+        const answer = outcomeAnswer(bound.commandId, { status: 'applied', insertId: bound.insertId }, waitSeconds);
+        answer.headers['Idempotent-Replayed'] = 'true';
+        return { settled: answer };
+      }
+      if (claim.ageMs < CLAIM_IN_FLIGHT_MS) return undefined;
     }
-  }
-  await deps.externalIds.takeOver(principal.keyId, externalId, job.fingerprint, claim.commandId, job.commandId);
-  return null;
+    await deps.externalIds.takeOver(principal.keyId, externalId, job.fingerprint, claim.commandId, job.commandId);
+    return { settled: null };
+  });
 }
 
 /**

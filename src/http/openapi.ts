@@ -373,7 +373,8 @@ const FAILURE_TEXT: Record<string, string> = {
   '405': 'This path does not take that method; Allow names the ones it does.',
   '409':
     "The ticket's state forbids it (`Ticket is closed.`), or a request with the same idempotency key (or external_id) is still being " +
-    'accepted (`A request with this idempotency key is still being accepted. Retry in a moment.`, with Retry-After: 1).',
+    'accepted (`A request with this idempotency key is still being accepted. Retry in a moment.`, with Retry-After: 1) and this request ' +
+    'did not ask to wait (Prefer: wait=N waits for it), or its wait ran out first.',
   '413': 'The request body is too large.',
   '415': 'The body is not JSON: send Content-Type: application/json (uncompressed, UTF-8).',
   '422': 'The idempotency key, or the external_id, was already used (by this key) for a different request. Nothing was written.',

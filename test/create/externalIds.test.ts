@@ -160,6 +160,30 @@ describe.each(GENERATIONS)('external ids (ITFlow %s)', (generation: Generation) 
     }
   });
 
+  it('a retry with Prefer: wait sent while the first is still being accepted (another session locks ITFlow’s tickets table) waits and answers as the first, 201', async () => {
+    const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
+    const body = { ticket_id: ticket, ticket_reply: 'Sent again at once', external_id: `at-once-${ticket}` };
+    const locker = await h.db.getConnection();
+    try {
+      // The first request claims the id, then waits to read the ticket: its command is not queued yet.
+      await locker.query('LOCK TABLES tickets WRITE');
+      const first = post(body, {});
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const retry = post(body, WAIT);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await locker.query('UNLOCK TABLES');
+      const [firstAnswer, retryAnswer] = await Promise.all([first, retry]);
+      expect(firstAnswer.status).toBe(202);
+      expect(retryAnswer.status).toBe(201);
+      expect(retryAnswer.body.data[0].command_id).toBe(firstAnswer.body.data[0].command_id);
+      expect(retryAnswer.headers.get('idempotent-replayed')).toBe('true');
+      expect((await repliesOf(h.db, ticket)).map((r) => r.ticket_reply)).toEqual([body.ticket_reply]);
+    } finally {
+      await locker.query('UNLOCK TABLES');
+      locker.release();
+    }
+  });
+
   it('a command that failed leaves its id free: the retry after the cause is fixed makes the reply', async () => {
     const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
     const body = { ticket_id: ticket, ticket_reply: 'Posted, then the ticket was closed', external_id: `retry-${ticket}` };

@@ -5,6 +5,7 @@ import { idText } from '../../src/apply/ledger.js';
 import { fingerprint } from '../../src/commands/command.js';
 import { newCommandId } from '../../src/commands/commandId.js';
 import { GENERATIONS, type Generation } from '../../src/demo/itflowDatabase.js';
+import type { CommandJob } from '../../src/queue/jobs.js';
 import { redisKeys } from '../../src/queue/keys.js';
 import { laneName, laneOf } from '../../src/queue/lanes.js';
 import { deleteQueueKeys, type Harness, startHarness } from '../helpers/harness.js';
@@ -139,6 +140,112 @@ describe.each(GENERATIONS)('idempotency keys (ITFlow %s)', (generation: Generati
     ]);
     expect(second.status).toBe(201);
     expect(second.body.data[0].command_id).toBe(first.body.data[0].command_id);
+    expect(await repliesOf(h.db, ticket)).toHaveLength(1);
+  });
+
+  describe('a retry with Prefer: wait while the first request is still being accepted (its claim made, its command not queued yet)', () => {
+    /** Claims `key` in Redis as another intake's request would, just before queueing `commandId`. */
+    async function claimElsewhere(redis: Redis, body: object, key: string, commandId: string): Promise<void> {
+      // The fingerprint of this body, as the ledger records it for a first command.
+      const probeKey = `${key}-probe`;
+      expect((await post(body, { 'Idempotency-Key': probeKey, Prefer: 'wait=10' })).status).toBe(201);
+      const [row] = await h.query('SELECT api_key_id, fingerprint FROM rq_commands WHERE idempotency_key = ?', [probeKey]);
+      const probed = row as { api_key_id: number; fingerprint: Buffer };
+      const claimKey = redisKeys(h.config.QUEUE_PREFIX, 'standalone').idempotency(probed.api_key_id, key);
+      await redis.set(claimKey, `${commandId} ${probed.fingerprint.toString('hex')} ${Date.now()}`, 'EX', 86_400);
+    }
+
+    it('waits for it to be queued and answers with its outcome (201), not 409', async () => {
+      const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
+      const body = { ticket_id: ticket, ticket_reply: 'Queued a moment after the retry came' };
+      const [[apiKey]] = (await h.db.query('SELECT api_key_id FROM api_keys WHERE api_key_secret = ?', [world.keys.all])) as any;
+      const redis = new Redis(h.config.REDIS_URL, { maxRetriesPerRequest: null });
+      const lane = new Queue(laneName(laneOf(ticket, h.config.QUEUE_PARTITIONS), 'standalone'), {
+        connection: redis,
+        prefix: h.config.QUEUE_PREFIX,
+      });
+      try {
+        const holder = newCommandId();
+        const key = `being-accepted-${generation}`;
+        await claimElsewhere(redis, body, key, holder);
+        const retrying = post(body, { 'Idempotency-Key': key, Prefer: 'wait=10' });
+        // The first request queues its command 400 ms later (a slow ticket check, a busy intake).
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        const command = {
+          ticketId: ticket,
+          reply: { body: body.ticket_reply, type: 'Internal' as const, timeWorked: '00:00:00' },
+          status: 0,
+        };
+        const data = {
+          v: 1,
+          commandId: holder,
+          acceptedAt: Date.now(),
+          apiKeyId: apiKey.api_key_id,
+          idempotencyKey: key,
+          fingerprint: fingerprint(command),
+          command,
+          origin: { ip: '127.0.0.1', userAgent: 'test' },
+          announce: true, // as the intake queues any command with an idempotency key
+        } satisfies CommandJob;
+        await lane.add('command', data, { jobId: holder, removeOnComplete: true });
+        const retry = await retrying;
+        expect(retry.status).toBe(201);
+        expect(retry.body.data[0].command_id).toBe(holder);
+        expect(retry.headers.get('idempotent-replayed')).toBe('true');
+        // The probe's reply and the first request's: the retry made none of its own.
+        expect((await repliesOf(h.db, ticket)).map((r) => r.ticket_reply)).toEqual([body.ticket_reply, body.ticket_reply]);
+        expect(await h.query('SELECT command_id FROM rq_commands WHERE idempotency_key = ?', [key])).toHaveLength(1);
+      } finally {
+        await lane.close();
+        redis.disconnect();
+      }
+    });
+
+    it('goes on as the first request when that one gives the key back (refused), and answers 201', async () => {
+      const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
+      const body = { ticket_id: ticket, ticket_reply: 'The first was refused, I go through' };
+      const redis = new Redis(h.config.REDIS_URL);
+      try {
+        const holder = newCommandId();
+        const key = `given-back-${generation}`;
+        await claimElsewhere(redis, body, key, holder);
+        const retrying = post(body, { 'Idempotency-Key': key, Prefer: 'wait=10' });
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        const [[apiKey]] = (await h.db.query('SELECT api_key_id FROM api_keys WHERE api_key_secret = ?', [
+          world.keys.all,
+        ])) as any;
+        await redis.del(redisKeys(h.config.QUEUE_PREFIX, 'standalone').idempotency(apiKey.api_key_id, key));
+        const retry = await retrying;
+        expect(retry.status).toBe(201);
+        expect(retry.body.data[0].command_id).not.toBe(holder);
+        expect(await repliesOf(h.db, ticket)).toHaveLength(2); // the probe's and the retry's
+      } finally {
+        redis.disconnect();
+      }
+    });
+
+    it('answers 409 with Retry-After when its wait runs out first, and at once without Prefer: wait', async () => {
+      const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
+      const body = { ticket_id: ticket, ticket_reply: 'Still on its way in' };
+      const redis = new Redis(h.config.REDIS_URL);
+      try {
+        const key = `slow-first-${generation}`;
+        await claimElsewhere(redis, body, key, newCommandId());
+        const began = Date.now();
+        const waited = await post(body, { 'Idempotency-Key': key, Prefer: 'wait=1' });
+        const waitedMs = Date.now() - began;
+        expect(waited.status).toBe(409);
+        expect(waited.headers.get('retry-after')).toBe('1');
+        expect(waitedMs).toBeGreaterThanOrEqual(900);
+        const at = Date.now();
+        const unwaited = await post(body, { 'Idempotency-Key': key });
+        expect(unwaited.status).toBe(409);
+        expect(Date.now() - at).toBeLessThan(900);
+        expect(await repliesOf(h.db, ticket)).toHaveLength(1); // the probe's
+      } finally {
+        redis.disconnect();
+      }
+    });
   });
 
   it('two commands with one key that reach the workers anyway (bypassing the intake) have one effect', async () => {
