@@ -11,7 +11,7 @@ import { startSentinelGroup } from '../helpers/sentinel.js';
  * The Redis primary dies (SIGKILL) while a client posts 2,000 commands with idempotency keys —
  * single create.php requests, bulk.php requests and ITFlow's own synchronous path — through an
  * intake and a worker started as processes against a Sentinel group of the test's own (one
- * primary, one replica, three sentinels; Debian's redis-server and redis-sentinel). The client
+ * primary, one replica, three sentinels; Debian's redis-server, the sentinels run as redis-server --sentinel). The client
  * retries everything that did not get a 2xx (503, 409, a broken connection) with the same
  * idempotency key until it does; the killed node comes back as a replica of the new primary, as
  * Sentinel would make it.

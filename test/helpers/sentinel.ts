@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import { startTcpProxy, type TcpProxy } from './faults.js';
 
 /**
- * A Redis Sentinel group of the test's own, from Debian's redis-server and redis-sentinel: one
+ * A Redis Sentinel group of the test's own, from Debian's redis-server (sentinels are redis-server --sentinel): one
  * primary, one replica and three sentinels (quorum 2) on the ports given, no persistence, in a
  * temporary directory. Sentinels call the primary down after `downAfterMs` without an answer.
  *
@@ -86,7 +86,7 @@ export async function startSentinelGroup(options: Options): Promise<SentinelGrou
           '',
         ].join('\n'),
       );
-      sentinels.push(spawn('redis-sentinel', [conf], { stdio: 'ignore' }));
+      sentinels.push(spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' }));
     }
     for (const port of options.sentinelPorts) await answering(port);
     // Each sentinel has found the replica and the other sentinels (through the primary's hello channel).
