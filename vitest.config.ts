@@ -4,13 +4,12 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/helpers/globalSetup.ts'],
-    // Each file builds its own database and queue prefix, so files run in parallel: three at a time
+    // Each file builds its own database and queue prefix, so files run in parallel: two at a time
     // (vitest's default is one fewer than the cores, which on a 2-core machine runs them one by
-    // one; most files spend their time waiting on outages, locks and timers, not on the CPU: three
-    // took the suite from ~430 s to ~345 s on the project's 2-core machine).
+    // one; most files spend their time waiting on outages, locks and timers, not on the CPU).
     pool: 'forks',
     fileParallelism: true,
-    maxWorkers: 3,
+    maxWorkers: 2,
     testTimeout: 30_000,
     hookTimeout: 60_000,
   },
