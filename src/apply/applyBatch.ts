@@ -1,4 +1,5 @@
 import type { Pool, PoolConnection, ResultSetHeader } from 'mysql2/promise';
+import { type ReplyId, sqlExpression } from '../db/sqlExpression.js';
 import type { ServiceTables } from '../db/tables.js';
 import { ExternalIdMismatch, IdempotencyMismatch, ServiceError, toFailureRecord, Unauthorized } from '../errors.js';
 import { type Principal, type Resolution, requireLevel, unwrap, WRITE } from '../itflow/apiKeys.js';
@@ -94,11 +95,11 @@ interface Plan {
 export type ApplyResult = Outcome | { status: 'locked' };
 
 /**
- * Applies a batch of commands in one MySQL transaction and three round trips: lock the
- * tickets and read the ledger; insert the replies; write the ticket updates, audit rows and
- * ledger rows, and commit. Each command is still all or nothing: one that must fail (ticket
- * gone, closed, out of scope…) contributes only its failed ledger row, and its batch-mates
- * apply. Commands of one ticket take effect in batch order.
+ * Applies a batch of commands in one MySQL transaction and two round trips: lock the
+ * tickets and read the ledger; insert the replies, write the ticket updates, audit rows and
+ * ledger rows, and commit (three where the replies' ids must be known before the last: see
+ * write). Each command is still all or nothing: one that must fail (ticket gone, closed, out of
+ * scope…) contributes only its failed ledger row, and its batch-mates apply. Commands of one ticket take effect in batch order.
  *
  * Throws only for errors of the whole batch (deadlock, lost connection…), after rolling back.
  */
@@ -353,39 +354,52 @@ async function write(
   subscriptions: SubscriptionIndex | undefined,
 ): Promise<void> {
   const { writes } = plan;
-  let replyIds: number[] = [];
-  if (writes.replies.length > 0) {
+  const statements: Statement[] = [];
+  // The replies go in with the rest, in one round trip, where the server gives a multi-row INSERT
+  // consecutive ids and no webhook body needs them before the query: the rows that name a reply
+  // read its id from LAST_INSERT_ID(), kept in a session variable. Otherwise they are inserted
+  // first, in a round trip of their own.
+  const folded = writes.replies.length > 0 && deps.schema.consecutiveInsertIds && (!subscriptions || subscriptions.empty);
+  let replyIds: ReplyId[] = [];
+  if (folded) {
+    statements.push(
+      { sql: `INSERT INTO ticket_replies (${REPLY_COLUMNS}) VALUES ?`, params: [writes.replies.map((r) => r.values)] },
+      { sql: 'SET @rq_first_reply = LAST_INSERT_ID()', params: [] },
+    );
+    replyIds = writes.replies.map((_, i) => sqlExpression(`(@rq_first_reply + ${i})`));
+  } else if (writes.replies.length > 0) {
     const ids = await insertReplies(
       conn,
       deps.schema.consecutiveInsertIds,
       writes.replies.map((r) => r.values),
     );
-    writes.replies.forEach((reply, i) => {
-      if (reply.index !== null) plan.outcomes[reply.index] = { status: 'applied', insertId: ids[i] as number };
-    });
+    replyIdsKnown(plan, ids);
     replyIds = ids;
   }
-  for (const [twin, mate] of plan.externalTwins) plan.outcomes[twin] = { ...(plan.outcomes[mate] as Outcome), repeat: true };
+  // The reply id each command's rows name (an external-id twin names its mate's).
+  const replyOf = new Map<number, ReplyId>();
+  writes.replies.forEach((reply, i) => {
+    if (reply.index !== null) replyOf.set(reply.index, replyIds[i] as ReplyId);
+  });
+  for (const [twin, mate] of plan.externalTwins) {
+    const id = replyOf.get(mate);
+    if (id !== undefined) replyOf.set(twin, id);
+  }
   const models = [...plan.models.values()];
-  const statements: Statement[] = [...ticketUpdates(models), ...intervalWrites(models), ...auditStatements(writes)];
+  statements.push(...ticketUpdates(models), ...intervalWrites(models), ...auditStatements(writes));
   const projected = projectionStatement(deps.tables, writes.replies, replyIds, plan.models, (index) =>
     index === null ? null : (batch[index]?.job.command.externalId ?? null),
   );
   if (projected) statements.push(projected);
   if (writes.mail.length > 0) statements.push(mailStatement(writes.mail, deps.schema.mail.attachments));
-  const named = externalIdStatement(
-    deps.tables,
-    plan.ledger.map(({ index, entry }) => ({ entry, outcome: plan.outcomes[index] as Outcome })),
-  );
+  const finished = plan.ledger.map(({ index, entry }) => ({
+    entry,
+    outcome: plan.outcomes[index] as Outcome,
+    replyId: replyOf.get(index),
+  }));
+  const named = externalIdStatement(deps.tables, finished);
   if (named) statements.push(named);
-  if (plan.ledger.length > 0) {
-    statements.push(
-      ledgerStatement(
-        deps.tables,
-        plan.ledger.map(({ index, entry }) => ({ entry, outcome: plan.outcomes[index] as Outcome })),
-      ),
-    );
-  }
+  if (plan.ledger.length > 0) statements.push(ledgerStatement(deps.tables, finished));
   // Webhook events of the commands finished now, with their ledger rows (src/webhooks/outbox.ts).
   const events = commandEventsStatement(
     deps.tables,
@@ -394,11 +408,26 @@ async function write(
   );
   if (events) statements.push(events);
   statements.push({ sql: 'COMMIT', params: [] });
-  await conn.query(
+  const [results] = await conn.query<ResultSetHeader[]>(
     statements.map((s) => s.sql).join(';\n'),
     statements.flatMap((s) => s.params),
   );
+  if (folded) {
+    const first = (results[0] as ResultSetHeader).insertId;
+    replyIdsKnown(
+      plan,
+      writes.replies.map((_, i) => first + i),
+    );
+  }
+  for (const [twin, mate] of plan.externalTwins) plan.outcomes[twin] = { ...(plan.outcomes[mate] as Outcome), repeat: true };
   if (events) deps.webhooks?.eventsWritten();
+}
+
+/** Each command that made a reply answers with its ticket_reply_id. */
+function replyIdsKnown(plan: Plan, ids: number[]): void {
+  plan.writes.replies.forEach((reply, i) => {
+    if (reply.index !== null) plan.outcomes[reply.index] = { status: 'applied', insertId: ids[i] as number };
+  });
 }
 
 const REPLY_COLUMNS = `ticket_reply, ticket_reply_type, ticket_reply_time_worked, ticket_reply_by,

@@ -3,15 +3,16 @@
 // transaction. The table's primary key (api_key_id, external_id) is the last word on a race:
 // of two transactions recording the same id, the second meets the key, rolls back and is
 // retried, and then finds the first as the id's holder (src/apply/applyBatch.ts).
+import type { ReplyId } from '../db/sqlExpression.js';
 import type { ServiceTables } from '../db/tables.js';
 import { fingerprintBytes, idBytes, type LedgerEntry, type Outcome, utcTimestamp } from './ledger.js';
 
 export function externalIdStatement(
   tables: ServiceTables,
-  finished: Array<{ entry: LedgerEntry; outcome: Outcome }>,
+  finished: Array<{ entry: LedgerEntry; outcome: Outcome; replyId?: ReplyId }>,
 ): { sql: string; params: unknown[] } | null {
   const now = utcTimestamp(Date.now());
-  const rows = finished.flatMap(({ entry, outcome }) =>
+  const rows = finished.flatMap(({ entry, outcome, replyId }) =>
     entry.externalId === null || outcome.status !== 'applied' || outcome.repeat
       ? []
       : [
@@ -21,7 +22,7 @@ export function externalIdStatement(
             idBytes(entry.commandId),
             fingerprintBytes(entry.fingerprint),
             entry.ticketId,
-            outcome.insertId,
+            replyId ?? outcome.insertId,
             now,
           ],
         ],

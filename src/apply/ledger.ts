@@ -1,4 +1,5 @@
 import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
+import type { ReplyId } from '../db/sqlExpression.js';
 import type { ServiceTables } from '../db/tables.js';
 import type { FailureRecord } from '../errors.js';
 
@@ -84,10 +85,10 @@ export async function readLedger(db: Pool | PoolConnection, tables: ServiceTable
 /** The INSERT of a batch's ledger rows, to run in the same transaction as their effects. */
 export function ledgerStatement(
   tables: ServiceTables,
-  finished: Array<{ entry: LedgerEntry; outcome: Outcome }>,
+  finished: Array<{ entry: LedgerEntry; outcome: Outcome; replyId?: ReplyId }>,
 ): { sql: string; params: unknown[] } {
   const now = utcTimestamp(Date.now());
-  const rows = finished.map(({ entry, outcome }) => {
+  const rows = finished.map(({ entry, outcome, replyId }) => {
     const failure = outcome.status === 'failed' ? outcome.failure : null;
     return [
       idBytes(entry.commandId),
@@ -98,7 +99,7 @@ export function ledgerStatement(
       utcTimestamp(entry.acceptedAt),
       now,
       outcome.status,
-      outcome.status === 'applied' ? outcome.insertId : 0,
+      outcome.status === 'applied' ? (replyId ?? outcome.insertId) : 0,
       failure?.status ?? null,
       failure ? failure.message.slice(0, 1000) : null,
       entry.attempts,

@@ -1,6 +1,7 @@
 // The read projection's rows for the replies a batch inserts (src/read/projection), written in the
 // batch's own transaction: a reply the service wrote is listed from the projection the moment it
 // commits, and never without it.
+import type { ReplyId } from '../db/sqlExpression.js';
 import type { ServiceTables } from '../db/tables.js';
 import { insertStatement } from '../read/projection/rows.js';
 import type { Writes } from './itflowHandlers.js';
@@ -14,7 +15,7 @@ import type { TicketModel } from './ticketModel.js';
 export function projectionStatement(
   tables: ServiceTables,
   replies: Writes['replies'],
-  ids: number[],
+  ids: ReplyId[],
   models: Map<number, TicketModel>,
   /** The external id of the batch's command at an index (a reply's `index`), or null. */
   externalIdOf: (index: number | null) => string | null,
@@ -25,7 +26,7 @@ export function projectionStatement(
     replies.map(({ values, index }, i) => {
       const [, type, , by, ticketId, createdAt] = values as [string, string, string, number, number, string];
       return {
-        replyId: ids[i] as number,
+        replyId: ids[i] as ReplyId,
         ticketId,
         clientId: models.get(ticketId)?.ticket.clientId ?? 0,
         type,

@@ -139,23 +139,73 @@ describe('applying a batch of commands in one transaction', () => {
     expect(await repliesOf(h.db, ticket)).toHaveLength(1);
   });
 
-  it.each([true, false])('each reply gets its own ticket_reply_id (one multi-row INSERT: %s)', async (consecutive) => {
-    const tickets = [
-      await addTicket(h.db, '2.6.7', { clientId: world.clientA }),
-      await addTicket(h.db, '2.6.7', { clientId: world.clientB }),
-    ];
-    const batch = Array.from({ length: 6 }, (_, i) =>
-      submission({ ticketId: tickets[i % 2] as number, reply: reply(`reply ${i}`) }),
-    );
-    const outcomes = await applyBatch({ ...deps, schema: { ...deps.schema, consecutiveInsertIds: consecutive } }, batch);
-    for (const [i, outcome] of outcomes.entries()) {
-      expect(outcome.status).toBe('applied');
-      const [row] = await h.query('SELECT ticket_reply FROM ticket_replies WHERE ticket_reply_id = ?', [
-        (outcome as { insertId: number }).insertId,
+  it.each([true, false])(
+    'each reply gets its own ticket_reply_id, and the ledger, read projection and external ids name it (ids in SQL, one round trip: %s)',
+    async (consecutive) => {
+      const tickets = [
+        await addTicket(h.db, '2.6.7', { clientId: world.clientA }),
+        await addTicket(h.db, '2.6.7', { clientId: world.clientB }),
+      ];
+      const batch = Array.from({ length: 6 }, (_, i) =>
+        submission({
+          ticketId: tickets[i % 2] as number,
+          reply: reply(`reply ${i}`),
+          // A status change without a reply between them, and external ids on some.
+          ...(i === 3 ? { reply: undefined, status: 3 } : {}),
+          ...(i % 2 === 0 ? { externalId: `ids-${consecutive}-${tickets[0]}-${i}` } : {}),
+        }),
+      );
+      // The same external id again in the batch: answers as the first, with its reply.
+      batch.push(
+        submission({ ticketId: tickets[0] as number, reply: reply('reply 0'), externalId: `ids-${consecutive}-${tickets[0]}-0` }),
+      );
+      // Another session inserts a reply just before, so the batch's ids do not start where the last batch's ended.
+      await h.query(
+        "INSERT INTO ticket_replies (ticket_reply, ticket_reply_type, ticket_reply_by, ticket_reply_ticket_id, ticket_reply_created_at) VALUES ('by ITFlow', 'Internal', 1, ?, NOW())",
+        [tickets[1]],
+      );
+      const outcomes = await applyBatch({ ...deps, schema: { ...deps.schema, consecutiveInsertIds: consecutive } }, batch);
+      const ids = outcomes.map((o) => (o as { insertId: number }).insertId);
+      for (const [i, outcome] of outcomes.entries()) {
+        expect(outcome.status).toBe('applied');
+        if (i === 3) {
+          expect(ids[i]).toBe(0); // no reply made
+          continue;
+        }
+        const [row] = await h.query('SELECT ticket_reply, ticket_reply_ticket_id FROM ticket_replies WHERE ticket_reply_id = ?', [
+          ids[i],
+        ]);
+        expect(row).toEqual({
+          ticket_reply: i === 6 ? 'reply 0' : `reply ${i}`,
+          ticket_reply_ticket_id: batch[i]?.job.command.ticketId,
+        });
+      }
+      expect(ids[6]).toBe(ids[0]);
+      expect(outcomes[6]).toMatchObject({ repeat: true });
+      const ledger = await h.query('SELECT command_id, insert_id FROM rq_commands WHERE command_id IN (?)', [
+        batch.map((s) => idBytes(s.job.commandId)),
       ]);
-      expect(row?.ticket_reply).toBe(`reply ${i}`);
-    }
-  });
+      expect(new Map(ledger.map((r) => [Buffer.from(r.command_id).toString('hex'), Number(r.insert_id)]))).toEqual(
+        new Map(batch.map((s, i) => [idBytes(s.job.commandId).toString('hex'), ids[i]])),
+      );
+      const projected = await h.query(
+        'SELECT reply_id, ticket_id, external_id FROM rq_read_replies WHERE reply_id IN (?) ORDER BY reply_id',
+        [ids.filter((id) => id > 0)],
+      );
+      expect(projected).toEqual(
+        [0, 1, 2, 4, 5].map((i) => ({
+          reply_id: ids[i],
+          ticket_id: batch[i]?.job.command.ticketId,
+          external_id: batch[i]?.job.command.externalId ?? null,
+        })),
+      );
+      const named = await h.query(
+        'SELECT external_id, insert_id FROM rq_external_ids WHERE external_id LIKE ? ORDER BY external_id',
+        [`ids-${consecutive}-${tickets[0]}-%`],
+      );
+      expect(named).toEqual([0, 2, 4].map((i) => ({ external_id: batch[i]?.job.command.externalId, insert_id: ids[i] })));
+    },
+  );
 
   it('a command whose data ITFlow’s tables refuse is split out of its batch and fails alone (400)', async () => {
     const ticket = await addTicket(h.db, '2.6.7', { clientId: world.clientA });

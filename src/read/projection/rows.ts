@@ -3,6 +3,7 @@
 // beside the projection's rows for it, and write only what differs. What ITFlow no longer has is deleted only after ticket_replies is asked again
 // for exactly those ids, so a reply that committed between two reads is never taken for deleted.
 import type { Connection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import type { ReplyId } from '../../db/sqlExpression.js';
 import type { ServiceTables } from '../../db/tables.js';
 
 export type Sql = Pick<Connection, 'query'>;
@@ -130,7 +131,7 @@ export async function upsertReplies(db: Sql, tables: ServiceTables, replies: Pro
  */
 export function insertStatement(
   tables: ServiceTables,
-  replies: Array<ProjectedReply & { externalId: string | null }>,
+  replies: Array<Omit<ProjectedReply, 'replyId'> & { replyId: ReplyId; externalId: string | null }>,
 ): { sql: string; params: unknown[] } {
   return {
     sql: `INSERT INTO ${tables.projectionReplies} (${COLUMNS}, external_id) VALUES ?
