@@ -29,6 +29,47 @@ describe.each(GENERATIONS)('idempotency keys (ITFlow %s)', (generation: Generati
   });
   afterAll(() => h?.close());
 
+  /**
+   * Claims `key` in Redis as another intake's request for `body` would (the same fingerprint),
+   * stamped `stampMs` by that intake's clock, for a command not queued yet. Returns the claim's
+   * Redis key. (The fingerprint comes from a first command with the body, as the ledger has it.)
+   */
+  async function claimElsewhere(redis: Redis, body: object, key: string, commandId: string, stampMs = Date.now()) {
+    const probeKey = `${key}-probe`;
+    expect((await post(body, { 'Idempotency-Key': probeKey, Prefer: 'wait=10' })).status).toBe(201);
+    const [row] = await h.query('SELECT api_key_id, fingerprint FROM rq_commands WHERE idempotency_key = ?', [probeKey]);
+    const probed = row as { api_key_id: number; fingerprint: Buffer };
+    const claimKey = redisKeys(h.config.QUEUE_PREFIX, 'standalone').idempotency(probed.api_key_id, key);
+    await redis.set(claimKey, `${commandId} ${probed.fingerprint.toString('hex')} ${stampMs}`, 'EX', 86_400);
+    return claimKey;
+  }
+
+  /** Queues an Internal reply to `ticket` straight into its lane, as an intake would, bypassing this one. */
+  async function queueDirectly(redis: Redis, ticket: number, job: { commandId: string; idempotencyKey: string; text: string }) {
+    const [[apiKey]] = (await h.db.query('SELECT api_key_id FROM api_keys WHERE api_key_secret = ?', [world.keys.all])) as any;
+    const command = { ticketId: ticket, reply: { body: job.text, type: 'Internal' as const, timeWorked: '00:00:00' }, status: 0 };
+    const lane = new Queue(laneName(laneOf(ticket, h.config.QUEUE_PARTITIONS), 'standalone'), {
+      connection: redis,
+      prefix: h.config.QUEUE_PREFIX,
+    });
+    try {
+      const data = {
+        v: 1,
+        commandId: job.commandId,
+        acceptedAt: Date.now(),
+        apiKeyId: apiKey.api_key_id,
+        idempotencyKey: job.idempotencyKey,
+        fingerprint: fingerprint(command),
+        command,
+        origin: { ip: '127.0.0.1', userAgent: 'test' },
+        announce: true, // as the intake queues any command with an idempotency key
+      } satisfies CommandJob;
+      await lane.add('command', data, { jobId: job.commandId, removeOnComplete: true });
+    } finally {
+      await lane.close();
+    }
+  }
+
   it('the same key and body give the same command and one reply, before and after it is applied', async () => {
     const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
     const body = { ticket_id: ticket, ticket_reply: 'Once, however often I am sent' };
@@ -144,26 +185,10 @@ describe.each(GENERATIONS)('idempotency keys (ITFlow %s)', (generation: Generati
   });
 
   describe('a retry with Prefer: wait while the first request is still being accepted (its claim made, its command not queued yet)', () => {
-    /** Claims `key` in Redis as another intake's request would, just before queueing `commandId`. */
-    async function claimElsewhere(redis: Redis, body: object, key: string, commandId: string): Promise<void> {
-      // The fingerprint of this body, as the ledger records it for a first command.
-      const probeKey = `${key}-probe`;
-      expect((await post(body, { 'Idempotency-Key': probeKey, Prefer: 'wait=10' })).status).toBe(201);
-      const [row] = await h.query('SELECT api_key_id, fingerprint FROM rq_commands WHERE idempotency_key = ?', [probeKey]);
-      const probed = row as { api_key_id: number; fingerprint: Buffer };
-      const claimKey = redisKeys(h.config.QUEUE_PREFIX, 'standalone').idempotency(probed.api_key_id, key);
-      await redis.set(claimKey, `${commandId} ${probed.fingerprint.toString('hex')} ${Date.now()}`, 'EX', 86_400);
-    }
-
     it('waits for it to be queued and answers with its outcome (201), not 409', async () => {
       const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
       const body = { ticket_id: ticket, ticket_reply: 'Queued a moment after the retry came' };
-      const [[apiKey]] = (await h.db.query('SELECT api_key_id FROM api_keys WHERE api_key_secret = ?', [world.keys.all])) as any;
       const redis = new Redis(h.config.REDIS_URL, { maxRetriesPerRequest: null });
-      const lane = new Queue(laneName(laneOf(ticket, h.config.QUEUE_PARTITIONS), 'standalone'), {
-        connection: redis,
-        prefix: h.config.QUEUE_PREFIX,
-      });
       try {
         const holder = newCommandId();
         const key = `being-accepted-${generation}`;
@@ -171,23 +196,7 @@ describe.each(GENERATIONS)('idempotency keys (ITFlow %s)', (generation: Generati
         const retrying = post(body, { 'Idempotency-Key': key, Prefer: 'wait=10' });
         // The first request queues its command 400 ms later (a slow ticket check, a busy intake).
         await new Promise((resolve) => setTimeout(resolve, 400));
-        const command = {
-          ticketId: ticket,
-          reply: { body: body.ticket_reply, type: 'Internal' as const, timeWorked: '00:00:00' },
-          status: 0,
-        };
-        const data = {
-          v: 1,
-          commandId: holder,
-          acceptedAt: Date.now(),
-          apiKeyId: apiKey.api_key_id,
-          idempotencyKey: key,
-          fingerprint: fingerprint(command),
-          command,
-          origin: { ip: '127.0.0.1', userAgent: 'test' },
-          announce: true, // as the intake queues any command with an idempotency key
-        } satisfies CommandJob;
-        await lane.add('command', data, { jobId: holder, removeOnComplete: true });
+        await queueDirectly(redis, ticket, { commandId: holder, idempotencyKey: key, text: body.ticket_reply });
         const retry = await retrying;
         expect(retry.status).toBe(201);
         expect(retry.body.data[0].command_id).toBe(holder);
@@ -196,7 +205,6 @@ describe.each(GENERATIONS)('idempotency keys (ITFlow %s)', (generation: Generati
         expect((await repliesOf(h.db, ticket)).map((r) => r.ticket_reply)).toEqual([body.ticket_reply, body.ticket_reply]);
         expect(await h.query('SELECT command_id FROM rq_commands WHERE idempotency_key = ?', [key])).toHaveLength(1);
       } finally {
-        await lane.close();
         redis.disconnect();
       }
     });
@@ -208,13 +216,11 @@ describe.each(GENERATIONS)('idempotency keys (ITFlow %s)', (generation: Generati
       try {
         const holder = newCommandId();
         const key = `given-back-${generation}`;
-        await claimElsewhere(redis, body, key, holder);
+        const claimKey = await claimElsewhere(redis, body, key, holder);
         const retrying = post(body, { 'Idempotency-Key': key, Prefer: 'wait=10' });
+        // 400 ms later the first request is refused and gives the key back.
         await new Promise((resolve) => setTimeout(resolve, 400));
-        const [[apiKey]] = (await h.db.query('SELECT api_key_id FROM api_keys WHERE api_key_secret = ?', [
-          world.keys.all,
-        ])) as any;
-        await redis.del(redisKeys(h.config.QUEUE_PREFIX, 'standalone').idempotency(apiKey.api_key_id, key));
+        await redis.del(claimKey);
         const retry = await retrying;
         expect(retry.status).toBe(201);
         expect(retry.body.data[0].command_id).not.toBe(holder);
@@ -250,12 +256,6 @@ describe.each(GENERATIONS)('idempotency keys (ITFlow %s)', (generation: Generati
 
   it('two commands with one key that reach the workers anyway (bypassing the intake) have one effect', async () => {
     const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
-    const [[key]] = (await h.db.query('SELECT api_key_id FROM api_keys WHERE api_key_secret = ?', [world.keys.all])) as any;
-    const command = {
-      ticketId: ticket,
-      reply: { body: 'Sneaked in twice', type: 'Internal' as const, timeWorked: '00:00:00' },
-      status: 0,
-    };
     const redis = new Redis(h.config.REDIS_URL, { maxRetriesPerRequest: null });
     const lane = new Queue(laneName(laneOf(ticket, h.config.QUEUE_PARTITIONS), 'standalone'), {
       connection: redis,
@@ -263,22 +263,12 @@ describe.each(GENERATIONS)('idempotency keys (ITFlow %s)', (generation: Generati
     });
     try {
       const ids = [newCommandId(), newCommandId()];
-      for (const commandId of ids) {
-        const data = {
-          v: 1,
-          commandId,
-          acceptedAt: Date.now(),
-          apiKeyId: key.api_key_id,
-          idempotencyKey: 'bypassed',
-          fingerprint: fingerprint(command),
-          command,
-          origin: { ip: '127.0.0.1', userAgent: 'test' },
-          notify: false,
-        };
-        await lane.add('command', data, { jobId: commandId, removeOnComplete: true });
-      }
+      for (const commandId of ids)
+        await queueDirectly(redis, ticket, { commandId, idempotencyKey: 'bypassed', text: 'Sneaked in twice' });
       await h.finished(ids[0] as string);
+      // The second answers as the first and records nothing of its own: wait for it to leave the lane.
       for (let i = 0; i < 100 && (await lane.getJob(ids[1] as string)); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(await lane.getJob(ids[1] as string)).toBeUndefined();
       expect(await repliesOf(h.db, ticket)).toHaveLength(1);
       const holders = await h.query('SELECT command_id FROM rq_commands WHERE idempotency_key = ?', ['bypassed']);
       expect(holders.map((r) => idText(r.command_id))).toEqual([ids[0]]);
@@ -287,23 +277,15 @@ describe.each(GENERATIONS)('idempotency keys (ITFlow %s)', (generation: Generati
       redis.disconnect();
     }
   });
+
   it("a claim's age is Redis's: a key claimed a moment ago by an intake whose clock runs 10 s behind is still on its way in (409), and taken over once 5 s old by Redis's clock", async () => {
     const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
     const body = { ticket_id: ticket, ticket_reply: 'Claimed by a slow clock' };
-    // The fingerprint of this body, as the ledger records it for a first command.
-    const probe = await post(body, { 'Idempotency-Key': `probe-${generation}`, Prefer: 'wait=10' });
-    expect(probe.status).toBe(201);
-    const [row] = await h.query('SELECT api_key_id, fingerprint FROM rq_commands WHERE idempotency_key = ?', [
-      `probe-${generation}`,
-    ]);
-    const probed = row as { api_key_id: number; fingerprint: Buffer };
-    const claimKey = redisKeys(h.config.QUEUE_PREFIX, 'standalone').idempotency(probed.api_key_id, `skewed-${generation}`);
     const redis = new Redis(h.config.REDIS_URL);
     try {
       // What the other intake wrote: a command not queued yet, stamped by a clock 10 s behind.
       const elsewhere = newCommandId();
-      const stamp = `${elsewhere} ${probed.fingerprint.toString('hex')} ${Date.now() - 10_000}`;
-      await redis.set(claimKey, stamp, 'EX', 86_400);
+      const claimKey = await claimElsewhere(redis, body, `skewed-${generation}`, elsewhere, Date.now() - 10_000);
       const meanwhile = await post(body, { 'Idempotency-Key': `skewed-${generation}` });
       expect(meanwhile.status).toBe(409);
       expect(meanwhile.headers.get('retry-after')).toBe('1');
