@@ -176,32 +176,41 @@ describe('the service while MySQL is unreachable', () => {
     expect((await get(`${READ}?ticket_id=${ticket}`)).body).toMatchObject({ success: 'True', count: 3 });
   });
 
-  it('applies after the outage, once, a command the worker was applying when its connection was cut', async () => {
-    const ticket = await addTicket(h.db, '2.6.7', { clientId: world.clientA });
+  /**
+   * Sends one command, holds the worker's transaction with a table lock until the statement named
+   * by `waitingFor` (a LIKE pattern of the query text) waits for it, then cuts the network to MySQL
+   * and releases the lock.
+   */
+  async function cutWhileWaiting(ticket: number, lock: string, waitingFor: string): Promise<Sent> {
     const database = new URL(h.config.DATABASE_URL).pathname.slice(1);
-    // Keep ticket_replies from being written so the worker stops inside its transaction, mid-apply.
-    await admin.query('LOCK TABLES ticket_replies READ');
-    let sent: Sent;
+    await admin.query(`LOCK TABLES ${lock} READ`);
     try {
-      sent = await sendAccepted(ticket, 1);
+      const sent = await sendAccepted(ticket, 1);
       const waiting = async () => {
-        // The worker's insert of the reply, still running (waiting for our table lock).
         const [rows] = await admin.query<mysql.RowDataPacket[]>(
           `SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST
-            WHERE DB = ? AND ID <> CONNECTION_ID() AND COMMAND = 'Query' AND INFO LIKE 'INSERT INTO ticket_replies%'`,
-          [database],
+            WHERE DB = ? AND ID <> CONNECTION_ID() AND COMMAND = 'Query' AND INFO LIKE ?`,
+          [database, waitingFor],
         );
         return Number(rows[0]?.n);
       };
       const deadline = Date.now() + 5_000;
       while ((await waiting()) === 0) {
-        if (Date.now() > deadline) throw new Error('the worker never waited for the ticket lock');
+        if (Date.now() > deadline) throw new Error(`the worker never waited for ${lock}`);
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
       await proxy.cut();
+      return sent;
     } finally {
       await admin.query('UNLOCK TABLES');
     }
+  }
+
+  it('applies after the outage, once, a command the worker was applying when its connection was cut', async () => {
+    const ticket = await addTicket(h.db, '2.6.7', { clientId: world.clientA });
+    // Cut while the worker's first round trip (locking its tickets) waits for our table lock: the
+    // server runs that round trip, then finds the client gone and rolls the transaction back.
+    const sent = await cutWhileWaiting(ticket, 'tickets', '%FROM tickets WHERE ticket_id IN%FOR UPDATE%');
 
     // Down for a while: the worker's retries meet refused connections; nothing is written.
     expect(await readyzAnswers(503, 5_000)).toMatchObject({ status: 503, body: { mysql: 'unreachable' } });
@@ -214,6 +223,27 @@ describe('the service while MySQL is unreachable', () => {
     await expectExactlyOnce(h, [sent]);
     const [ledger] = await h.query('SELECT attempts FROM rq_commands WHERE command_id = ?', [idBytes(sent.commandId)]);
     expect(Number(ledger?.attempts), 'retried, not applied on its first try').toBeGreaterThan(1);
+  });
+
+  it('a command whose last round trip (replies, ledger, COMMIT) was on its way when the connection was cut is applied once, whether or not that commit went through', async () => {
+    const ticket = await addTicket(h.db, '2.6.7', { clientId: world.clientA });
+    // The whole last round trip is with the server, waiting for our lock on ticket_replies; the
+    // worker never hears how it ended. What must hold: one reply, one ledger row, and the
+    // command's answer names that reply — however the server ended the transaction.
+    const sent = await cutWhileWaiting(ticket, 'ticket_replies', 'INSERT INTO ticket_replies%');
+    expect(await readyzAnswers(503, 5_000)).toMatchObject({ status: 503, body: { mysql: 'unreachable' } });
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const during = await repliesOf(h.db, ticket);
+    expect(during.length).toBeLessThanOrEqual(1);
+
+    await proxy.restore();
+    const finished = await h.finished(sent.commandId, 15_000);
+    await expectExactlyOnce(h, [sent]);
+    const replies = await repliesOf(h.db, ticket);
+    expect(replies).toHaveLength(1);
+    expect(finished).toMatchObject({ status: 'applied', insert_id: replies[0]?.ticket_reply_id });
+    // Committed during the cut: the retry found it in the ledger and wrote nothing more.
+    if (during.length === 1) expect(replies[0]?.ticket_reply_id).toBe(during[0]?.ticket_reply_id);
   });
 
   it('answers /readyz, and 503 to the API, within their deadlines while the network to MySQL is silent, and recovers', async () => {
