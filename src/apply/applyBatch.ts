@@ -1,5 +1,5 @@
-import type { Pool, PoolConnection, ResultSetHeader } from 'mysql2/promise';
-import { type ReplyId, sqlExpression } from '../db/sqlExpression.js';
+import { type Pool, type PoolConnection, type ResultSetHeader, raw } from 'mysql2/promise';
+import type { ReplyId } from '../db/sqlExpression.js';
 import type { ServiceTables } from '../db/tables.js';
 import { ExternalIdMismatch, IdempotencyMismatch, ServiceError, toFailureRecord, Unauthorized } from '../errors.js';
 import { type Principal, type Resolution, requireLevel, unwrap, WRITE } from '../itflow/apiKeys.js';
@@ -363,10 +363,10 @@ async function write(
   let replyIds: ReplyId[] = [];
   if (folded) {
     statements.push(
-      { sql: `INSERT INTO ticket_replies (${REPLY_COLUMNS}) VALUES ?`, params: [writes.replies.map((r) => r.values)] },
+      { sql: INSERT_REPLIES, params: [writes.replies.map((r) => r.values)] },
       { sql: 'SET @rq_first_reply = LAST_INSERT_ID()', params: [] },
     );
-    replyIds = writes.replies.map((_, i) => sqlExpression(`(@rq_first_reply + ${i})`));
+    replyIds = writes.replies.map((_, i) => raw(`(@rq_first_reply + ${i})`));
   } else if (writes.replies.length > 0) {
     const ids = await insertReplies(
       conn,
@@ -433,6 +433,9 @@ function replyIdsKnown(plan: Plan, ids: number[]): void {
 const REPLY_COLUMNS = `ticket_reply, ticket_reply_type, ticket_reply_time_worked, ticket_reply_by,
   ticket_reply_ticket_id, ticket_reply_created_at`;
 
+/** A batch's replies in one multi-row INSERT (consecutive ids where the server guarantees them). */
+const INSERT_REPLIES = `INSERT INTO ticket_replies (${REPLY_COLUMNS}) VALUES ?`;
+
 /**
  * Inserts a batch's replies in one round trip and returns their ticket_reply_ids in order:
  * one multi-row INSERT where the server guarantees consecutive ids, else one INSERT per reply
@@ -440,7 +443,7 @@ const REPLY_COLUMNS = `ticket_reply, ticket_reply_type, ticket_reply_time_worked
  */
 async function insertReplies(conn: PoolConnection, consecutive: boolean, rows: unknown[][]): Promise<number[]> {
   if (consecutive || rows.length === 1) {
-    const [result] = await conn.query<ResultSetHeader>(`INSERT INTO ticket_replies (${REPLY_COLUMNS}) VALUES ?`, [rows]);
+    const [result] = await conn.query<ResultSetHeader>(INSERT_REPLIES, [rows]);
     return rows.map((_, i) => result.insertId + i);
   }
   const sql = rows.map(() => `INSERT INTO ticket_replies (${REPLY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`).join(';\n');

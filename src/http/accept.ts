@@ -120,7 +120,7 @@ export async function accept(
   const key = job.idempotencyKey;
   const began = deps.replicas.begin();
   if (key !== null) {
-    const inFlight = new Conflict('A request with this idempotency key is still being accepted. Retry in a moment.', 1);
+    const inFlight = () => new Conflict('A request with this idempotency key is still being accepted. Retry in a moment.', 1);
     const held = await whileBeingAccepted(waitSeconds, inFlight, async () => {
       const claim = await deps.claims.claim(principal.keyId, key, job.fingerprint, job.commandId);
       if (claim.kind === 'new') return { settled: null };
@@ -168,14 +168,14 @@ const IN_FLIGHT_POLL_MS = 20;
  */
 async function whileBeingAccepted<T>(
   waitSeconds: number,
-  inFlight: Conflict,
+  inFlight: () => Conflict,
   look: () => Promise<{ settled: T } | undefined>,
 ): Promise<T> {
   const until = Date.now() + waitSeconds * 1000;
   for (;;) {
     const seen = await look();
     if (seen !== undefined) return seen.settled;
-    if (Date.now() + IN_FLIGHT_POLL_MS > until) throw inFlight;
+    if (Date.now() + IN_FLIGHT_POLL_MS > until) throw inFlight();
     await new Promise((resolve) => setTimeout(resolve, IN_FLIGHT_POLL_MS));
   }
 }
@@ -195,7 +195,7 @@ async function claimExternalId(
   began: WritesBegan,
 ): Promise<HttpAnswer | null> {
   const externalId = job.command.externalId as string;
-  const inFlight = new Conflict('A request with this external_id is still being accepted. Retry in a moment.', 1);
+  const inFlight = () => new Conflict('A request with this external_id is still being accepted. Retry in a moment.', 1);
   return whileBeingAccepted(waitSeconds, inFlight, async () => {
     const claim = await deps.externalIds.claim(principal.keyId, externalId, job.fingerprint, job.commandId);
     if (claim.kind === 'new') return { settled: null };
