@@ -68,8 +68,7 @@ export async function acceptBulk(
 
   const chunks = chunked(deps, principal, chronological(candidates), origin, waitSeconds > 0);
   const began = deps.replicas.begin();
-  const { replayed: replayedKeys, repeats } = await claimKeys(deps, principal, candidates, results, refuse);
-  const replayed = replayedKeys + (await claimExternalIds(deps, principal, candidates, results, refuse, repeats));
+  const { replayed, repeats } = await claimAll(deps, principal, candidates, results, refuse, waitSeconds);
   const queued = candidates.filter((c) => c.job && results[c.index] === undefined);
   const keep = new Set(queued.map((c) => c.job?.commandId));
   const toAdd = chunks
@@ -235,11 +234,58 @@ function chunked(deps: BulkDeps, principal: Principal, candidates: Candidate[], 
   return chunks;
 }
 
+/** How often items whose duplicate is still being accepted look again, while the request may wait. */
+const IN_FLIGHT_POLL_MS = 20;
+
+/** An item whose key or external id a request still being accepted holds (claimed, not queued yet). */
+interface Busy {
+  candidate: Candidate;
+  job: CommandJob;
+  inFlight: () => Conflict;
+}
+
+/**
+ * The idempotency keys, then the external ids, of the whole request. An item whose key or id is
+ * held by a request still being accepted (usually a few milliseconds from its queue) looks again
+ * every IN_FLIGHT_POLL_MS while the request's `Prefer: wait` lasts — then answers as that request,
+ * or goes on to be queued if it gave the key or id back — as create.php does; without a wait, or
+ * once the wait runs out, it is that item's 409 (Retry-After: 1).
+ */
+async function claimAll(
+  deps: BulkDeps,
+  principal: Principal,
+  candidates: Candidate[],
+  results: ItemResult[],
+  refuse: (index: number, error: ServiceError) => void,
+  waitSeconds: number,
+): Promise<{ replayed: number; repeats: Array<[number, number]> }> {
+  const until = Date.now() + waitSeconds * 1000;
+  const repeats: Array<[number, number]> = [];
+  let replayed = 0;
+  let looking = candidates;
+  for (;;) {
+    const busy: Busy[] = [];
+    replayed += await claimKeys(deps, principal, looking, results, refuse, repeats, busy);
+    replayed += await claimExternalIds(deps, principal, looking, results, refuse, repeats, busy);
+    if (busy.length === 0) return { replayed, repeats };
+    if (Date.now() + IN_FLIGHT_POLL_MS > until) {
+      for (const b of busy) refuse(b.candidate.index, b.inFlight());
+      return { replayed, repeats };
+    }
+    await new Promise((resolve) => setTimeout(resolve, IN_FLIGHT_POLL_MS));
+    // Each looks again as it came: its job back, its key to claim anew.
+    for (const b of busy) b.candidate.job = b.job;
+    looking = busy.map((b) => b.candidate);
+  }
+}
+
 /**
  * Idempotency keys, for the whole request at once. An item whose key already names a command
  * answers with that command (its outcome if finished, else queued), marked replayed; a key
  * used for something else is refused (422). An item repeating a key used earlier in the same
  * request is not queued: it is the same command, and is answered as that one is (`repeats`).
+ * An item whose key a request still being accepted holds goes to `busy`, its job set aside.
+ * Answers how many items were replayed.
  */
 async function claimKeys(
   deps: BulkDeps,
@@ -247,10 +293,11 @@ async function claimKeys(
   candidates: Candidate[],
   results: ItemResult[],
   refuse: (index: number, error: ServiceError) => void,
-): Promise<{ replayed: number; repeats: Array<[number, number]> }> {
+  repeats: Array<[number, number]>,
+  busy: Busy[],
+): Promise<number> {
   const firstByKey = new Map<string, Candidate>();
   const unique: Candidate[] = [];
-  const repeats: Array<[number, number]> = [];
   for (const c of candidates) {
     const job = c.job as CommandJob;
     if (job.idempotencyKey === null) continue;
@@ -297,17 +344,19 @@ async function claimKeys(
       results[h.candidate.index] = { ...(done ?? { command_id: h.commandId, status: 'queued' }), replayed: true } as ItemResult;
       replayed++;
     } else if (h.ageMs < CLAIM_IN_FLIGHT_MS) {
-      refuse(
-        h.candidate.index,
-        new Conflict('A request with this idempotency key is still being accepted. Retry in a moment.', 1),
-      );
+      busy.push({
+        candidate: h.candidate,
+        job: h.candidate.job as CommandJob,
+        inFlight: () => new Conflict('A request with this idempotency key is still being accepted. Retry in a moment.', 1),
+      });
+      h.candidate.job = undefined;
     } else {
       // The holder never made it into the queue or the ledger: this item takes its place.
       const job = h.candidate.job as CommandJob;
       await deps.claims.takeOver(principal.keyId, job.idempotencyKey as string, job.fingerprint, h.commandId, job.commandId);
     }
   }
-  return { replayed, repeats };
+  return replayed;
 }
 
 /**
@@ -315,6 +364,7 @@ async function claimKeys(
  * for one command. An item whose id an applied or unfinished command holds answers as that
  * command (replayed), or 422 if it asks something else; a holder that failed gives the id up. An
  * item repeating an id used earlier in the same request is answered as that item (`repeats`).
+ * An item whose id a request still being accepted holds goes to `busy`, its key given back.
  * Answers how many items were replayed.
  */
 async function claimExternalIds(
@@ -324,6 +374,7 @@ async function claimExternalIds(
   results: ItemResult[],
   refuse: (index: number, error: ServiceError) => void,
   repeats: Array<[number, number]>,
+  busy: Busy[],
 ): Promise<number> {
   const keyId = principal.keyId;
   /** This item will not be queued: its idempotency claim (its own, a new one) is given back. */
@@ -400,7 +451,11 @@ async function claimExternalIds(
       }
       await drop(c);
     } else if (!done && h.ageMs < CLAIM_IN_FLIGHT_MS) {
-      refuse(c.index, new Conflict('A request with this external_id is still being accepted. Retry in a moment.', 1));
+      busy.push({
+        candidate: c,
+        job,
+        inFlight: () => new Conflict('A request with this external_id is still being accepted. Retry in a moment.', 1),
+      });
       await drop(c);
     } else {
       // The holder failed (it made no reply), or never made it into the queue: this item takes the id.

@@ -2,6 +2,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { idText } from '../../src/apply/ledger.js';
+import { parseBulkItem } from '../../src/commands/bulkItem.js';
 import { fingerprint } from '../../src/commands/command.js';
 import { newCommandId } from '../../src/commands/commandId.js';
 import { GENERATIONS, type Generation } from '../../src/demo/itflowDatabase.js';
@@ -10,7 +11,7 @@ import { redisKeys } from '../../src/queue/keys.js';
 import { laneName, laneOf } from '../../src/queue/lanes.js';
 import { deleteQueueKeys, type Harness, startHarness } from '../helpers/harness.js';
 import { addKey, addTicket, repliesOf, seedWorld, ticketRow, type World } from '../helpers/itflow.js';
-import { CREATE } from '../helpers/paths.js';
+import { BULK, CREATE } from '../helpers/paths.js';
 
 /**
  * Idempotency keys: a retry with the same key and body gets the first command back and never
@@ -251,6 +252,108 @@ describe.each(GENERATIONS)('idempotency keys (ITFlow %s)', (generation: Generati
       } finally {
         redis.disconnect();
       }
+    });
+
+    describe('bulk.php items, the same way', () => {
+      /** Claims an item's idempotency key or external_id in Redis as another intake's request for it would. */
+      async function claimItemElsewhere(redis: Redis, item: Record<string, unknown>, commandId: string) {
+        const [[apiKey]] = (await h.db.query('SELECT api_key_id FROM api_keys WHERE api_key_secret = ?', [
+          world.keys.all,
+        ])) as any;
+        const keys = redisKeys(h.config.QUEUE_PREFIX, 'standalone');
+        const claimKey =
+          typeof item.external_id === 'string'
+            ? keys.externalId(apiKey.api_key_id, item.external_id)
+            : keys.idempotency(apiKey.api_key_id, item.idempotency_key as string);
+        const held = fingerprint(parseBulkItem(item, 'UTC').command);
+        await redis.set(claimKey, `${commandId} ${held} ${Date.now()}`, 'EX', 86_400);
+        return claimKey;
+      }
+
+      it.each([
+        ['idempotency key', 'idempotency_key'],
+        ['external_id', 'external_id'],
+      ])('an item whose %s is held waits with Prefer: wait and answers as the first; the others go through', async (_, field) => {
+        const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
+        const held = {
+          ticket_id: ticket,
+          ticket_reply: 'Held by a request still being accepted',
+          [field]: `bulk-held-${field}-${generation}`,
+        };
+        const fresh = { ticket_id: ticket, ticket_reply: 'A new item beside it', [field]: `bulk-fresh-${field}-${generation}` };
+        const redis = new Redis(h.config.REDIS_URL, { maxRetriesPerRequest: null });
+        try {
+          const holder = newCommandId();
+          await claimItemElsewhere(redis, held, holder);
+          const retrying = h.post(BULK, [held, fresh], { key: world.keys.all, headers: { Prefer: 'wait=10' } });
+          // The first request queues its command 400 ms later.
+          await new Promise((resolve) => setTimeout(resolve, 400));
+          await queueDirectly(redis, ticket, { commandId: holder, idempotencyKey: `first-${field}`, text: held.ticket_reply });
+          const retry = await retrying;
+          expect(retry.status).toBe(200);
+          const [asFirst, beside] = retry.body.data;
+          expect(asFirst).toMatchObject({ command_id: holder, replayed: true });
+          expect(['queued', 'applied']).toContain(asFirst.status);
+          expect(beside).toMatchObject({ status: 'applied' });
+          expect(beside.command_id).not.toBe(holder);
+          await h.finished(holder);
+          // The first request's reply and the new item's: the held item made none of its own.
+          expect((await repliesOf(h.db, ticket)).map((r) => r.ticket_reply)).toEqual([held.ticket_reply, fresh.ticket_reply]);
+        } finally {
+          redis.disconnect();
+        }
+      });
+
+      it('an item whose key is given back by the first request (refused) goes through itself', async () => {
+        const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
+        const item = {
+          ticket_id: ticket,
+          ticket_reply: 'The first was refused, I go through',
+          idempotency_key: `bulk-given-back-${generation}`,
+        };
+        const redis = new Redis(h.config.REDIS_URL);
+        try {
+          const holder = newCommandId();
+          const claimKey = await claimItemElsewhere(redis, item, holder);
+          const retrying = h.post(BULK, [item], { key: world.keys.all, headers: { Prefer: 'wait=10' } });
+          await new Promise((resolve) => setTimeout(resolve, 400));
+          await redis.del(claimKey);
+          const retry = await retrying;
+          expect(retry.status).toBe(200);
+          expect(retry.body.data[0]).toMatchObject({ status: 'applied' });
+          expect(retry.body.data[0].command_id).not.toBe(holder);
+          expect((await repliesOf(h.db, ticket)).map((r) => r.ticket_reply)).toEqual([item.ticket_reply]);
+        } finally {
+          redis.disconnect();
+        }
+      });
+
+      it('that item answers 409 when the wait runs out, and at once without Prefer: wait; the others are queued', async () => {
+        const ticket = await addTicket(h.db, generation, { clientId: world.clientA });
+        const held = { ticket_id: ticket, ticket_reply: 'Still on its way in', idempotency_key: `bulk-slow-first-${generation}` };
+        const other = { ticket_id: ticket, ticket_reply: 'Not waiting on anyone' };
+        const redis = new Redis(h.config.REDIS_URL);
+        try {
+          await claimItemElsewhere(redis, held, newCommandId());
+          const inFlight = {
+            http_status: 409,
+            message: 'A request with this idempotency key is still being accepted. Retry in a moment.',
+          };
+          const began = Date.now();
+          const waited = await h.post(BULK, [held, other], { key: world.keys.all, headers: { Prefer: 'wait=1' } });
+          expect(Date.now() - began).toBeGreaterThanOrEqual(900);
+          expect(waited.body.data[0]).toEqual(inFlight);
+          expect(waited.body.data[1]).toMatchObject({ status: 'applied' });
+          const at = Date.now();
+          const unwaited = await h.post(BULK, [held], { key: world.keys.all });
+          expect(Date.now() - at).toBeLessThan(900);
+          expect(unwaited.status).toBe(400);
+          expect(unwaited.body.data[0]).toEqual(inFlight);
+          expect((await repliesOf(h.db, ticket)).map((r) => r.ticket_reply)).toEqual([other.ticket_reply]);
+        } finally {
+          redis.disconnect();
+        }
+      });
     });
   });
 
