@@ -232,12 +232,12 @@ describe('completion webhooks', () => {
       ((await service.metrics.registry.getSingleMetric('replyqueue_webhook_attempts_total').get()).values as Array<any>).find(
         (v) => v.labels.outcome === 'delivered',
       )?.value ?? 0;
-    const before = await delivered(h.service); // the earlier tests' deliveries
+    const before = await delivered(h.service); // the earlier tests' deliveries (roughly: the last may still be counting)
     const peer = await h.startPeer({ intake: false, worker: true });
     const key = await newKey('Busy bridge');
     const r = await receiver();
     r.answer = () => ({ status: 200, delayMs: 300 });
-    await subscribe(key.id, r.url);
+    const hook = await subscribe(key.id, r.url);
     const tickets = await Promise.all([1, 2, 3, 4].map(() => addTicket(h.db, '2.6.7', { clientId: world.clientA })));
     const items = tickets.flatMap((ticket) =>
       Array.from({ length: 10 }, (_, n) => ({ ticket_id: ticket, ticket_reply: `#${n}` })),
@@ -249,9 +249,14 @@ describe('completion webhooks', () => {
     const commandIds = r.events().map((event) => event.data.command_id);
     expect(commandIds).toHaveLength(items.length);
     expect(new Set(commandIds)).toEqual(new Set(answer.body.data.map((item: { command_id: string }) => item.command_id)));
-    const split = [(await delivered(h.service)) - before, await delivered(peer)];
-    expect(split[0] + split[1]).toBe(items.length);
-    console.info('deliveries per dispatcher:', split);
+    expect(r.received).toHaveLength(items.length);
+    // Each delivery claimed once (a claim counts an attempt) and delivered: no dispatcher took another's.
+    const rows = await h.query(`SELECT state, attempts FROM rq_hook_outbox WHERE webhook_id = ?`, [hook.webhook_id]);
+    expect(rows).toHaveLength(items.length);
+    expect(rows.every((row) => row.state === 'delivered' && Number(row.attempts) === 1)).toBe(true);
+    // Who sent what, from each process's metrics (the first's counter also holds the earlier tests'
+    // deliveries, and the last of those may be counted just after `before` was read: not asserted).
+    console.info('deliveries per dispatcher:', [(await delivered(h.service)) - before, await delivered(peer)]);
   });
 
   it('gives up after WEBHOOK_RETRY_SECONDS: failed, listed with the last answer, and replayed from the dashboard and the CLI', async () => {
