@@ -4,6 +4,7 @@
 // `chunkSize` items, added with BullMQ's bulk add; look-ups and idempotency claims are
 // batched, so a request of 1,000 items costs a handful of round trips.
 import type { Origin } from '../apply/audit.js';
+import type { Outcome } from '../apply/ledger.js';
 import { parseBulkItem } from '../commands/bulkItem.js';
 import type { Command } from '../commands/command.js';
 import { fingerprint } from '../commands/command.js';
@@ -15,7 +16,7 @@ import type { People } from '../itflow/people.js';
 import { type ChunkJob, commandIdInChunk, newChunkId } from '../queue/chunks.js';
 import type { CommandJob } from '../queue/jobs.js';
 import { laneOf } from '../queue/lanes.js';
-import { commandStatusMany } from '../read/commandStatus.js';
+import { commandStatusMany, type FinishedStatus } from '../read/commandStatus.js';
 import { type AcceptDeps, CLAIM_IN_FLIGHT_MS, checkTicketFacts } from './accept.js';
 
 export interface BulkDeps extends AcceptDeps {
@@ -102,22 +103,31 @@ export async function acceptBulk(
 
   let allFinished = true;
   if (waiting) {
-    const outcomes = await waiting.result;
+    // Items answered as an earlier request's commands still queued are waited for as well.
+    const stillQueued = results.flatMap((result, index) =>
+      result !== undefined && 'status' in result && result.status === 'queued' && result.replayed ? [index] : [],
+    );
+    const [outcomes, earlier] = await Promise.all([
+      waiting.result,
+      finishedWithin(
+        deps,
+        principal.keyId,
+        stillQueued.map((index) => (results[index] as { command_id: string }).command_id),
+        waitSeconds * 1000,
+      ),
+    ]);
     for (const c of queued) {
       const job = c.job as CommandJob;
       if (notAdded.has(job.commandId)) continue;
       const outcome = outcomes.get(job.commandId);
       if (!outcome) allFinished = false;
-      else
-        results[c.index] =
-          outcome.status === 'applied'
-            ? { command_id: job.commandId, status: 'applied', insert_id: outcome.insertId }
-            : {
-                command_id: job.commandId,
-                status: 'failed',
-                http_status: outcome.failure.status,
-                message: outcome.failure.message,
-              };
+      else results[c.index] = finishedItem(job.commandId, outcome);
+    }
+    for (const index of stillQueued) {
+      const commandId = (results[index] as { command_id: string }).command_id;
+      const ended = earlier.get(commandId);
+      if (!ended) allFinished = false;
+      else results[index] = { ...ended, replayed: true };
     }
   }
   for (const [repeat, first] of repeats) {
@@ -128,6 +138,41 @@ export async function acceptBulk(
   const httpStatus =
     newlyQueued > 0 && !(waiting && allFinished) ? 202 : newlyQueued > 0 || replayed > 0 ? 200 : notAdded.size > 0 ? 503 : 400;
   return { httpStatus, results };
+}
+
+function finishedItem(commandId: string, outcome: Outcome): FinishedStatus {
+  return outcome.status === 'applied'
+    ? { command_id: commandId, status: 'applied', insert_id: outcome.insertId }
+    : { command_id: commandId, status: 'failed', http_status: outcome.failure.status, message: outcome.failure.message };
+}
+
+/**
+ * How commands queued by earlier requests ended, as they finish within `waitMs`. Each announces
+ * its outcome (it carries an idempotency key or an external id); one that finished between the
+ * look that found it queued and the listening is read from the ledger instead.
+ */
+async function finishedWithin(
+  deps: BulkDeps,
+  apiKeyId: number,
+  commandIds: string[],
+  waitMs: number,
+): Promise<Map<string, FinishedStatus>> {
+  const found = new Map<string, FinishedStatus>();
+  const until = Date.now() + waitMs;
+  let left = commandIds;
+  while (left.length > 0 && Date.now() < until) {
+    const waiting = await deps.waiter.expectMany(left, until - Date.now());
+    const finished = await commandStatusMany(deps.pool, deps.tables, left, apiKeyId);
+    if (finished.size === 0) {
+      for (const [commandId, outcome] of await waiting.result) found.set(commandId, finishedItem(commandId, outcome));
+      break;
+    }
+    // Some finished unheard: listen again for the others only.
+    waiting.cancel();
+    for (const [commandId, status] of finished) found.set(commandId, status);
+    left = left.filter((commandId) => !finished.has(commandId));
+  }
+  return found;
 }
 
 /** Field validation, then the ticket, scope, status and author checks, with one ticket query. */

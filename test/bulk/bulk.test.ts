@@ -369,4 +369,37 @@ describe('bulk commands still in the queue (ITFlow 2.6.7)', () => {
       await worker.close();
     }
   });
+
+  it('a retry with Prefer: wait of items still queued waits for them too, and answers them applied (replayed)', async () => {
+    const ticket = await addTicket(h.db, '2.6.7', { clientId: world.clientA });
+    const item = {
+      ticket_id: ticket,
+      ticket_reply: 'Sent, then sent again asking to wait',
+      idempotency_key: 'bulk-wait-for-first',
+    };
+    const beside = { ticket_id: ticket, ticket_reply: 'New in the retry' };
+    const first = await h.post(BULK, [item], { key: world.keys.all });
+    expect(first.body.data[0]).toMatchObject({ status: 'queued' });
+    const commandId = first.body.data[0].command_id;
+    const retrying = h.post(BULK, [item, beside], { key: world.keys.all, headers: { Prefer: 'wait=10' } });
+    // No worker yet: the first request's command is still queued when the retry looks.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const worker = await h.startPeer({ intake: false, worker: true });
+    try {
+      const retry = await retrying;
+      expect(retry.status).toBe(200);
+      const replies = await repliesOf(h.db, ticket);
+      expect(replies.map((r) => r.ticket_reply)).toEqual([item.ticket_reply, beside.ticket_reply]);
+      expect(retry.body.data).toEqual([
+        { command_id: commandId, status: 'applied', insert_id: replies[0]?.ticket_reply_id, replayed: true },
+        { command_id: expect.any(String), status: 'applied', insert_id: replies[1]?.ticket_reply_id },
+      ]);
+      // Only items already queued: answered as they ended, within the wait.
+      const again = await h.post(BULK, [item], { key: world.keys.all, headers: { Prefer: 'wait=10' } });
+      expect(again.status).toBe(200);
+      expect(again.body.data).toEqual([retry.body.data[0]]);
+    } finally {
+      await worker.close();
+    }
+  });
 });
