@@ -641,7 +641,8 @@ export function buildOpenApiDocument(limits: DocumentLimits): Json {
               schema: { type: 'string', enum: ['0', '1', 'true', 'false'] },
             },
             prefer(
-              `wait=N (N ≤ ${limits.preferWaitMaxSeconds}): wait for the worker to apply the queued items, and answer 200 when all finished.`,
+              `wait=N (N ≤ ${limits.preferWaitMaxSeconds}): wait for the worker to apply the queued items — and items replayed from an earlier request whose command is still queued — and answer 200 when all finished. ` +
+                'An item whose idempotency key or external_id a request still being accepted holds waits for that request within N, then answers as it.',
             ),
           ],
           requestBody: {
