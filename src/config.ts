@@ -196,6 +196,13 @@ export const configSchema = z.object({
    * supervisor (src/supervisor.ts); 0: intake and worker in one process, for the smallest installs.
    */
   SERVICE_WORKERS: intFrom(0, 16).default(1),
+  /**
+   * How much lower the CPU priority (nice value) of `npm start`'s worker processes is than the
+   * intake's, so a busy machine answers requests first while the worker's batches grow (group
+   * commit), and ITFlow's own PHP and MariaDB on the same machine are not crowded out by the
+   * queue's background work; 0: the same priority.
+   */
+  WORKER_NICE: intFrom(0, 19).default(10),
   /** Transactions one worker process runs at once; each applies a batch of commands. */
   WORKER_CONCURRENCY: intFrom(1, 64).default(2),
   /** Most commands applied in one transaction. */

@@ -5,6 +5,7 @@
 // answers for the whole service: the intake asks this process, which gathers every child's
 // metrics and adds them up (src/supervision.ts is the children's side).
 import { type ChildProcess, fork } from 'node:child_process';
+import { getPriority, setPriority } from 'node:os';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -24,6 +25,8 @@ const GATHER_TIMEOUT_MS = 2_000;
 interface Member {
   name: string;
   entry: 'intake' | 'worker';
+  /** Added to this process's nice value for the member's process (WORKER_NICE for workers). */
+  nice: number;
   /** Settings of its own: WORKER_PORT + n for the n-th worker after the first, so each has its port. */
   env: Record<string, string>;
   child: ChildProcess | null;
@@ -54,6 +57,7 @@ class Supervisor {
     const member = (name: string, entry: Member['entry'], env: Record<string, string> = {}): Member => ({
       name,
       entry,
+      nice: entry === 'worker' ? config.WORKER_NICE : 0,
       env,
       child: null,
       startedAt: 0,
@@ -95,6 +99,7 @@ class Supervisor {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     member.child = child;
+    if (member.nice > 0) this.lowerPriority(member, child);
     member.startedAt = Date.now();
     member.ready = false;
     return new Promise((resolve) => {
@@ -114,6 +119,19 @@ class Supervisor {
         this.exited(member, code, signal);
       });
     });
+  }
+
+  /** Gives a member's process a nice value `member.nice` above this one's (WORKER_NICE); a refusal is told, not fatal. */
+  private lowerPriority(member: Member, child: ChildProcess): void {
+    if (child.pid === undefined) return;
+    try {
+      setPriority(child.pid, Math.min(19, getPriority() + member.nice));
+    } catch (error) {
+      this.logger.warn(
+        { process: member.name, err: (error as Error).message },
+        'could not lower the process priority (WORKER_NICE)',
+      );
+    }
   }
 
   /** A process that had started has exited: expected while stopping, else started again. */

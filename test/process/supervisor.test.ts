@@ -43,6 +43,11 @@ describe('npm start: the intake and its workers as supervised processes', () => 
     }
   };
   const pidOf = (started: Started, name: string) => started.processes?.find((p) => p.name === name)?.pid as number;
+  /** A process's nice value (field 19 of /proc/PID/stat; the 17th after the command name). */
+  const niceOf = (pid: number) => {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  };
 
   async function reply(url: string, ticketId: number, text: string, wait = 10): Promise<{ status: number; body: any }> {
     const response = await fetch(`${url}/api/v1/tickets/replies/create.php`, {
@@ -116,6 +121,34 @@ describe('npm start: the intake and its workers as supervised processes', () => 
 
     service.child.kill('SIGTERM');
     expect(await service.exited).toBe(0);
+  });
+
+  it('runs the workers at a lower CPU priority than the intake (WORKER_NICE, 10 by default), a restarted one too', async () => {
+    const byDefault = await start();
+    const supervisor = byDefault.service.child.pid as number;
+    expect(niceOf(pidOf(byDefault.started, 'intake'))).toBe(niceOf(supervisor));
+    expect(niceOf(pidOf(byDefault.started, 'worker-1'))).toBe(Math.min(19, niceOf(supervisor) + 10));
+    byDefault.service.child.kill('SIGTERM');
+    expect(await byDefault.service.exited).toBe(0);
+
+    const { service, started } = await start({ WORKER_NICE: '7' });
+    const base = niceOf(service.child.pid as number);
+    expect(niceOf(pidOf(started, 'intake'))).toBe(base);
+    const worker = pidOf(started, 'worker-1');
+    expect(niceOf(worker)).toBe(Math.min(19, base + 7));
+    // Still applies what it is sent.
+    const ticket = await addTicket(h.db, '2.6.7', { clientId: world.clientA });
+    expect((await reply(started.url, ticket, 'applied by a niced worker')).status).toBe(201);
+    process.kill(worker, 'SIGKILL');
+    const restarted = JSON.parse(await service.waitFor(/"process started again"/, 15_000)) as { pid: number };
+    expect(niceOf(restarted.pid)).toBe(Math.min(19, base + 7));
+    service.child.kill('SIGTERM');
+    expect(await service.exited).toBe(0);
+
+    const same = await start({ WORKER_NICE: '0' });
+    expect(niceOf(pidOf(same.started, 'worker-1'))).toBe(niceOf(same.service.child.pid as number));
+    same.service.child.kill('SIGTERM');
+    expect(await same.service.exited).toBe(0);
   });
 
   it('a supervisor killed with SIGKILL leaves no process behind', async () => {
