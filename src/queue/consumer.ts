@@ -58,8 +58,8 @@ export function backoffDelay(attempt: number, baseMs: number, maxMs: number): nu
 export class CommandConsumer {
   private readonly workers: Worker[];
   private readonly appliedAhead: AppliedAhead;
-  /** Lanes whose worker found nothing waiting when it last looked (BullMQ's 'drained'). */
-  private readonly idleLanes = new Set<string>();
+  /** Lanes whose worker found nothing waiting when it last looked (BullMQ's 'drained'), and since when. */
+  private readonly idleLanes = new Map<string, number>();
 
   constructor(
     blockingRedis: RedisClient,
@@ -86,7 +86,7 @@ export class CommandConsumer {
         }),
     );
     for (const worker of this.workers) {
-      worker.on('drained', () => this.idleLanes.add(worker.name));
+      worker.on('drained', () => this.idleLanes.set(worker.name, Date.now()));
       // Redis being away reaches every lane's worker at each reconnection attempt; it is said once
       // by the connection's watcher (redis.ts), so only other errors are warnings here.
       worker.on('error', (error) =>
@@ -105,8 +105,11 @@ export class CommandConsumer {
     // A job that reached a lane found idle had nothing ahead of it, and what came in behind it
     // came in the moment it took to fetch it: looking behind it costs a round trip to Redis in
     // the one case where latency is all there is (a client waiting, a quiet lane) and rarely finds
-    // anything. A lane with a backlog delivers its next job without going idle, and that one looks.
-    const fromIdleLane = this.idleLanes.delete(job.queueName);
+    // anything. A lane with a backlog delivers its next job without going idle, and that one looks;
+    // so does a job queued before its lane went idle (it waited while the lane was paused, say).
+    const idleSince = this.idleLanes.get(job.queueName);
+    this.idleLanes.delete(job.queueName);
+    const fromIdleLane = idleSince !== undefined && job.timestamp >= idleSince;
     // One slice in flight per job: a slice retried after an error is never overtaken by the
     // job's later commands, so order holds within the lane.
     const outcomes: Outcome[] = [];

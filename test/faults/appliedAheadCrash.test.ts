@@ -63,6 +63,9 @@ describe('a worker killed between a run’s commit and taking its jobs out of th
     await lane.pause();
     const worker = spawnEntry('workers/worker.ts', h.processEnv(workerEnv));
     await worker.waitFor(/worker started/);
+    // Long enough for the worker to have looked at the paused lane and found nothing: the jobs
+    // queued before that still go as one run (they did not come in on an idle lane).
+    await sleep(1000);
     const holder = await mysql.createConnection({ uri: h.config.DATABASE_URL });
     await holder.query('LOCK TABLES logs WRITE');
     await lane.resume();
