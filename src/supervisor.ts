@@ -25,8 +25,6 @@ const GATHER_TIMEOUT_MS = 2_000;
 interface Member {
   name: string;
   entry: 'intake' | 'worker';
-  /** Added to this process's nice value for the member's process (WORKER_NICE for workers). */
-  nice: number;
   /** Settings of its own: WORKER_PORT + n for the n-th worker after the first, so each has its port. */
   env: Record<string, string>;
   child: ChildProcess | null;
@@ -44,6 +42,8 @@ export async function superviseOrRun(label: string): Promise<void> {
 
 class Supervisor {
   private readonly members: Member[];
+  /** How much lower the workers' CPU priority is than this process's (WORKER_NICE). */
+  private readonly workerNice: number;
   private stopping = false;
   private exitCode = 0;
   private nextRequest = 0;
@@ -54,10 +54,10 @@ class Supervisor {
     private readonly logger: Logger,
     private readonly label: string,
   ) {
+    this.workerNice = config.WORKER_NICE;
     const member = (name: string, entry: Member['entry'], env: Record<string, string> = {}): Member => ({
       name,
       entry,
-      nice: entry === 'worker' ? config.WORKER_NICE : 0,
       env,
       child: null,
       startedAt: 0,
@@ -99,7 +99,7 @@ class Supervisor {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     member.child = child;
-    if (member.nice > 0) this.lowerPriority(member, child);
+    if (member.entry === 'worker' && this.workerNice > 0) this.lowerPriority(member, child);
     member.startedAt = Date.now();
     member.ready = false;
     return new Promise((resolve) => {
@@ -121,11 +121,11 @@ class Supervisor {
     });
   }
 
-  /** Gives a member's process a nice value `member.nice` above this one's (WORKER_NICE); a refusal is told, not fatal. */
+  /** Gives a worker's process a nice value WORKER_NICE above this one's; a refusal is told, not fatal. */
   private lowerPriority(member: Member, child: ChildProcess): void {
     if (child.pid === undefined) return;
     try {
-      setPriority(child.pid, Math.min(19, getPriority() + member.nice));
+      setPriority(child.pid, Math.min(19, getPriority() + this.workerNice));
     } catch (error) {
       this.logger.warn(
         { process: member.name, err: (error as Error).message },

@@ -120,8 +120,7 @@ export async function accept(
   const key = job.idempotencyKey;
   const began = deps.replicas.begin();
   if (key !== null) {
-    const inFlight = () => new Conflict('A request with this idempotency key is still being accepted. Retry in a moment.', 1);
-    const held = await whileBeingAccepted(waitSeconds, inFlight, async () => {
+    const held = await whileBeingAccepted(waitSeconds, 'idempotency key', async () => {
       const claim = await deps.claims.claim(principal.keyId, key, job.fingerprint, job.commandId);
       if (claim.kind === 'new') return { settled: null };
       const replayed = await replay(deps, principal, claim.commandId, waitSeconds, began);
@@ -157,25 +156,30 @@ export async function accept(
 }
 
 /** How often a request that may wait looks again at a duplicate still being accepted. */
-const IN_FLIGHT_POLL_MS = 20;
+export const IN_FLIGHT_POLL_MS = 20;
+
+/** 409 for a command whose idempotency key or external_id a request still being accepted holds. */
+export function stillBeingAccepted(what: 'idempotency key' | 'external_id'): Conflict {
+  return new Conflict(`A request with this ${what} is still being accepted. Retry in a moment.`, 1);
+}
 
 /**
  * Runs `look` until it settles (returns `{ settled }`): undefined means the holder of the key or
  * external id is still being accepted (claimed, not yet queued — usually a few milliseconds). A
  * request that may wait (`Prefer: wait=N`) looks again while its wait lasts, so a retry sent
  * hard on the heels of the first gets the first's answer rather than a 409; one that may not
- * wait, or whose wait ran out, gets `inFlight` (409, Retry-After: 1).
+ * wait, or whose wait ran out, gets stillBeingAccepted(what) (409, Retry-After: 1).
  */
 async function whileBeingAccepted<T>(
   waitSeconds: number,
-  inFlight: () => Conflict,
+  what: 'idempotency key' | 'external_id',
   look: () => Promise<{ settled: T } | undefined>,
 ): Promise<T> {
   const until = Date.now() + waitSeconds * 1000;
   for (;;) {
     const seen = await look();
     if (seen !== undefined) return seen.settled;
-    if (Date.now() + IN_FLIGHT_POLL_MS > until) throw inFlight();
+    if (Date.now() + IN_FLIGHT_POLL_MS > until) throw stillBeingAccepted(what);
     await new Promise((resolve) => setTimeout(resolve, IN_FLIGHT_POLL_MS));
   }
 }
@@ -195,8 +199,7 @@ async function claimExternalId(
   began: WritesBegan,
 ): Promise<HttpAnswer | null> {
   const externalId = job.command.externalId as string;
-  const inFlight = () => new Conflict('A request with this external_id is still being accepted. Retry in a moment.', 1);
-  return whileBeingAccepted(waitSeconds, inFlight, async () => {
+  return whileBeingAccepted(waitSeconds, 'external_id', async () => {
     const claim = await deps.externalIds.claim(principal.keyId, externalId, job.fingerprint, job.commandId);
     if (claim.kind === 'new') return { settled: null };
     const status = await commandStatus(deps.pool, deps.tables, deps.queue, claim.commandId, principal.keyId);

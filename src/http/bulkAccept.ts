@@ -4,20 +4,19 @@
 // `chunkSize` items, added with BullMQ's bulk add; look-ups and idempotency claims are
 // batched, so a request of 1,000 items costs a handful of round trips.
 import type { Origin } from '../apply/audit.js';
-import type { Outcome } from '../apply/ledger.js';
 import { parseBulkItem } from '../commands/bulkItem.js';
 import type { Command } from '../commands/command.js';
 import { fingerprint } from '../commands/command.js';
 import { emailNotAvailable } from '../commands/createReply.js';
-import { Conflict, ExternalIdMismatch, IdempotencyMismatch, Invalid, ServiceError, Unavailable } from '../errors.js';
+import { ExternalIdMismatch, IdempotencyMismatch, Invalid, ServiceError, Unavailable } from '../errors.js';
 import type { Principal } from '../itflow/apiKeys.js';
 import type { ItflowClock } from '../itflow/clock.js';
 import type { People } from '../itflow/people.js';
 import { type ChunkJob, commandIdInChunk, newChunkId } from '../queue/chunks.js';
 import type { CommandJob } from '../queue/jobs.js';
 import { laneOf } from '../queue/lanes.js';
-import { commandStatusMany, type FinishedStatus } from '../read/commandStatus.js';
-import { type AcceptDeps, CLAIM_IN_FLIGHT_MS, checkTicketFacts } from './accept.js';
+import { commandStatusMany, type FinishedStatus, finishedStatus } from '../read/commandStatus.js';
+import { type AcceptDeps, CLAIM_IN_FLIGHT_MS, checkTicketFacts, IN_FLIGHT_POLL_MS, stillBeingAccepted } from './accept.js';
 
 export interface BulkDeps extends AcceptDeps {
   clock: ItflowClock;
@@ -121,7 +120,7 @@ export async function acceptBulk(
       if (notAdded.has(job.commandId)) continue;
       const outcome = outcomes.get(job.commandId);
       if (!outcome) allFinished = false;
-      else results[c.index] = finishedItem(job.commandId, outcome);
+      else results[c.index] = finishedStatus(job.commandId, outcome);
     }
     for (const index of stillQueued) {
       const commandId = (results[index] as { command_id: string }).command_id;
@@ -138,12 +137,6 @@ export async function acceptBulk(
   const httpStatus =
     newlyQueued > 0 && !(waiting && allFinished) ? 202 : newlyQueued > 0 || replayed > 0 ? 200 : notAdded.size > 0 ? 503 : 400;
   return { httpStatus, results };
-}
-
-function finishedItem(commandId: string, outcome: Outcome): FinishedStatus {
-  return outcome.status === 'applied'
-    ? { command_id: commandId, status: 'applied', insert_id: outcome.insertId }
-    : { command_id: commandId, status: 'failed', http_status: outcome.failure.status, message: outcome.failure.message };
 }
 
 /**
@@ -164,7 +157,7 @@ async function finishedWithin(
     const waiting = await deps.waiter.expectMany(left, until - Date.now());
     const finished = await commandStatusMany(deps.pool, deps.tables, left, apiKeyId);
     if (finished.size === 0) {
-      for (const [commandId, outcome] of await waiting.result) found.set(commandId, finishedItem(commandId, outcome));
+      for (const [commandId, outcome] of await waiting.result) found.set(commandId, finishedStatus(commandId, outcome));
       break;
     }
     // Some finished unheard: listen again for the others only.
@@ -279,14 +272,11 @@ function chunked(deps: BulkDeps, principal: Principal, candidates: Candidate[], 
   return chunks;
 }
 
-/** How often items whose duplicate is still being accepted look again, while the request may wait. */
-const IN_FLIGHT_POLL_MS = 20;
-
 /** An item whose key or external id a request still being accepted holds (claimed, not queued yet). */
 interface Busy {
   candidate: Candidate;
   job: CommandJob;
-  inFlight: () => Conflict;
+  held: 'idempotency key' | 'external_id';
 }
 
 /**
@@ -314,7 +304,7 @@ async function claimAll(
     replayed += await claimExternalIds(deps, principal, looking, results, refuse, repeats, busy);
     if (busy.length === 0) return { replayed, repeats };
     if (Date.now() + IN_FLIGHT_POLL_MS > until) {
-      for (const b of busy) refuse(b.candidate.index, b.inFlight());
+      for (const b of busy) refuse(b.candidate.index, stillBeingAccepted(b.held));
       return { replayed, repeats };
     }
     await new Promise((resolve) => setTimeout(resolve, IN_FLIGHT_POLL_MS));
@@ -392,7 +382,7 @@ async function claimKeys(
       busy.push({
         candidate: h.candidate,
         job: h.candidate.job as CommandJob,
-        inFlight: () => new Conflict('A request with this idempotency key is still being accepted. Retry in a moment.', 1),
+        held: 'idempotency key',
       });
       h.candidate.job = undefined;
     } else {
@@ -499,7 +489,7 @@ async function claimExternalIds(
       busy.push({
         candidate: c,
         job,
-        inFlight: () => new Conflict('A request with this external_id is still being accepted. Retry in a moment.', 1),
+        held: 'external_id',
       });
       await drop(c);
     } else {

@@ -1,5 +1,5 @@
 import type { Pool, RowDataPacket } from 'mysql2/promise';
-import { idBytes, idText, readLedger, toOutcome } from '../apply/ledger.js';
+import { idBytes, idText, type Outcome, readLedger, toOutcome } from '../apply/ledger.js';
 import type { ServiceTables } from '../db/tables.js';
 import { wallClock } from '../itflow/clock.js';
 import type { CommandQueue } from '../queue/producer.js';
@@ -136,6 +136,13 @@ export type FinishedStatus =
   | { command_id: string; status: 'applied'; insert_id: number }
   | { command_id: string; status: 'failed'; http_status: number; message: string };
 
+/** How a finished command is reported, from its outcome. */
+export function finishedStatus(commandId: string, outcome: Outcome): FinishedStatus {
+  return outcome.status === 'applied'
+    ? { command_id: commandId, status: 'applied', insert_id: outcome.insertId }
+    : { command_id: commandId, status: 'failed', http_status: outcome.failure.status, message: outcome.failure.message };
+}
+
 /** The finished ones among many commands of one key, from the ledger in one query. */
 export async function commandStatusMany(
   pool: Pool,
@@ -151,13 +158,7 @@ export async function commandStatusMany(
   return new Map(
     rows.map((row): [string, FinishedStatus] => {
       const id = idText(row.command_id);
-      const outcome = toOutcome(row);
-      return [
-        id,
-        outcome.status === 'applied'
-          ? { command_id: id, status: 'applied', insert_id: outcome.insertId }
-          : { command_id: id, status: 'failed', http_status: outcome.failure.status, message: outcome.failure.message },
-      ];
+      return [id, finishedStatus(id, toOutcome(row))];
     }),
   );
 }
