@@ -381,6 +381,14 @@ describe('bulk commands still in the queue (ITFlow 2.6.7)', () => {
     const first = await h.post(BULK, [item], { key: world.keys.all });
     expect(first.body.data[0]).toMatchObject({ status: 'queued' });
     const commandId = first.body.data[0].command_id;
+    // No worker for longer than a retry's wait: it answers 202, the replayed item still queued.
+    const outwaited = await h.post(BULK, [item, { ...beside, ticket_reply: 'Queued while no worker runs' }], {
+      key: world.keys.all,
+      headers: { Prefer: 'wait=1' },
+    });
+    expect(outwaited.status).toBe(202);
+    expect(outwaited.body.data[0]).toEqual({ command_id: commandId, status: 'queued', replayed: true });
+    expect(outwaited.body.data[1]).toMatchObject({ status: 'queued' });
     const retrying = h.post(BULK, [item, beside], { key: world.keys.all, headers: { Prefer: 'wait=10' } });
     // No worker yet: the first request's command is still queued when the retry looks.
     await new Promise((resolve) => setTimeout(resolve, 300));
@@ -389,10 +397,10 @@ describe('bulk commands still in the queue (ITFlow 2.6.7)', () => {
       const retry = await retrying;
       expect(retry.status).toBe(200);
       const replies = await repliesOf(h.db, ticket);
-      expect(replies.map((r) => r.ticket_reply)).toEqual([item.ticket_reply, beside.ticket_reply]);
+      expect(replies.map((r) => r.ticket_reply)).toEqual([item.ticket_reply, 'Queued while no worker runs', beside.ticket_reply]);
       expect(retry.body.data).toEqual([
         { command_id: commandId, status: 'applied', insert_id: replies[0]?.ticket_reply_id, replayed: true },
-        { command_id: expect.any(String), status: 'applied', insert_id: replies[1]?.ticket_reply_id },
+        { command_id: expect.any(String), status: 'applied', insert_id: replies[2]?.ticket_reply_id },
       ]);
       // Only items already queued: answered as they ended, within the wait.
       const again = await h.post(BULK, [item], { key: world.keys.all, headers: { Prefer: 'wait=10' } });
