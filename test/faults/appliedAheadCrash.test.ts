@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import mysql from 'mysql2/promise';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { laneOfTicket } from '../../src/queue/lanes.js';
-import { expectExactlyOnce, sendReplies } from '../helpers/faults.js';
+import { expectExactlyOnce, sendReplies, waitsForTableLock } from '../helpers/faults.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, seedWorld, type World } from '../helpers/itflow.js';
 import { freePort, killLeftovers, spawnEntry, startRedisServer } from '../helpers/processes.js';
@@ -70,17 +70,7 @@ describe('a worker killed between a run’s commit and taking its jobs out of th
     await holder.query('LOCK TABLES logs WRITE');
     await lane.resume();
     await lane.close();
-    const database = h.config.DATABASE_URL.split('/').pop();
-    let waiting = false;
-    for (let i = 0; i < 300 && !waiting; i++) {
-      const rows = await h.query(
-        "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = ? AND STATE LIKE 'Waiting for table%' AND INFO LIKE '%INSERT INTO logs%'",
-        [database],
-      );
-      waiting = Number(rows[0]?.n) > 0;
-      if (!waiting) await sleep(50);
-    }
-    expect(waiting, "the worker's batch waits for the audit table").toBe(true);
+    expect(await waitsForTableLock(h, '%INSERT INTO logs%'), "the worker's batch waits for the audit table").toBe(true);
 
     // Redis takes no writes from now on; then the batch commits, and taking its run out of the lane waits.
     await redis.call('CLIENT', 'PAUSE', '30000', 'WRITE');

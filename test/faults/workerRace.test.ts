@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { expectExactlyOnce, ledgerCount, sendReplies, waitForLedger } from '../helpers/faults.js';
+import { expectExactlyOnce, ledgerCount, sendReplies, waitForLedger, waitsForTableLock } from '../helpers/faults.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { addTicket, seedWorld, type World } from '../helpers/itflow.js';
 import { killLeftovers, spawnEntry } from '../helpers/processes.js';
@@ -23,20 +23,6 @@ describe('two workers racing on the same commands', () => {
   afterEach(killLeftovers);
   afterAll(() => h?.close());
 
-  /** Waits until a worker's transaction waits for ITFlow's logs table (its batch's last round trip). */
-  async function untilBatchWaitsForLogs(): Promise<void> {
-    const database = h.config.DATABASE_URL.split('/').pop();
-    for (let i = 0; i < 600; i++) {
-      const [row] = await h.query(
-        "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = ? AND STATE LIKE 'Waiting for table%' AND INFO LIKE '%INSERT INTO logs%'",
-        [database],
-      );
-      if (Number(row?.n) > 0) return;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    throw new Error("no worker's batch waited for the logs table within 30 s");
-  }
-
   it('a frozen worker resumed after its jobs were handed on applies nothing twice', async () => {
     const tickets = await Promise.all(Array.from({ length: 6 }, () => addTicket(h.db, '2.6.7', { clientId: world.clientA })));
     // More than the frozen worker's two transactions in flight can take (2 × BATCH_MAX_COMMANDS, 250).
@@ -50,7 +36,8 @@ describe('two workers racing on the same commands', () => {
     try {
       await holder.query('LOCK TABLES logs WRITE');
       frozen = spawnEntry('workers/worker.ts', h.processEnv(env));
-      await untilBatchWaitsForLogs();
+      // Its transaction waits for ITFlow's logs table: the batch's last round trip.
+      expect(await waitsForTableLock(h, '%INSERT INTO logs%', 30_000), "no worker's batch waited for the logs table").toBe(true);
       frozen.child.kill('SIGSTOP');
     } finally {
       // Its statements are with MariaDB already: the batch commits while the worker is frozen.

@@ -232,3 +232,21 @@ export async function proxiedDatabase(databaseUrl: string, mysqlUrl: string): Pr
   proxied.port = String(proxy.port);
   return { proxy, url: proxied.toString() };
 }
+
+/**
+ * Whether, within `timeoutMs`, a session of this test's database waits for a table lock (another
+ * session's LOCK TABLES) in a statement whose text matches `infoLike` (a LIKE pattern).
+ */
+export async function waitsForTableLock(h: Harness, infoLike: string, timeoutMs = 15_000): Promise<boolean> {
+  const database = h.config.DATABASE_URL.split('/').pop();
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [row] = await h.query(
+      "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = ? AND STATE LIKE 'Waiting for table%' AND INFO LIKE ?",
+      [database, infoLike],
+    );
+    if (Number(row?.n) > 0) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
